@@ -1,0 +1,32 @@
+# dyplsq: make demo, make test, make chaos, make bench.
+GO ?= go
+WITH_REDIS = ./.ci/with-redis
+
+.PHONY: all build vet test chaos bench demo demo-ui fmt
+
+all: build
+
+build:
+	$(GO) build ./...
+
+vet:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+
+## test: vet and every unit and integration test with the race detector,
+## against a real Redis (REDIS_URL, or a throwaway redis-server).
+test: vet
+	$(WITH_REDIS) $(GO) test -race -count=1 -timeout 9m ./...
+
+## chaos: the longer suites (crashes, outages, Cluster, fuzzing, browser).
+chaos:
+	$(WITH_REDIS) $(GO) test -race -count=1 -timeout 30m -tags chaos -run 'Chaos' ./...
+	$(GO) test -run '^$$' -fuzz FuzzMask -fuzztime 20s ./dypls/
+
+## bench: benchmarks beside bare asynq on a private Redis; see BENCHMARKS.md.
+bench:
+	$(GO) run ./bench
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

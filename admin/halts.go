@@ -1,0 +1,136 @@
+// Package admin controls dyplsq's queues and tracks halted workers, for the
+// enqueue CLI (queue pause, resume and status) and the worker.
+//
+// A worker that meets a code failing every job (bad credentials, a closed
+// account) halts: it stops calling the API, reports the halt here and keeps
+// refreshing it while it probes for recovery. Halts of workers that died
+// while halted go stale and are dropped.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix is the key prefix of a [Halts] whose Prefix is empty.
+const DefaultPrefix = "dyplsq"
+
+// DefaultStaleAfter is how long a halt lives without a refresh when
+// [Halts.StaleAfter] is zero.
+const DefaultStaleAfter = time.Minute
+
+// Halt is one halted worker.
+type Halt struct {
+	// Worker identifies the worker process (unique in the fleet); Host and
+	// PID say where it runs.
+	Worker, Host string
+	PID          int
+	// Code is the failure code that halted it, Message its text (phone
+	// numbers masked by the reporter).
+	Code, Message string
+	// Since is when the worker halted; UpdatedAt when it last reported;
+	// NextProbe when it will try the API again.
+	Since, UpdatedAt, NextProbe time.Time
+}
+
+// Halts keeps the halts of the fleet in one Redis hash, <prefix>:halts,
+// mapping each worker to the JSON of its [Halt].
+type Halts struct {
+	// Redis is the server holding the hash.
+	Redis redis.UniversalClient
+	// Prefix starts the key; empty means [DefaultPrefix].
+	Prefix string
+	// StaleAfter drops halts not refreshed for this long (the worker died
+	// while halted); zero means [DefaultStaleAfter].
+	StaleAfter time.Duration
+}
+
+// Key is the Redis hash holding the halts.
+func (h *Halts) Key() string {
+	p := h.Prefix
+	if p == "" {
+		p = DefaultPrefix
+	}
+	return p + ":halts"
+}
+
+func (h *Halts) staleAfter() time.Duration {
+	if h.StaleAfter > 0 {
+		return h.StaleAfter
+	}
+	return DefaultStaleAfter
+}
+
+// Report records or refreshes the halt of x.Worker. A zero UpdatedAt means
+// now, and a zero Since means UpdatedAt. The worker calls it when it halts
+// and every few seconds while halted, well within StaleAfter.
+func (h *Halts) Report(ctx context.Context, x Halt) error {
+	if x.Worker == "" {
+		return errors.New("admin: halt without a worker name")
+	}
+	if x.UpdatedAt.IsZero() {
+		x.UpdatedAt = time.Now()
+	}
+	if x.Since.IsZero() {
+		x.Since = x.UpdatedAt
+	}
+	b, err := json.Marshal(x)
+	if err != nil {
+		return err
+	}
+	if err := h.Redis.HSet(ctx, h.Key(), x.Worker, b).Err(); err != nil {
+		return fmt.Errorf("admin: report halt: %w", err)
+	}
+	return nil
+}
+
+// Clear removes the halt of worker, when it resumes.
+func (h *Halts) Clear(ctx context.Context, worker string) error {
+	if err := h.Redis.HDel(ctx, h.Key(), worker).Err(); err != nil {
+		return fmt.Errorf("admin: clear halt: %w", err)
+	}
+	return nil
+}
+
+// removeIfUnchanged deletes a hash field only if it still holds the value
+// read, so a halt refreshed meanwhile survives.
+var removeIfUnchanged = redis.NewScript(`
+if redis.call("HGET", KEYS[1], ARGV[1]) == ARGV[2] then
+	return redis.call("HDEL", KEYS[1], ARGV[1])
+end
+return 0`)
+
+// List returns the current halts, oldest first. Halts not refreshed within
+// StaleAfter (their worker died) and unreadable entries are removed and left
+// out.
+func (h *Halts) List(ctx context.Context) ([]Halt, error) {
+	all, err := h.Redis.HGetAll(ctx, h.Key()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("admin: list halts: %w", err)
+	}
+	cutoff := time.Now().Add(-h.staleAfter())
+	var out []Halt
+	for worker, v := range all {
+		var x Halt
+		if json.Unmarshal([]byte(v), &x) != nil || x.UpdatedAt.Before(cutoff) {
+			if err := removeIfUnchanged.Run(ctx, h.Redis, []string{h.Key()}, worker, v).Err(); err != nil {
+				return nil, fmt.Errorf("admin: drop stale halt: %w", err)
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].Worker < out[j].Worker
+	})
+	return out, nil
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/envflag"
+	"github.com/dyplsq/dyplsq/logging"
+	"github.com/dyplsq/dyplsq/monitor"
+	"github.com/dyplsq/dyplsq/redisconn"
+	"github.com/dyplsq/dyplsq/worker"
+)
+
+const usage = `worker runs dyplsq binding-update jobs (Dyplsapi UpdateSubscription) from Redis.
+
+Usage: worker [flags]
+
+Each job ends applied, superseded or dead; on the way it may retry (throttled:
+short delay, not counted; transient: backoff, counted) or wait in a halt (an
+account-wide code such as SignatureDoesNotMatch stops all calls until a probe
+succeeds). The monitoring UI is at http://MONITOR_ADDR/monitoring/, Prometheus
+metrics at /metrics, health at /healthz and /readyz.
+
+Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID and
+ALIBABA_CLOUD_ACCESS_KEY_SECRET (and ALIBABA_CLOUD_SECURITY_TOKEN for STS).
+SIGINT or SIGTERM: stop fetching, finish calls in flight, exit 0.`
+
+type config struct {
+	redis    redisconn.Config
+	api      dypls.Config
+	worker   worker.Config
+	qps      float64
+	monitor  monitor.Config
+	logLevel string
+	logFmt   string
+}
+
+func parse(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
+	s := envflag.New("worker", usage, getenv)
+	redisURL := s.String("REDIS_URL", "redis-url", "redis://127.0.0.1:6379/0", "Redis URL: redis://, rediss:// or redis-sentinel://")
+	clusterAddrs := s.String("REDIS_CLUSTER_ADDRS", "redis-cluster-addrs", "", "comma-separated Redis Cluster nodes (instead of REDIS_URL)")
+	redisUser := s.String("REDIS_USERNAME", "redis-username", "", "Redis ACL user name")
+	redisPass := s.Secret("REDIS_PASSWORD", "redis-password", "Redis password")
+	redisTLS := s.Bool("REDIS_TLS", "redis-tls", false, "use TLS to Redis Cluster nodes")
+	logLevel := s.String("LOG_LEVEL", "log-level", "info", "debug, info, warn or error")
+	logFmt := s.String("LOG_FORMAT", "log-format", "json", "json or console")
+	akID := s.String("ALIBABA_CLOUD_ACCESS_KEY_ID", "access-key-id", "", "AccessKey ID for Dyplsapi (required)")
+	akSecret := s.Secret("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "access-key-secret", "AccessKey secret (required; prefer the variable: flags show in ps)")
+	stsToken := s.Secret("ALIBABA_CLOUD_SECURITY_TOKEN", "security-token", "STS security token (optional)")
+	endpoint := s.String("DYPLS_ENDPOINT", "endpoint", dypls.DefaultEndpoint, "Dyplsapi URL; http://127.0.0.1:8086 for the simulator")
+	region := s.String("DYPLS_REGION", "region", dypls.DefaultRegion, "Alibaba Cloud region")
+	qps := s.Float("DYPLS_QPS", "qps", 500, 0, "UpdateSubscription calls per second across all workers together (0: no cap)")
+	timeout := s.Duration("DYPLS_TIMEOUT", "timeout", dypls.DefaultTimeout, "timeout of one API call (at most 1m)")
+	concurrency := s.Int("WORKER_CONCURRENCY", "concurrency", 20, 1, "jobs run at once by this worker")
+	queues := s.String("WORKER_QUEUES", "queues", "dyplsq-live:6,dyplsq-bulk:1", "queues to serve with their weights")
+	maxAge := s.Duration("JOB_MAX_AGE", "job-max-age", 24*time.Hour, "a job older than this is dead")
+	maxAttempts := s.Int("JOB_MAX_ATTEMPTS", "job-max-attempts", 10, 1, "counted (transient) attempts before a job is dead")
+	monAddr := s.String("MONITOR_ADDR", "monitor-addr", "127.0.0.1:8080", "address of the UI, /metrics, /healthz, /readyz")
+	monUser := s.String("MONITOR_USER", "monitor-user", "", "basic-auth user for the UI and /metrics (required off loopback)")
+	monPass := s.Secret("MONITOR_PASSWORD", "monitor-password", "basic-auth password")
+	monRO := s.Bool("MONITOR_READONLY", "monitor-readonly", true, "the UI cannot change tasks or queues")
+	if err := s.Parse(args, stdout); err != nil {
+		return nil, err
+	}
+	if len(s.Args()) > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (worker takes flags only; see --help)", s.Args()[0])
+	}
+	c := &config{logLevel: *logLevel, logFmt: *logFmt, qps: *qps}
+	c.redis = redisconn.Config{URL: *redisURL, Username: *redisUser, Password: *redisPass, TLS: *redisTLS}
+	if *clusterAddrs != "" {
+		if getenv("REDIS_URL") != "" {
+			return nil, errors.New("REDIS_URL and REDIS_CLUSTER_ADDRS are both set: use one")
+		}
+		c.redis.URL = ""
+		for _, a := range strings.Split(*clusterAddrs, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				c.redis.ClusterAddrs = append(c.redis.ClusterAddrs, a)
+			}
+		}
+	}
+	if err := c.redis.Validate(); err != nil {
+		return nil, err
+	}
+	c.api = dypls.Config{Endpoint: *endpoint, Region: *region, AccessKeyID: *akID, AccessKeySecret: *akSecret,
+		SecurityToken: *stsToken, Timeout: *timeout}
+	if err := c.api.Validate(); err != nil {
+		return nil, err
+	}
+	if *timeout > time.Minute {
+		return nil, fmt.Errorf("DYPLS_TIMEOUT (--timeout): %s is too long: at most 1m", *timeout)
+	}
+	qs, err := parseQueues(*queues)
+	if err != nil {
+		return nil, err
+	}
+	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge}
+	c.monitor = monitor.Config{Addr: *monAddr, User: *monUser, Password: *monPass, ReadOnly: *monRO}
+	if (*monUser == "") != (*monPass == "") {
+		return nil, errors.New("MONITOR_USER and MONITOR_PASSWORD must be set together")
+	}
+	return c, nil
+}
+
+// parseQueues reads "name:weight,name:weight".
+func parseQueues(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, w, found := strings.Cut(part, ":")
+		weight := 1
+		if found {
+			n, err := strconv.Atoi(w)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("WORKER_QUEUES (--queues): weight %q of queue %q is not a whole number ≥ 1 (want name:weight,name:weight)", w, name)
+			}
+			weight = n
+		}
+		if name == "" {
+			return nil, fmt.Errorf("WORKER_QUEUES (--queues): empty queue name in %q", s)
+		}
+		out[name] = weight
+	}
+	if len(out) == 0 {
+		return nil, errors.New("WORKER_QUEUES (--queues): no queue named")
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parse(args, getenv, stdout)
+	if errors.Is(err, envflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %s\n", dypls.Mask(err.Error()))
+		return 2
+	}
+	log, err := logging.New(cfg.logLevel, cfg.logFmt, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %s\n", err)
+		return 2
+	}
+	log = log.With().Str("component", "worker").Logger()
+
+	rdb, err := redisconn.Open(cfg.redis)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %s\n", err)
+		return 2
+	}
+	defer rdb.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = rdb.Ping(pingCtx).Err()
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: cannot reach Redis at %s: %s\n", cfg.redis, dypls.Mask(err.Error()))
+		return 2
+	}
+	if warns, err := redisconn.Warnings(ctx, rdb); err == nil {
+		for _, w := range warns {
+			log.Warn().Msg(w)
+		}
+	}
+
+	api, err := dypls.New(cfg.api)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %s\n", err)
+		return 2
+	}
+	defer api.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	wc := cfg.worker
+	wc.Logger = log
+	wc.Registry = reg
+	w, err := worker.New(wc, rdb, api)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %s\n", err)
+		return 2
+	}
+
+	mc := cfg.monitor
+	mc.RedisConnOpt = monitor.SharedRedis{Client: rdb}
+	mc.Registry = reg
+	mc.Inspector = w.Inspector()
+	mc.Ready = w.Ready
+	mc.Logger = log.With().Str("component", "monitor").Logger()
+	mon, err := monitor.New(mc)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %s\n", err)
+		return 2
+	}
+	addr, err := mon.Start()
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: MONITOR_ADDR %s: %s\n", cfg.monitor.Addr, err)
+		return 2
+	}
+	if err := w.Start(); err != nil {
+		fmt.Fprintf(stderr, "worker: start: %s\n", dypls.Mask(err.Error()))
+		_ = mon.Shutdown(context.Background())
+		return 2
+	}
+	log.Info().Str("redis", cfg.redis.String()).Str("endpoint", cfg.api.Endpoint).
+		Interface("queues", cfg.worker.Queues).Int("concurrency", cfg.worker.Concurrency).
+		Str("monitor", "http://"+addr+"/monitoring/").Msg("worker started")
+
+	<-ctx.Done()
+	log.Info().Msg("shutting down: no new jobs; waiting for calls in flight")
+	w.Shutdown()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = mon.Shutdown(sctx)
+	log.Info().Msg("worker stopped")
+	return 0
+}

@@ -1,0 +1,166 @@
+package deadletter
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// jobFields are the few payload fields a record copies. They are decoded
+// here rather than through package tasks so that a record can be written for
+// any payload, however malformed.
+type jobFields struct {
+	SubsId, OperateType string
+	Version             int64
+	Batch               string
+	Line                int
+}
+
+// metaKey is the payload key of dyplsq's metadata object.
+const metaKey = "_meta"
+
+// decodeFields reads what it can of payload and ignores the rest.
+func decodeFields(payload []byte) jobFields {
+	var f jobFields
+	var top map[string]json.RawMessage
+	if json.Unmarshal(payload, &top) != nil {
+		return f
+	}
+	f.SubsId = scalar(lookup(top, "SubsId"))
+	f.OperateType = scalar(lookup(top, "OperateType"))
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(lookup(top, metaKey), &meta) != nil {
+		return f
+	}
+	f.Version, _ = strconv.ParseInt(scalar(lookup(meta, "version")), 10, 64)
+	f.Batch = scalar(lookup(meta, "batch"))
+	line, _ := strconv.ParseInt(scalar(lookup(meta, "line")), 10, 0)
+	f.Line = int(line)
+	return f
+}
+
+// lookup returns m's value for key, matching the key in any case as the
+// payload decoder of package tasks does; an exact match wins.
+func lookup(m map[string]json.RawMessage, key string) json.RawMessage {
+	if v, ok := m[key]; ok {
+		return v
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return nil
+}
+
+// scalar returns the text of a JSON string, number or boolean, and "" for
+// anything else.
+func scalar(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return ""
+		}
+		return s
+	case '{', '[', 'n':
+		return ""
+	default:
+		return string(raw)
+	}
+}
+
+// errNotObject reports a payload a requeue cannot rewrite.
+var errNotObject = errors.New("payload is not a JSON object (malformed: export it, fix it and enqueue it again)")
+
+// requeuePayload returns payload with its "_meta" object marked as a requeue
+// at now: "requeues" goes up by one, "requeued_at" is now, "source" is
+// "requeue" and "requeued_from" is taskID. Everything else, "version"
+// included, is kept, and so are the bytes outside "_meta".
+func requeuePayload(payload []byte, taskID string, now time.Time) ([]byte, error) {
+	start, end, err := metaSpan(payload)
+	if err != nil {
+		return nil, err
+	}
+	meta := map[string]json.RawMessage{}
+	if start >= 0 {
+		old := bytes.TrimSpace(payload[start:end])
+		if !bytes.Equal(old, []byte("null")) {
+			if err := json.Unmarshal(old, &meta); err != nil || meta == nil {
+				return nil, fmt.Errorf("payload %s is not a JSON object", metaKey)
+			}
+		}
+	}
+	requeues, _ := strconv.ParseInt(scalar(meta["requeues"]), 10, 64)
+	set := func(k string, v any) {
+		b, _ := json.Marshal(v)
+		meta[k] = b
+	}
+	set("requeues", requeues+1)
+	set("requeued_at", now.UTC().Format(time.RFC3339))
+	set("source", "requeue")
+	set("requeued_from", taskID)
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	out.Grow(len(payload) + 96)
+	if start >= 0 {
+		out.Write(payload[:start])
+		out.Write(mb)
+		out.Write(payload[end:])
+		return out.Bytes(), nil
+	}
+	// No "_meta" yet: add it before the closing brace.
+	closing := bytes.LastIndexByte(payload, '}')
+	body := bytes.TrimSpace(payload[:closing])
+	out.Write(payload[:closing])
+	if !bytes.HasSuffix(body, []byte("{")) {
+		out.WriteByte(',')
+	}
+	out.WriteString(`"` + metaKey + `":`)
+	out.Write(mb)
+	out.Write(payload[closing:])
+	return out.Bytes(), nil
+}
+
+// metaSpan finds the value of the top-level "_meta" key (any case) in a JSON
+// object: its byte offsets, or start -1 when there is none.
+func metaSpan(payload []byte) (start, end int, err error) {
+	if !json.Valid(payload) {
+		return 0, 0, errNotObject
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	tok, err := dec.Token()
+	if d, ok := tok.(json.Delim); err != nil || !ok || d != '{' {
+		return 0, 0, errNotObject
+	}
+	start = -1
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, 0, err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return 0, 0, err
+		}
+		if key, _ := tok.(string); strings.EqualFold(key, metaKey) {
+			if start >= 0 {
+				return 0, 0, fmt.Errorf("payload has %s twice", metaKey)
+			}
+			end = int(dec.InputOffset())
+			start = end - len(raw)
+		}
+	}
+	return start, end, nil
+}

@@ -1,0 +1,177 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Codes of an [Outcome].
+const (
+	// OutcomeRequeued: the job is queued again and its record deleted.
+	OutcomeRequeued = "requeued"
+	// OutcomePurged: the archived task and the record are deleted.
+	OutcomePurged = "purged"
+	// OutcomeWouldRequeue and OutcomeWouldPurge: what a dry run would do.
+	OutcomeWouldRequeue = "would requeue"
+	OutcomeWouldPurge   = "would purge"
+	// OutcomeLive: a task with this id is live in asynq (pending, active,
+	// scheduled, retrying or completed within its retention), so it was not
+	// requeued and the record is kept.
+	OutcomeLive = "live"
+	// OutcomeFailed: the record could not be worked; Outcome.Err says why.
+	OutcomeFailed = "failed"
+)
+
+// Options of a requeued task.
+const (
+	requeueMaxRetry  = 1000 // the handler keeps its own, fresh, attempt budget
+	requeueRetention = 24 * time.Hour
+	requeueTimeout   = 5 * time.Minute
+)
+
+// Outcome is what a [Requeuer] did, or would do, with one record.
+type Outcome struct {
+	TaskID string
+	Code   string // one of the Outcome constants
+	Err    error  // why, for OutcomeFailed (and a requeued job whose record could not be deleted)
+}
+
+// Requeuer sends dead jobs back to their queue or purges them.
+type Requeuer struct {
+	// Store holds the records to work.
+	Store *Store
+	// Inspector deletes archived tasks and tells live ones.
+	Inspector *asynq.Inspector
+	// Client enqueues the requeued jobs.
+	Client *asynq.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (q *Requeuer) now() time.Time {
+	if q.Now != nil {
+		return q.Now()
+	}
+	return time.Now()
+}
+
+// Requeue queues every job matching f again, oldest first: it deletes the
+// archived asynq task, enqueues the same payload with the same task id to
+// the same queue, and deletes the record. The payload's "_meta" gains
+// "requeues" (previous + 1), "requeued_at" (now) and "source": "requeue";
+// "version" is kept, so a job overtaken by a newer update is superseded by
+// the worker rather than applied, and the worker gives the job a fresh
+// attempt budget and max-age clock from "requeues" and "requeued_at".
+//
+// A job whose task id is live in asynq is reported [OutcomeLive] and its
+// record kept. With dryRun nothing changes and the outcomes say what would
+// happen. The error is for failures that stop the whole run (reading the
+// records, a cancelled context); each record's own failure is in its Outcome.
+func (q *Requeuer) Requeue(ctx context.Context, f Filter, dryRun bool) ([]Outcome, error) {
+	var out []Outcome
+	err := q.Store.Each(ctx, f, func(r Record) error {
+		o := q.requeue(ctx, r, dryRun)
+		out = append(out, o)
+		return ctx.Err()
+	})
+	return out, err
+}
+
+func (q *Requeuer) requeue(ctx context.Context, r Record, dryRun bool) Outcome {
+	o := Outcome{TaskID: r.TaskID}
+	fail := func(err error) Outcome {
+		o.Code, o.Err = OutcomeFailed, err
+		return o
+	}
+	if r.Type == "" || r.Queue == "" {
+		return fail(errors.New("record has no task type or queue"))
+	}
+	payload, err := requeuePayload(r.Payload, r.TaskID, q.now())
+	if err != nil {
+		return fail(err)
+	}
+	live, err := q.removeArchived(r, dryRun)
+	switch {
+	case err != nil:
+		return fail(err)
+	case live:
+		o.Code = OutcomeLive
+		return o
+	case dryRun:
+		o.Code = OutcomeWouldRequeue
+		return o
+	}
+	stored, err := q.Store.raw(ctx, r.TaskID)
+	if err != nil {
+		return fail(fmt.Errorf("read record: %w", err))
+	}
+	task := asynq.NewTask(r.Type, payload)
+	_, err = q.Client.EnqueueContext(ctx, task,
+		asynq.TaskID(r.TaskID), asynq.Queue(r.Queue),
+		asynq.MaxRetry(requeueMaxRetry), asynq.Retention(requeueRetention), asynq.Timeout(requeueTimeout))
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		o.Code = OutcomeLive
+		return o
+	case err != nil:
+		return fail(fmt.Errorf("enqueue: %w", err))
+	}
+	o.Code = OutcomeRequeued
+	// Delete the record only as it was read: should the job already have
+	// died again, its new record stays.
+	if stored != nil {
+		if _, err := q.Store.deleteIfUnchanged(ctx, r.TaskID, stored); err != nil {
+			o.Err = fmt.Errorf("queued, but the record stays: %w", err)
+		}
+	}
+	return o
+}
+
+// Purge deletes every record matching f and its archived asynq task. A task
+// with the same id that is live in asynq is left alone; only the record goes.
+// With dryRun nothing changes.
+func (q *Requeuer) Purge(ctx context.Context, f Filter, dryRun bool) ([]Outcome, error) {
+	var out []Outcome
+	err := q.Store.Each(ctx, f, func(r Record) error {
+		o := Outcome{TaskID: r.TaskID, Code: OutcomePurged}
+		if dryRun {
+			o.Code = OutcomeWouldPurge
+		}
+		if _, err := q.removeArchived(r, dryRun); err != nil {
+			o.Code, o.Err = OutcomeFailed, err
+		} else if !dryRun {
+			if err := q.Store.Delete(ctx, r.TaskID); err != nil {
+				o.Code, o.Err = OutcomeFailed, err
+			}
+		}
+		out = append(out, o)
+		return ctx.Err()
+	})
+	return out, err
+}
+
+// removeArchived deletes r's task from the asynq archive (only from the
+// archive: a live task with that id is reported, not touched). A task or
+// queue that no longer exists is fine. With dryRun it only looks.
+func (q *Requeuer) removeArchived(r Record, dryRun bool) (live bool, err error) {
+	info, err := q.Inspector.GetTaskInfo(r.Queue, r.TaskID)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("look up task: %w", err)
+	case info.State != asynq.TaskStateArchived:
+		return true, nil
+	case dryRun:
+		return false, nil
+	}
+	err = q.Inspector.DeleteTask(r.Queue, r.TaskID)
+	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		return false, fmt.Errorf("delete archived task: %w", err)
+	}
+	return false, nil
+}

@@ -1,0 +1,256 @@
+package deadletter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/dyplsq/dyplsq/dypls"
+)
+
+// DefaultPrefix is the key prefix of a [Store] whose Prefix is empty.
+const DefaultPrefix = "dyplsq"
+
+// Store keeps dead-letter records in Redis. Each record is one string key,
+// <prefix>:dlq:rec:<task id>, holding its JSON; the ZSET <prefix>:dlq:index
+// lists every task id scored by DiedAt in Unix milliseconds. No command
+// touches two keys at once, so it works on Redis Cluster. Keys have no TTL.
+type Store struct {
+	// Redis is the server holding the records.
+	Redis redis.UniversalClient
+	// Prefix starts every key; empty means [DefaultPrefix].
+	Prefix string
+}
+
+// pageSize is how many index entries or records one command reads.
+const pageSize = 500
+
+// maxWatchRetries bounds the optimistic-lock retries of Put.
+const maxWatchRetries = 20
+
+func (s *Store) prefix() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+// IndexKey is the ZSET of task ids scored by DiedAt (Unix milliseconds).
+func (s *Store) IndexKey() string { return s.prefix() + ":dlq:index" }
+
+// RecordKey is the string key holding the JSON record of taskID.
+func (s *Store) RecordKey(taskID string) string { return s.prefix() + ":dlq:rec:" + taskID }
+
+// Put writes r. It is idempotent per TaskID: writing a record again merges
+// it with the stored one, keeping the earliest FirstFailure and DiedAt, the
+// latest LastFailure and the largest Attempts, and taking every other
+// non-empty field from r. Message is masked again as a safeguard. A zero
+// DiedAt means now.
+func (s *Store) Put(ctx context.Context, r Record) error {
+	if r.TaskID == "" {
+		return errors.New("deadletter: record without a task id")
+	}
+	r.Message = dypls.Mask(r.Message)
+	if r.DiedAt.IsZero() {
+		r.DiedAt = time.Now()
+	}
+	key := s.RecordKey(r.TaskID)
+	var merged Record
+	txf := func(tx *redis.Tx) error {
+		merged = r
+		old, err := tx.Get(ctx, key).Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return err
+		default:
+			var prev Record
+			if json.Unmarshal(old, &prev) == nil {
+				merged = merge(prev, r)
+			}
+		}
+		b, err := encode(merged)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, b, 0)
+			return nil
+		})
+		return err
+	}
+	var err error
+	for range maxWatchRetries {
+		if err = s.Redis.Watch(ctx, txf, key); !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("deadletter: write record %s: %w", r.TaskID, err)
+	}
+	return s.index(ctx, merged)
+}
+
+// putIfAbsent writes r only when taskID has no record yet, and reports
+// whether it did.
+func (s *Store) putIfAbsent(ctx context.Context, r Record) (bool, error) {
+	if r.DiedAt.IsZero() {
+		r.DiedAt = time.Now()
+	}
+	r.Message = dypls.Mask(r.Message)
+	b, err := encode(r)
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.Redis.SetNX(ctx, s.RecordKey(r.TaskID), b, 0).Result()
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, s.index(ctx, r)
+}
+
+func (s *Store) index(ctx context.Context, r Record) error {
+	err := s.Redis.ZAdd(ctx, s.IndexKey(), redis.Z{Score: float64(r.DiedAt.UnixMilli()), Member: r.TaskID}).Err()
+	if err != nil {
+		return fmt.Errorf("deadletter: index record %s: %w", r.TaskID, err)
+	}
+	return nil
+}
+
+// merge combines a stored record with a new write of the same task.
+func merge(prev, r Record) Record {
+	out := r
+	out.FirstFailure = earliest(prev.FirstFailure, r.FirstFailure)
+	out.DiedAt = earliest(prev.DiedAt, r.DiedAt)
+	if prev.LastFailure.After(r.LastFailure) {
+		out.LastFailure = prev.LastFailure
+	}
+	out.Attempts = max(prev.Attempts, r.Attempts)
+	keep := func(dst *string, old string) {
+		if *dst == "" {
+			*dst = old
+		}
+	}
+	keep(&out.Queue, prev.Queue)
+	keep(&out.Type, prev.Type)
+	keep(&out.Code, prev.Code)
+	keep(&out.Message, prev.Message)
+	keep(&out.RequestID, prev.RequestID)
+	keep(&out.Class, prev.Class)
+	keep(&out.Reason, prev.Reason)
+	keep(&out.SubsId, prev.SubsId)
+	keep(&out.OperateType, prev.OperateType)
+	keep(&out.Batch, prev.Batch)
+	if out.Version == 0 {
+		out.Version = prev.Version
+	}
+	if out.Line == 0 {
+		out.Line = prev.Line
+	}
+	if len(out.Payload) == 0 {
+		out.Payload = prev.Payload
+	}
+	return out
+}
+
+// earliest returns the earlier of two times, ignoring zero ones.
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	default:
+		return b
+	}
+}
+
+// Get returns the record of taskID, and false when there is none.
+func (s *Store) Get(ctx context.Context, taskID string) (Record, bool, error) {
+	b, err := s.Redis.Get(ctx, s.RecordKey(taskID)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("deadletter: read record %s: %w", taskID, err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Record{}, false, fmt.Errorf("deadletter: record %s is unreadable: %w", taskID, err)
+	}
+	return r, true, nil
+}
+
+// Delete removes the records of taskIDs; ids without a record are ignored.
+func (s *Store) Delete(ctx context.Context, taskIDs ...string) error {
+	for len(taskIDs) > 0 {
+		n := min(len(taskIDs), pageSize)
+		chunk := taskIDs[:n]
+		taskIDs = taskIDs[n:]
+		members := make([]any, len(chunk))
+		_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range chunk {
+				p.Del(ctx, s.RecordKey(id))
+				members[i] = id
+			}
+			p.ZRem(ctx, s.IndexKey(), members...)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("deadletter: delete records: %w", err)
+		}
+	}
+	return nil
+}
+
+// deleteIfUnchanged deletes the record of taskID only if it still holds
+// stored, the raw value read earlier, so a record written meanwhile (the job
+// died again) survives. It reports whether it deleted.
+func (s *Store) deleteIfUnchanged(ctx context.Context, taskID string, stored []byte) (bool, error) {
+	n, err := delIfEqual.Run(ctx, s.Redis, []string{s.RecordKey(taskID)}, stored).Int()
+	if err != nil || n == 0 {
+		return false, err
+	}
+	return true, s.Redis.ZRem(ctx, s.IndexKey(), taskID).Err()
+}
+
+var delIfEqual = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0`)
+
+// raw returns the stored JSON of taskID's record, nil when there is none.
+func (s *Store) raw(ctx context.Context, taskID string) ([]byte, error) {
+	b, err := s.Redis.Get(ctx, s.RecordKey(taskID)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// Count returns the number of records.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	n, err := s.Redis.ZCard(ctx, s.IndexKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: count records: %w", err)
+	}
+	return n, nil
+}
+
+// Oldest returns the DiedAt of the oldest record, and false when there are
+// none.
+func (s *Store) Oldest(ctx context.Context) (time.Time, bool, error) {
+	zs, err := s.Redis.ZRangeWithScores(ctx, s.IndexKey(), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("deadletter: oldest record: %w", err)
+	}
+	if len(zs) == 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(int64(zs[0].Score)), true, nil
+}

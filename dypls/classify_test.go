@@ -1,0 +1,123 @@
+package dypls
+
+import "testing"
+
+// TestClassifyTable is the authority on classification: every code of the
+// seed document, of the gateway and business tables of the API research,
+// and of the product contract's outcome table, with the class the product
+// gives it.
+func TestClassifyTable(t *testing.T) {
+	want := map[string]Class{
+		// Seed document.
+		"isp.DAO_EXCEPTION":         Transient,
+		"isp.RAM_PERMISSION_DENY":   Systemic,
+		"isp.SYSTEM_ERROR":          Transient,
+		"isp.UNKNOWN_ERR_CODE":      Transient,
+		"isp.VENDOR_UNAVAILABLE":    Transient,
+		"isv.ACCOUNT_ABNORMAL":      Systemic,
+		"isv.ACCOUNT_NOT_EXISTS":    Systemic,
+		"isv.BIND_CONFLICT":         Permanent,
+		"isv.EXPIRE_DATE_ILLEGAL":   Permanent,
+		"isv.FLOW_LIMIT":            Throttled,
+		"isv.FORBIDDEN_ACTION":      Permanent,
+		"isv.ILLEGAL_ARGUMENT":      Permanent,
+		"isv.MOBILE_NUMBER_ILLEGAL": Permanent,
+		"isv.NO_AVAILABLE_NUMBER":   Permanent,
+		"isv.NO_NOT_EXIST":          Permanent,
+		"isv.NO_USED_BY_OTHERS":     Permanent,
+		"isv.OUT_OF_SERVICE":        Systemic,
+		"isv.PARTNER_IS_CLOSED":     Systemic,
+		"isv.PARTNER_NOT_EXIST":     Transient,
+		"isv.PRODUCT_UNSUBSCRIBE":   Systemic,
+		"isv.PRODUCT_UN_SUBSCRIPT":  Systemic,
+		"isv.VENDOR_BIND_FAILED":    Transient,
+		// Business codes of the research (§5.2) not in the seed.
+		"isp.GATEWAY_ERROR":      Transient,
+		"isv.UPDATE_CONFLICT":    Transient,
+		"isv.SUBS_NOT_EXIST":     Permanent,
+		"isv.INVALID_PARAMETERS": Permanent,
+		"isv.POOLKEY_NOT_EXISTS": Permanent,
+		"isv.SUBS_NOT_BELONG":    Permanent,
+		// Gateway codes (§5.1).
+		"Throttling.User":                            Throttled,
+		"Throttling.Api":                             Throttled,
+		"Throttling":                                 Throttled,
+		"ServiceUnavailable":                         Transient,
+		"InternalError":                              Transient,
+		"SignatureNonceUsed":                         Transient,
+		"InvalidTimeStamp.Expired":                   Systemic,
+		"InvalidTimeStamp.Format":                    Systemic,
+		"SignatureDoesNotMatch":                      Systemic,
+		"IncompleteSignature":                        Systemic,
+		"InvalidAccessKeyId.NotFound":                Systemic,
+		"InvalidAccessKeyId.Inactive":                Systemic,
+		"MissingSubsId":                              Permanent,
+		"MissingParameter":                           Permanent,
+		"InvalidParameter":                           Permanent,
+		"InvalidPhoneNoA":                            Permanent,
+		"InvalidApi.NotFound":                        Systemic,
+		"InvalidAction.NotFound":                     Systemic,
+		"Forbidden.RAM":                              Systemic,
+		"Forbidden.RiskControl":                      Systemic,
+		"UnsupportedHTTPMethod":                      Systemic,
+		"Forbidden.AccessKeyDisabled":                Systemic,
+		"InvalidAccessKeyId":                         Systemic,
+		"InvalidVersion":                             Systemic,
+		"InvalidSecurityToken.Expired":               Systemic,
+		"InvalidSecurityToken.Malformed":             Systemic,
+		"InvalidSecurityToken.MismatchWithAccessKey": Systemic,
+		"InvalidSecurityToken.Other":                 Systemic,
+		"Forbidden.Other":                            Systemic,
+		// Transport and reply failures.
+		CodeNotCalled:         Transient,
+		CodeTimeout:           Transient,
+		CodeConnectionRefused: Transient,
+		CodeConnectFailed:     Transient,
+		CodeConnectionDropped: Transient,
+		CodeTransport:         Transient,
+		CodeEmptyResponse:     Transient,
+		CodeUnreadable:        Transient,
+		"HTTP.502":            Transient,
+		"HTTP.504":            Transient,
+		"HTTP.429":            Throttled,
+		// Unknown codes, by family (PRODUCT.md: isp.* transient, isv.* dead,
+		// anything else transient).
+		"isp.SOMETHING_NEW":   Transient,
+		"isv.SOMETHING_NEW":   Permanent,
+		"Throttling.Whatever": Throttled,
+		"SomethingElse":       Transient,
+		"":                    Transient,
+	}
+	for code, c := range want {
+		if got := Classify(code); got != c {
+			t.Errorf("Classify(%q) = %v, want %v", code, got, c)
+		}
+	}
+	// Every code in the table must be covered here, so the table cannot
+	// drift from this test.
+	for code, c := range Codes() {
+		w, ok := want[code]
+		if !ok {
+			t.Errorf("code %q is in the table but not in this test", code)
+			continue
+		}
+		if w != c {
+			t.Errorf("table says %q is %v, test says %v", code, c, w)
+		}
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	e := newError("UpdateSubscription", "isv.BIND_CONFLICT", "A 13812345678 already bound with X 17000000000", "RID-1", 200, false)
+	want := "dypls: UpdateSubscription: isv.BIND_CONFLICT: A 138****5678 already bound with X 170****0000 (RequestId RID-1, HTTP 200, permanent)"
+	if e.Error() != want {
+		t.Fatalf("got  %s\nwant %s", e.Error(), want)
+	}
+	long := newError("X", "SignatureDoesNotMatch", string(make([]byte, 5000)), "", 400, false)
+	if len(long.Message) > maxMessage+10 {
+		t.Fatalf("message not bounded: %d bytes", len(long.Message))
+	}
+	if long.Class != Systemic {
+		t.Fatalf("class %v", long.Class)
+	}
+}

@@ -1,0 +1,150 @@
+// Package redistest gives tests a real Redis server.
+//
+// URL returns the Redis named by REDIS_URL (make test and .ci/run start a
+// throwaway redis-server and set it). Tests sharing that server must keep to
+// their own keys: Namespace returns a fresh name to build queue names and key
+// prefixes from. Server starts a private redis-server for tests that stop,
+// restart or reconfigure Redis. Both fail the test loudly when no Redis is
+// available: they never skip.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// URL returns REDIS_URL after checking that the server answers PING.
+func URL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("REDIS_URL")
+	if u == "" {
+		t.Fatal("REDIS_URL is not set: run the tests with `make test`, which starts a throwaway redis-server, or set REDIS_URL=redis://127.0.0.1:6379/0")
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatalf("REDIS_URL %q: %v", u, err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("Redis at REDIS_URL %q does not answer: %v", u, err)
+	}
+	return u
+}
+
+// Client returns a go-redis client for URL, closed when the test ends.
+func Client(t testing.TB) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Namespace returns a short random name unique to this call, to prefix the
+// queues and keys of one test.
+func Namespace(t testing.TB) string {
+	t.Helper()
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "t" + hex.EncodeToString(b[:])
+}
+
+// Proc is a private redis-server started for one test.
+type Proc struct {
+	Addr string
+	Dir  string
+	bin  string
+	args []string
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// URL is the redis:// URL of the private server.
+func (p *Proc) URL() string { return "redis://" + p.Addr + "/0" }
+
+// Server starts a private redis-server on a free loopback port with the extra
+// arguments given (e.g. "--maxmemory-policy", "allkeys-lru"). It is stopped
+// when the test ends.
+func Server(t testing.TB, extra ...string) *Proc {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed (apt-get install redis-server): this test needs a private Redis")
+	}
+	port := FreePort(t)
+	dir := t.TempDir()
+	p := &Proc{bin: bin, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, t: t}
+	p.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}, extra...)
+	p.Start()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Start (re)starts the server process on its port and waits for PING.
+func (p *Proc) Start() {
+	p.t.Helper()
+	p.cmd = exec.Command(p.bin, p.args...)
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("start redis-server: %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: p.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(p.Dir, "redis.log"))
+			p.t.Fatalf("redis-server on %s did not start: %v\n%s", p.Addr, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server process (SIGKILL: an outage, not a shutdown).
+func (p *Proc) Stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// String describes the server for failure messages.
+func (p *Proc) String() string { return fmt.Sprintf("redis-server %s", p.Addr) }

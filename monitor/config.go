@@ -1,0 +1,87 @@
+// Package monitor is the worker's HTTP surface: the asynq web UI
+// (asynqmon) under /monitoring/, Prometheus metrics at /metrics, and the
+// /healthz and /readyz probes.
+//
+// Phone numbers never leave it in clear: task payloads and results go
+// through [PayloadFormatter] and [ResultFormatter], and every response of
+// the UI's JSON API (error messages included, which asynqmon shows as
+// stored) passes through [dypls.Mask] before it is written. With User and
+// Password set, every route but the probes asks for HTTP basic auth;
+// without them, [New] refuses any address that is not loopback.
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// DefaultAddr is the address served when Config.Addr is empty.
+const DefaultAddr = "127.0.0.1:8080"
+
+// Config configures a [Server].
+type Config struct {
+	// Addr is the TCP address to listen on (MONITOR_ADDR); "" means
+	// [DefaultAddr]. Port 0 picks a free port (see [Server.Start]).
+	Addr string
+	// User and Password (MONITOR_USER, MONITOR_PASSWORD) turn on HTTP basic
+	// auth for every route except /healthz and /readyz. Both or neither
+	// must be set; with neither, Addr must be a loopback address.
+	User, Password string
+	// ReadOnly (MONITOR_READONLY) makes the UI view-only: its API refuses
+	// every method but GET.
+	ReadOnly bool
+	// RedisConnOpt is the Redis the UI reads. Use [SharedRedis] to reuse
+	// the process's go-redis client instead of opening another pool.
+	RedisConnOpt asynq.RedisConnOpt
+	// Registry is served at /metrics; New adds asynq's queue series to it.
+	// nil means a fresh registry holding only those.
+	Registry *prometheus.Registry
+	// Inspector feeds the asynq queue series. nil means one built on
+	// RedisConnOpt (and closed by Shutdown).
+	Inspector *asynq.Inspector
+	// Ready reports readiness for /readyz: nil error means ready. A nil
+	// Ready means always ready.
+	Ready func(ctx context.Context) error
+	// Logger receives the server's own log lines. Credentials are never
+	// logged.
+	Logger zerolog.Logger
+}
+
+// check fills defaults and rejects unsafe or incomplete configurations.
+func (c *Config) check() error {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.RedisConnOpt == nil {
+		return errors.New("monitor: RedisConnOpt is required")
+	}
+	if (c.User == "") != (c.Password == "") {
+		return errors.New("MONITOR_USER and MONITOR_PASSWORD must be set together")
+	}
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("MONITOR_ADDR %s: %v", c.Addr, err)
+	}
+	if c.User == "" && !isLoopback(host) {
+		return fmt.Errorf("MONITOR_ADDR %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", c.Addr)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only the loopback interface. An
+// empty host means every interface, so it is not loopback; of the host
+// names, only "localhost" is trusted.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,162 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultKeyPrefix starts the name of every Redis key dyplsq itself keeps
+// (asynq keeps its own under "asynq:").
+const DefaultKeyPrefix = "dyplsq"
+
+// VersionKey returns the name of the one Redis counter that versions every
+// job: prefix + ":version" ("dyplsq:version" for the default prefix, used
+// when prefix is empty). Producers, the enqueue CLI and workers (for jobs
+// enqueued without a version) take versions from it, so versions follow the
+// order in which they were taken.
+func VersionKey(prefix string) string {
+	if prefix == "" {
+		prefix = DefaultKeyPrefix
+	}
+	return prefix + ":version"
+}
+
+// NextVersions takes a block of n consecutive versions from the counter at
+// [VersionKey](prefix) in one INCRBY and returns the first; the block is
+// first, first+1, ..., first+n-1. Versions start at 1.
+func NextVersions(ctx context.Context, rdb redis.UniversalClient, prefix string, n int64) (first int64, err error) {
+	if n < 1 {
+		return 0, fmt.Errorf("tasks: NextVersions: n is %d, want at least 1", n)
+	}
+	last, err := rdb.IncrBy(ctx, VersionKey(prefix), n).Result()
+	if err != nil {
+		return 0, fmt.Errorf("tasks: take %d version(s) from %s: %w", n, VersionKey(prefix), err)
+	}
+	return last - n + 1, nil
+}
+
+// Producer enqueues binding updates with a version taken at enqueue time,
+// the strongest ordering guarantee dyplsq gives. It is safe for concurrent
+// use once its fields are set.
+type Producer struct {
+	// Client enqueues the tasks. Required.
+	Client *asynq.Client
+
+	// Redis holds the version counter ([VersionKey]); normally the client
+	// Client was made from. Required.
+	Redis redis.UniversalClient
+
+	// Queue is the queue tasks go to unless an option says otherwise.
+	// Default: [DefaultLiveQueue].
+	Queue string
+
+	// KeyPrefix is the prefix of dyplsq's own Redis keys; it must match the
+	// worker's. Default: [DefaultKeyPrefix].
+	KeyPrefix string
+
+	// Now returns the current time, for validation and Meta.EnqueuedAt.
+	// Default: time.Now.
+	Now func() time.Time
+}
+
+// NewProducer returns a Producer that enqueues through rdb and takes
+// versions from it, with the default queue and key prefix. The caller keeps
+// ownership of rdb and closes it.
+func NewProducer(rdb redis.UniversalClient) *Producer {
+	return &Producer{Client: asynq.NewClientFromRedisClient(rdb), Redis: rdb}
+}
+
+// Result describes one enqueued update.
+type Result struct {
+	// TaskID is the asynq task id (derived from the IdempotencyKey if set).
+	TaskID string
+	// Queue is the queue the task is in.
+	Queue string
+	// Version is the version the task carries; 0 when Duplicate.
+	Version int64
+	// Duplicate reports that a task with the same id was already queued
+	// (same IdempotencyKey, or same TaskID option), so nothing was added.
+	Duplicate bool
+}
+
+// Enqueue normalizes and validates u, takes a version, sets u.Meta (schema,
+// version, enqueue time in UTC, source "api") and enqueues the task built by
+// [NewTask] with opts.
+//
+// An invalid update returns a [*ValidationError] and queues nothing. An
+// update whose task id is already taken (same IdempotencyKey within the
+// task's life) is not an error: Enqueue returns a Result with Duplicate set.
+//
+// Batch, Line, Source and RequeuedFrom already set in u.Meta are kept, and
+// so is a positive u.Meta.Version: set one only to replay a job that already
+// had it, since a version decides which update of a binding field wins.
+func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) (Result, error) {
+	if p.Client == nil || p.Redis == nil {
+		return Result{}, errors.New("tasks: Producer needs both Client and Redis (see NewProducer)")
+	}
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	t := now()
+	u.Normalize()
+	if err := u.Validate(t); err != nil {
+		return Result{}, err
+	}
+
+	m := Meta{}
+	if u.Meta != nil {
+		m = *u.Meta
+	}
+	m.Schema = SchemaVersion
+	m.EnqueuedAt = t.UTC()
+	if m.Source == "" {
+		m.Source = SourceAPI
+	}
+	if m.Version <= 0 {
+		v, err := NextVersions(ctx, p.Redis, p.KeyPrefix, 1)
+		if err != nil {
+			return Result{}, err
+		}
+		m.Version = v
+	}
+	u.Meta = &m
+
+	queue := p.Queue
+	if queue == "" {
+		queue = DefaultLiveQueue
+	}
+	all := append(append(defaultOptions(u), asynq.Queue(queue)), opts...)
+	task, err := newTask(u, t, all)
+	if err != nil {
+		return Result{}, err
+	}
+	info, err := p.Client.EnqueueContext(ctx, task)
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
+		q, id := optionTargets(all)
+		return Result{TaskID: id, Queue: q, Duplicate: true}, nil
+	case err != nil:
+		return Result{}, fmt.Errorf("tasks: enqueue to %s: %w", queue, err)
+	}
+	return Result{TaskID: info.ID, Queue: info.Queue, Version: m.Version}, nil
+}
+
+// optionTargets returns the queue and task id the options select (the last
+// of each wins, as in asynq).
+func optionTargets(opts []asynq.Option) (queue, taskID string) {
+	for _, o := range opts {
+		switch o.Type() {
+		case asynq.QueueOpt:
+			queue, _ = o.Value().(string)
+		case asynq.TaskIDOpt:
+			taskID, _ = o.Value().(string)
+		}
+	}
+	return queue, taskID
+}

@@ -1,0 +1,322 @@
+// Package worker runs binding-update jobs from Redis against Dyplsapi until
+// each ends applied, superseded or dead, passing through retrying and
+// halted as the product contract describes.
+//
+// Outcome by class of the answer: permanent → dead at once (archived, with
+// a durable dead-letter record); throttled → a short jittered delay, never
+// counted as an attempt; transient → exponential backoff with full jitter,
+// counted against JOB_MAX_ATTEMPTS; systemic → the worker halts: it stops
+// calling the API, keeps its jobs without counting attempts, reports
+// not-ready with the code, probes with backoff and resumes by itself. Every
+// job is bounded by JOB_MAX_AGE. asynq's own MaxRetry is only a backstop.
+//
+// Timeouts nest so that a job is never cut mid-call without knowing it: the
+// API call timeout (DYPLS_TIMEOUT) is below the job's own deadline (two
+// calls and a margin), which is below the shutdown timeout, which is below
+// the asynq task timeout set at enqueue.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/dyplsq/dyplsq/admin"
+	"github.com/dyplsq/dyplsq/deadletter"
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+// Config configures a Worker. Zero values take the documented defaults.
+type Config struct {
+	Queues      map[string]int // queue → weight; default dyplsq-live:6, dyplsq-bulk:1
+	Concurrency int            // default 20
+	MaxAttempts int            // counted (transient) attempts; default 10
+	MaxAge      time.Duration  // default 24h
+
+	BackoffBase   time.Duration // first transient backoff ceiling; default 1s
+	BackoffMax    time.Duration // default 5m
+	ThrottleDelay time.Duration // mean delay after a throttling answer; default 1s
+	HaltProbeMin  time.Duration // default 10s
+	HaltProbeMax  time.Duration // default 5m
+	HaltWait      time.Duration // how long a job waits in a halt before going back to the queue; default 30s
+	SweepInterval time.Duration // dead-letter sweep of the archive; default 1m
+
+	// ShutdownTimeout is how long in-flight jobs may finish on shutdown;
+	// default twice the API call timeout plus 5 s.
+	ShutdownTimeout          time.Duration
+	TaskCheckInterval        time.Duration // default 100ms
+	DelayedTaskCheckInterval time.Duration // default 500ms
+
+	KeyPrefix string // prefix of dyplsq's own Redis keys; default "dyplsq"
+	WorkerID  string // default host:pid
+
+	Logger   zerolog.Logger
+	Registry prometheus.Registerer // nil: metrics are kept but not registered
+	Now      func() time.Time
+}
+
+func (c Config) withDefaults(callTimeout time.Duration) Config {
+	if len(c.Queues) == 0 {
+		c.Queues = map[string]int{tasks.DefaultLiveQueue: 6, tasks.DefaultBulkQueue: 1}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 20
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	def(&c.MaxAge, 24*time.Hour)
+	def(&c.BackoffBase, time.Second)
+	def(&c.BackoffMax, 5*time.Minute)
+	def(&c.ThrottleDelay, time.Second)
+	def(&c.HaltProbeMin, 10*time.Second)
+	def(&c.HaltProbeMax, 5*time.Minute)
+	def(&c.HaltWait, 30*time.Second)
+	def(&c.SweepInterval, time.Minute)
+	def(&c.ShutdownTimeout, 2*callTimeout+5*time.Second)
+	def(&c.TaskCheckInterval, 100*time.Millisecond)
+	def(&c.DelayedTaskCheckInterval, 500*time.Millisecond)
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "dyplsq"
+	}
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Worker is one worker process's engine: an asynq server with dyplsq's
+// handler, its dead-letter sweep and its halt reporting.
+type Worker struct {
+	cfg       Config
+	rdb       redis.UniversalClient
+	srv       *asynq.Server
+	h         *handler
+	inspector *asynq.Inspector
+	halts     *admin.Halts
+	sweeper   *deadletter.Sweeper
+	metrics   *Metrics
+
+	redisMu  sync.Mutex
+	redisErr error
+
+	stopOnce sync.Once
+	loops    sync.WaitGroup
+	cancel   context.CancelFunc
+}
+
+// New builds a Worker on a shared Redis client and API client.
+func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, error) {
+	callTimeout := api.Config().Timeout
+	cfg = cfg.withDefaults(callTimeout)
+	if cfg.ShutdownTimeout <= callTimeout {
+		return nil, fmt.Errorf("shutdown timeout %s must exceed the API call timeout %s", cfg.ShutdownTimeout, callTimeout)
+	}
+	if callTimeout > time.Minute {
+		return nil, fmt.Errorf("DYPLS_TIMEOUT %s is too long: at most 1m, so that a job (two calls) ends well within the 5 minute task timeout", callTimeout)
+	}
+	if cfg.HaltWait > 2*time.Minute {
+		return nil, errors.New("halt wait must be at most 2m, below the task timeout")
+	}
+	m := NewMetrics(cfg.Registry)
+	store := &deadletter.Store{Redis: rdb, Prefix: cfg.KeyPrefix}
+	w := &Worker{
+		cfg:       cfg,
+		rdb:       rdb,
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		halts:     &admin.Halts{Redis: rdb, Prefix: cfg.KeyPrefix},
+		metrics:   m,
+	}
+	queues := make([]string, 0, len(cfg.Queues))
+	for q := range cfg.Queues {
+		queues = append(queues, q)
+	}
+	w.sweeper = &deadletter.Sweeper{Store: store, Inspector: w.inspector, Queues: queues, Now: cfg.Now}
+	w.h = &handler{
+		cfg:     cfg,
+		api:     api,
+		state:   &stateStore{rdb: rdb, prefix: cfg.KeyPrefix, ttl: cfg.MaxAge + 24*time.Hour},
+		dead:    store,
+		halt:    newHaltState(cfg.HaltProbeMin, cfg.HaltProbeMax, cfg.Now),
+		metrics: m,
+		log:     cfg.Logger,
+		stop:    make(chan struct{}),
+		now:     cfg.Now,
+	}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(deadLetterCollector(store))
+	}
+	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   cfg.Queues,
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		TaskCheckInterval:        cfg.TaskCheckInterval,
+		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
+		HealthCheckFunc:          w.redisHealth,
+		HealthCheckInterval:      5 * time.Second,
+		Logger:                   asynqLogger{cfg.Logger},
+		LogLevel:                 asynqLogLevel(cfg.Logger.GetLevel()),
+	})
+	return w, nil
+}
+
+// Inspector returns the asynq inspector on the worker's Redis.
+func (w *Worker) Inspector() *asynq.Inspector { return w.inspector }
+
+// Metrics returns the worker's own series.
+func (w *Worker) Metrics() *Metrics { return w.metrics }
+
+// Start starts processing and the background loops.
+func (w *Worker) Start() error {
+	if err := w.srv.Start(asynq.HandlerFunc(w.h.ProcessTask)); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	w.loop(ctx, w.cfg.SweepInterval, w.sweep)
+	w.loop(ctx, 2*time.Second, w.reportHalt)
+	return nil
+}
+
+// Shutdown stops fetching, lets in-flight calls finish (jobs waiting in a
+// halt go back to the queue at once), and stops the background loops.
+func (w *Worker) Shutdown() {
+	w.stopOnce.Do(func() {
+		close(w.h.stop)
+		w.srv.Shutdown()
+		if w.cancel != nil {
+			w.cancel()
+		}
+		w.loops.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = w.halts.Clear(ctx, w.cfg.WorkerID)
+	})
+}
+
+// Halt returns the worker's halt state.
+func (w *Worker) Halt() HaltInfo { return w.h.halt.info() }
+
+// Ready returns nil when the worker can make progress: Redis answers and
+// no account-wide code has halted it. Otherwise the error says why.
+func (w *Worker) Ready(ctx context.Context) error {
+	if err := w.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %s", dypls.Mask(err.Error()))
+	}
+	return w.Halt().Err()
+}
+
+func (w *Worker) redisHealth(err error) {
+	w.redisMu.Lock()
+	w.redisErr = err
+	w.redisMu.Unlock()
+}
+
+func (w *Worker) loop(ctx context.Context, every time.Duration, fn func(context.Context)) {
+	w.loops.Add(1)
+	go func() {
+		defer w.loops.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			fn(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (w *Worker) sweep(ctx context.Context) {
+	n, err := w.sweeper.Sweep(ctx)
+	if err != nil && ctx.Err() == nil {
+		w.cfg.Logger.Warn().Err(err).Msg("dead-letter sweep failed")
+		return
+	}
+	if n > 0 {
+		w.cfg.Logger.Info().Int("records", n).Msg("dead-letter sweep wrote records for archived jobs")
+	}
+}
+
+func (w *Worker) reportHalt(ctx context.Context) {
+	info := w.Halt()
+	w.metrics.Halted.Reset()
+	if !info.Halted {
+		_ = w.halts.Clear(ctx, w.cfg.WorkerID)
+		return
+	}
+	w.metrics.Halted.WithLabelValues(info.Code).Set(1)
+	host, _ := os.Hostname()
+	err := w.halts.Report(ctx, admin.Halt{Worker: w.cfg.WorkerID, Host: host, PID: os.Getpid(), Code: info.Code,
+		Message: info.Message, Since: info.Since, UpdatedAt: w.cfg.Now(), NextProbe: info.NextProbe})
+	if err != nil && ctx.Err() == nil {
+		w.cfg.Logger.Warn().Err(err).Msg("halt not reported to Redis")
+	}
+}
+
+func asynqLogLevel(l zerolog.Level) asynq.LogLevel {
+	switch {
+	case l <= zerolog.DebugLevel:
+		return asynq.DebugLevel
+	case l == zerolog.InfoLevel:
+		return asynq.InfoLevel
+	case l == zerolog.WarnLevel:
+		return asynq.WarnLevel
+	default:
+		return asynq.ErrorLevel
+	}
+}
+
+// deadLetterCollector exposes the dead-letter count and the age of the
+// oldest record, read at scrape time.
+func deadLetterCollector(s *deadletter.Store) prometheus.Collector {
+	return &dlqCollector{s: s,
+		count:  prometheus.NewDesc("dyplsq_dead_letters", "Dead-letter records kept (never trimmed silently).", nil, nil),
+		oldest: prometheus.NewDesc("dyplsq_dead_letter_oldest_age_seconds", "Age of the oldest dead-letter record (0 when none).", nil, nil),
+	}
+}
+
+type dlqCollector struct {
+	s             *deadletter.Store
+	count, oldest *prometheus.Desc
+}
+
+func (c *dlqCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.count; ch <- c.oldest }
+
+func (c *dlqCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n, err := c.s.Count(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.count, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(n))
+	age := 0.0
+	if t, ok, err := c.s.Oldest(ctx); err == nil && ok {
+		age = time.Since(t).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age)
+}
