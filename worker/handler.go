@@ -146,7 +146,9 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	switch de.Class {
 	case dypls.Throttled:
-		_ = h.state.clearInflight(ctx, st)
+		// Not counted, but remembered: if the job runs out of age, its
+		// dead letter says it was throttled.
+		_ = h.state.end(ctx, st, h.now(), false, false, de.Code, de.Message, de.RequestID)
 		h.metrics.Throttled.Inc()
 		h.metrics.Jobs.WithLabelValues(StateThrottled, de.Code).Inc()
 		h.logJob(zerolog.DebugLevel, j, StateThrottled, de)

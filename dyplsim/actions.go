@@ -1,0 +1,468 @@
+package dyplsim
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// action identifies a served API.
+type action uint8
+
+const (
+	actUnknown action = iota
+	actBindAxb
+	actUpdateSubscription
+	actQuerySubscriptionDetail
+	actUnbindSubscription
+)
+
+func lookupAction(name string) action {
+	switch name {
+	case "BindAxb":
+		return actBindAxb
+	case "UpdateSubscription":
+		return actUpdateSubscription
+	case "QuerySubscriptionDetail":
+		return actQuerySubscriptionDetail
+	case "UnbindSubscription":
+		return actUnbindSubscription
+	}
+	return actUnknown
+}
+
+// required lists the parameters the gateway rejects a call without, in the
+// order it checks them.
+func (a action) required() []string {
+	switch a {
+	case actBindAxb:
+		return []string{"PhoneNoA", "Expiration"}
+	case actUpdateSubscription:
+		return []string{"SubsId", "PhoneNoX", "OperateType"}
+	case actQuerySubscriptionDetail:
+		return []string{"SubsId", "PhoneNoX"}
+	case actUnbindSubscription:
+		return []string{"SubsId", "SecretNo"}
+	}
+	return nil
+}
+
+// Business codes.
+const (
+	codeOK               = "OK"
+	codeIllegalArgument  = "isv.ILLEGAL_ARGUMENT"
+	codePoolKeyNotExists = "isv.POOLKEY_NOT_EXISTS"
+	codeNoNotExist       = "isv.NO_NOT_EXIST"
+	codeSubsNotExist     = "isv.SUBS_NOT_EXIST"
+	codeForbiddenAction  = "isv.FORBIDDEN_ACTION"
+	codeExpireIllegal    = "isv.EXPIRE_DATE_ILLEGAL"
+	codeMobileIllegal    = "isv.MOBILE_NUMBER_ILLEGAL"
+	codeBindConflict     = "isv.BIND_CONFLICT"
+	codeNoAvailable      = "isv.NO_AVAILABLE_NUMBER"
+)
+
+// OperateType values of UpdateSubscription.
+const (
+	opUpdateNoA                = "updateNoA"
+	opUpdateNoB                = "updateNoB"
+	opUpdateExpire             = "updateExpire"
+	opUpdateAxgGroup           = "updateAxgGroup"
+	opUpdateCallRestrict       = "updateCallRestrict"
+	opUpdateCallDisplayType    = "updateCallDisplayType"
+	opUpdateOutId              = "updateOutId"
+	opUpdateIsRecordingEnabled = "updateIsRecordingEnabled"
+)
+
+type resultKind uint8
+
+const (
+	resultPlain resultKind = iota
+	resultBind
+	resultDetail
+)
+
+// result is the business outcome of a call.
+type result struct {
+	code, msg string
+	applied   bool // an UpdateSubscription changed (or confirmed) a binding
+	kind      resultKind
+	subsID    string  // resultBind
+	secretNo  string  // resultBind
+	detail    Binding // resultDetail
+}
+
+var resultOK = result{code: codeOK, msg: "OK"}
+
+func fail(code, msg string) result { return result{code: code, msg: msg} }
+
+// checkPoolParams applies the "PoolKey or ProductType" rule.
+func checkPoolParams(poolKey, productType string) (result, bool) {
+	if poolKey != "" {
+		return result{}, true
+	}
+	switch productType {
+	case "":
+		return fail(codeIllegalArgument, "PoolKey and ProductType cannot both be empty"), false
+	case "AXB_170", "AXN_170", "AXN_95", "AXN_EXTENSION_REUSE":
+		return result{}, true
+	}
+	return fail(codeIllegalArgument, "ProductType "+quoteShort(productType)+" is not supported"), false
+}
+
+// find resolves PoolKey, X and SubsId to a binding. st.mu must be held.
+func (st *state) find(poolKey, x, subsID string) (*binding, result, bool) {
+	var p *pool
+	if poolKey != "" {
+		if p = st.pools[poolKey]; p == nil {
+			return nil, fail(codePoolKeyNotExists, "number pool does not exist"), false
+		}
+		if !p.owns(x) {
+			return nil, fail(codeNoNotExist, "the X number is not in this pool"), false
+		}
+	} else if st.poolOwning(x) == nil {
+		return nil, fail(codeNoNotExist, "the X number does not belong to this account"), false
+	}
+	b := st.bindings[subsID]
+	if b == nil || b.PhoneNoX != x || (p != nil && b.PoolKey != poolKey) {
+		return nil, fail(codeSubsNotExist, "binding does not exist or does not match the pool and X number"), false
+	}
+	return b, result{}, true
+}
+
+func parseBool(s string) (bool, bool) {
+	switch {
+	case strings.EqualFold(s, "true"):
+		return true, true
+	case strings.EqualFold(s, "false"):
+		return false, true
+	}
+	return false, false
+}
+
+// parseExpiration parses an Expiration (Beijing time) and checks that it is
+// more than one minute after now.
+func parseExpiration(s string, now time.Time) (time.Time, result, bool) {
+	t, err := time.ParseInLocation(DateLayout, s, beijing)
+	if err != nil {
+		return t, fail(codeExpireIllegal, "Expiration must be yyyy-MM-dd HH:mm:ss"), false
+	}
+	if !t.After(now.Add(time.Minute)) {
+		return t, fail(codeExpireIllegal, "Expiration must be more than one minute after the current time"), false
+	}
+	return t, result{}, true
+}
+
+// quoteShort quotes s for a message, cut to a sane length.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// updateSubscription serves UpdateSubscription.
+func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
+	poolKey := q.get("PoolKey")
+	if r, ok := checkPoolParams(poolKey, q.get("ProductType")); !ok {
+		return r
+	}
+	x, op := q.get("PhoneNoX"), q.get("OperateType")
+	nowU := now.Unix()
+
+	st := &s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	b, r, ok := st.find(poolKey, x, q.get("SubsId"))
+	if !ok {
+		return r
+	}
+	switch op {
+	case opUpdateNoA, opUpdateNoB, opUpdateExpire, opUpdateAxgGroup, opUpdateCallRestrict,
+		opUpdateCallDisplayType, opUpdateOutId, opUpdateIsRecordingEnabled:
+	default:
+		return fail(codeIllegalArgument, "OperateType "+quoteShort(op)+" is not supported")
+	}
+	if !b.live(nowU) && (op == opUpdateNoA || op == opUpdateNoB || op == opUpdateExpire) {
+		return fail(codeForbiddenAction, op+": the binding has expired")
+	}
+	// Optional ASR settings travel with any OperateType.
+	var asr, asrSet bool
+	if q.has("ASRStatus") {
+		if asr, asrSet = parseBool(q.get("ASRStatus")); !asrSet {
+			return fail(codeIllegalArgument, "ASRStatus must be true or false")
+		}
+	}
+	apply := func() result {
+		if asrSet {
+			b.ASRStatus = asr
+		}
+		if m := q.get("ASRModelId"); m != "" {
+			b.ASRModelId = m
+		}
+		return result{code: codeOK, msg: "OK", applied: true}
+	}
+
+	switch op {
+	case opUpdateNoA, opUpdateNoB:
+		field, cur := "PhoneNoA", b.PhoneNoA
+		if op == opUpdateNoB {
+			field, cur = "PhoneNoB", b.PhoneNoB
+		}
+		v := q.get(field)
+		if v == "" {
+			return fail(codeIllegalArgument, field+" is required for "+op)
+		}
+		if !validPhone(v) {
+			return fail(codeMobileIllegal, field+" must be digits only: a mobile number or a landline with area code")
+		}
+		if v == cur {
+			if s.cfg.SameValueConflicts {
+				return fail(codeBindConflict, field+" is already bound with this X number")
+			}
+			return apply()
+		}
+		if st.conflict(x, v, b.SubsId, nowU) {
+			return fail(codeBindConflict, field+" is already bound with this X number in another binding")
+		}
+		st.unindex(b)
+		if op == opUpdateNoA {
+			b.PhoneNoA = v
+		} else {
+			b.PhoneNoB = v
+		}
+		st.index(b)
+	case opUpdateExpire:
+		v := q.get("Expiration")
+		if v == "" {
+			return fail(codeIllegalArgument, "Expiration is required for updateExpire")
+		}
+		t, r, ok := parseExpiration(v, now)
+		if !ok {
+			return r
+		}
+		b.expire = t.Unix()
+		b.ExpireDate = t.Format(DateLayout)
+	case opUpdateAxgGroup:
+		v := q.get("GroupId")
+		if v == "" {
+			return fail(codeIllegalArgument, "GroupId is required for updateAxgGroup")
+		}
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			return fail(codeIllegalArgument, "GroupId must be a number")
+		}
+		b.GroupId = v
+	case opUpdateCallRestrict:
+		switch v := q.get("CallRestrict"); v {
+		case "CONTROL_AX_DISABLE", "CONTROL_BX_DISABLE":
+			b.CallRestrict = v
+		case "CONTROL_CLEAR_DISABLE":
+			b.CallRestrict = ""
+		case "":
+			return fail(codeIllegalArgument, "CallRestrict is required for updateCallRestrict")
+		default:
+			return fail(codeIllegalArgument, "CallRestrict must be CONTROL_AX_DISABLE, CONTROL_BX_DISABLE or CONTROL_CLEAR_DISABLE")
+		}
+	case opUpdateCallDisplayType:
+		switch v := q.get("CallDisplayType"); v {
+		case "1":
+			b.CallDisplayType = 1
+		case "":
+			return fail(codeIllegalArgument, "CallDisplayType is required for updateCallDisplayType")
+		default:
+			return fail(codeIllegalArgument, "CallDisplayType must be 1")
+		}
+	case opUpdateOutId:
+		v := q.get("OutId")
+		if v == "" {
+			return fail(codeIllegalArgument, "OutId is required for updateOutId")
+		}
+		b.OutId = v
+	case opUpdateIsRecordingEnabled:
+		v := q.get("IsRecordingEnabled")
+		if v == "" {
+			return fail(codeIllegalArgument, "IsRecordingEnabled is required for updateIsRecordingEnabled")
+		}
+		rec, ok := parseBool(v)
+		if !ok {
+			return fail(codeIllegalArgument, "IsRecordingEnabled must be true or false")
+		}
+		b.NeedRecord = rec
+	}
+	return apply()
+}
+
+// bindAxb serves BindAxb.
+func (s *Sim) bindAxb(q *apiRequest, now time.Time) result {
+	poolKey := q.get("PoolKey")
+	if r, ok := checkPoolParams(poolKey, q.get("ProductType")); !ok {
+		return r
+	}
+	a, bNo, x := q.get("PhoneNoA"), q.get("PhoneNoB"), q.get("PhoneNoX")
+	if !validPhone(a) {
+		return fail(codeMobileIllegal, "PhoneNoA must be digits only: a mobile number or a landline with area code")
+	}
+	if bNo != "" && !validPhone(bNo) {
+		return fail(codeMobileIllegal, "PhoneNoB must be digits only: a mobile number or a landline with area code")
+	}
+	exp, r, ok := parseExpiration(q.get("Expiration"), now)
+	if !ok {
+		return r
+	}
+	nb := Binding{
+		PhoneNoA:     a,
+		PhoneNoB:     bNo,
+		ExpireDate:   exp.Format(DateLayout),
+		GmtCreate:    now.In(beijing).Format(DateLayout),
+		OutId:        q.get("OutId"),
+		ASRModelId:   q.get("ASRModelId"),
+		CallRestrict: q.get("CallRestrict"),
+	}
+	switch nb.CallRestrict {
+	case "", "CONTROL_AX_DISABLE", "CONTROL_BX_DISABLE":
+	case "CONTROL_CLEAR_DISABLE":
+		nb.CallRestrict = ""
+	default:
+		return fail(codeIllegalArgument, "CallRestrict must be CONTROL_AX_DISABLE or CONTROL_BX_DISABLE")
+	}
+	if v := q.get("CallDisplayType"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fail(codeIllegalArgument, "CallDisplayType must be a number")
+		}
+		nb.CallDisplayType = n
+	}
+	if v := q.get("CallTimeout"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 5 || n > 20 {
+			return fail(codeIllegalArgument, "CallTimeout must be 5 to 20 seconds")
+		}
+	}
+	for _, f := range [...]struct {
+		name string
+		dst  *bool
+	}{{"IsRecordingEnabled", &nb.NeedRecord}, {"ASRStatus", &nb.ASRStatus}} {
+		if q.has(f.name) {
+			v, ok := parseBool(q.get(f.name))
+			if !ok {
+				return fail(codeIllegalArgument, f.name+" must be true or false")
+			}
+			*f.dst = v
+		}
+	}
+
+	nowU := now.Unix()
+	st := &s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var p *pool
+	if poolKey != "" {
+		if p = st.pools[poolKey]; p == nil {
+			return fail(codePoolKeyNotExists, "number pool does not exist")
+		}
+	}
+	taken := func(x string) bool {
+		return st.conflict(x, a, "", nowU) || bNo != "" && st.conflict(x, bNo, "", nowU)
+	}
+	if x != "" {
+		if p == nil {
+			p = st.poolOwning(x)
+		}
+		if p == nil || !p.owns(x) {
+			return fail(codeNoNotExist, "the X number is not in this pool")
+		}
+		if taken(x) {
+			return fail(codeBindConflict, "PhoneNoA or PhoneNoB is already bound with this X number")
+		}
+	} else {
+		if p == nil {
+			p = st.pools[DefaultPoolKey]
+		}
+		for range 64 {
+			if c := p.pick(st.rng); c != "" && !taken(c) {
+				x = c
+				break
+			}
+		}
+		if x == "" {
+			return fail(codeNoAvailable, "no available number in the pool")
+		}
+	}
+	nb.PoolKey = p.key
+	nb.PhoneNoX = x
+	nb.SubsId = st.newSubsID()
+	bd := &binding{Binding: nb, expire: exp.Unix()}
+	st.bindings[nb.SubsId] = bd
+	st.index(bd)
+	return result{code: codeOK, msg: "OK", kind: resultBind, subsID: nb.SubsId, secretNo: x}
+}
+
+// querySubscriptionDetail serves QuerySubscriptionDetail.
+func (s *Sim) querySubscriptionDetail(q *apiRequest, now time.Time) result {
+	poolKey := q.get("PoolKey")
+	if r, ok := checkPoolParams(poolKey, q.get("ProductType")); !ok {
+		return r
+	}
+	st := &s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	b, r, ok := st.find(poolKey, q.get("PhoneNoX"), q.get("SubsId"))
+	if !ok {
+		return r
+	}
+	return result{code: codeOK, msg: "OK", kind: resultDetail, detail: b.view(now.Unix())}
+}
+
+// unbindSubscription serves UnbindSubscription.
+func (s *Sim) unbindSubscription(q *apiRequest, now time.Time) result {
+	poolKey := q.get("PoolKey")
+	if r, ok := checkPoolParams(poolKey, q.get("ProductType")); !ok {
+		return r
+	}
+	st := &s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	b, r, ok := st.find(poolKey, q.get("SecretNo"), q.get("SubsId"))
+	if !ok {
+		return r
+	}
+	st.unindex(b)
+	delete(st.bindings, b.SubsId)
+	return resultOK
+}
+
+// appendResult appends the JSON body of a business result.
+func appendResult(dst []byte, requestID string, r result) []byte {
+	dst = appendBusinessHead(dst, requestID, r.code, r.msg)
+	switch r.kind {
+	case resultBind:
+		dst = append(dst, `,"SecretBindDTO":{`...)
+		dst = appendField(dst, "SubsId", r.subsID, true)
+		dst = appendField(dst, "SecretNo", r.secretNo, false)
+		dst = appendField(dst, "Extension", "", false)
+		dst = append(dst, '}')
+	case resultDetail:
+		d := &r.detail
+		var group int64
+		if d.GroupId != "" {
+			group, _ = strconv.ParseInt(d.GroupId, 10, 64)
+		}
+		dst = append(dst, `,"SecretBindDetailDTO":{`...)
+		dst = appendField(dst, "SubsId", d.SubsId, true)
+		dst = appendField(dst, "PhoneNoA", d.PhoneNoA, false)
+		dst = appendField(dst, "PhoneNoB", d.PhoneNoB, false)
+		dst = appendField(dst, "PhoneNoX", d.PhoneNoX, false)
+		dst = appendIntField(dst, "Status", int64(d.Status))
+		dst = appendField(dst, "ExpireDate", d.ExpireDate, false)
+		dst = appendField(dst, "GmtCreate", d.GmtCreate, false)
+		dst = appendIntField(dst, "GroupId", group)
+		dst = appendBoolField(dst, "NeedRecord", d.NeedRecord)
+		dst = appendBoolField(dst, "ASRStatus", d.ASRStatus)
+		if d.ASRModelId != "" {
+			dst = appendField(dst, "ASRModelId", d.ASRModelId, false)
+		}
+		if d.CallRestrict != "" {
+			dst = appendField(dst, "CallRestrict", d.CallRestrict, false)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}

@@ -1,0 +1,71 @@
+package dyplsim
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkSimUpdateSubscription measures UpdateSubscription calls per
+// second through the real SDK, one client per goroutine, against a
+// simulator without quota. Compare with BenchmarkSDKBaseline, the same load
+// against a server that answers a constant body: the difference is the
+// simulator's cost. Run both with
+//
+//	go test -run '^$' -bench 'SimUpdateSubscription|SDKBaseline' -benchtime 5s ./dyplsim/
+func BenchmarkSimUpdateSubscription(b *testing.B) {
+	const bindings = 1024
+	sim, addr := startSim(b, Config{Seed: bindings, RandSeed: 1})
+	n := benchUpdates(b, addr, bindings)
+	if st := sim.Stats(); st.Applied != n {
+		b.Errorf("applied %d of %d", st.Applied, n)
+	}
+}
+
+// BenchmarkSDKBaseline is the SDK's own ceiling on this machine: the same
+// calls against a handler that only writes a fixed OK body.
+func BenchmarkSDKBaseline(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"RequestId":"986BCB6D-C9BF-42F9-91CE-3A9901233D36","Code":"OK","Message":"OK"}`)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header()["Content-Type"] = contentTypeJSON
+		w.Write(body)
+	})}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	benchUpdates(b, ln.Addr().String(), 1024)
+}
+
+// benchUpdates runs b.N updateOutId calls in parallel, one SDK client per
+// goroutine, reports calls/s and returns b.N.
+func benchUpdates(b *testing.B, addr string, bindings int) int {
+	var next atomic.Int64
+	b.SetParallelism(8) // 4 × GOMAXPROCS goroutines hide the loopback round trip
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		c := newClient(b, addr)
+		n := 0
+		for pb.Next() {
+			i := int(next.Add(1)%int64(bindings)) + 1
+			r := updateReq(i, "updateOutId")
+			r.OutId = "bench-" + strconv.Itoa(n)
+			resp, err := c.UpdateSubscription(r)
+			if err != nil || resp.Code != "OK" {
+				b.Errorf("UpdateSubscription: %v %v", err, resp)
+				return
+			}
+			n++
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+	return b.N
+}

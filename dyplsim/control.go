@@ -1,0 +1,225 @@
+package dyplsim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// maxControlBody caps a control-plane request body.
+const maxControlBody = 64 << 20
+
+// serveControl serves the JSON control plane:
+//
+//	GET    /_sim/health             {"Status":"ok"}
+//	GET    /_sim/bindings[?SubsId=] all bindings (array) or one (object, 404 if unknown)
+//	POST   /_sim/bindings           one Binding or an array; answers what was stored
+//	DELETE /_sim/bindings?SubsId=   remove one binding
+//	GET    /_sim/stats              Stats
+//	GET    /_sim/faults             rules with counters
+//	PUT    /_sim/faults             array of FaultRule; replaces all
+//	POST   /_sim/faults             one FaultRule or an array; appends
+//	DELETE /_sim/faults             remove all rules
+//	POST   /_sim/reset              Reset
+//	GET    /_sim/quota              Quota
+//	PUT    /_sim/quota              Quota fields to change; answers the new Quota
+func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
+	route := r.Method + " " + r.URL.Path
+	switch route {
+	case "GET /_sim/health":
+		controlJSON(w, map[string]string{"Status": "ok"})
+
+	case "GET /_sim/bindings":
+		if id := r.URL.Query().Get("SubsId"); id != "" {
+			b, ok := s.Binding(id)
+			if !ok {
+				controlError(w, http.StatusNotFound, "binding "+quoteShort(id)+" not found")
+				return
+			}
+			controlJSON(w, b)
+			return
+		}
+		controlJSON(w, s.Bindings())
+	case "POST /_sim/bindings":
+		var in []Binding
+		single, err := decodeOneOrMany(r, &in)
+		if err != nil {
+			controlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		out := make([]Binding, 0, len(in))
+		for i, b := range in {
+			stored, err := s.TryPutBinding(b)
+			if err != nil {
+				controlError(w, http.StatusBadRequest, fmt.Sprintf("binding %d: %v", i, err))
+				return
+			}
+			out = append(out, stored)
+		}
+		s.log.Info().Int("count", len(out)).Msg("bindings stored")
+		if single {
+			controlJSON(w, out[0])
+			return
+		}
+		controlJSON(w, out)
+	case "DELETE /_sim/bindings":
+		id := r.URL.Query().Get("SubsId")
+		if id == "" {
+			controlError(w, http.StatusBadRequest, "SubsId query parameter is required")
+			return
+		}
+		if !s.DeleteBinding(id) {
+			controlError(w, http.StatusNotFound, "binding "+quoteShort(id)+" not found")
+			return
+		}
+		controlJSON(w, map[string]string{"Deleted": id})
+
+	case "GET /_sim/stats":
+		controlJSON(w, s.Stats())
+
+	case "GET /_sim/faults":
+		controlJSON(w, s.Faults())
+	case "PUT /_sim/faults", "POST /_sim/faults":
+		var rules []FaultRule
+		if _, err := decodeOneOrMany(r, &rules); err != nil {
+			controlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		for i, f := range rules {
+			if err := f.Validate(); err != nil {
+				controlError(w, http.StatusBadRequest, fmt.Sprintf("rule %d: %v", i, err))
+				return
+			}
+		}
+		if r.Method == http.MethodPut {
+			s.SetFaults(rules)
+		} else {
+			for _, f := range rules {
+				s.AddFault(f)
+			}
+		}
+		s.log.Info().Int("rules", len(s.Faults())).Msg("faults set")
+		controlJSON(w, s.Faults())
+	case "DELETE /_sim/faults":
+		s.SetFaults(nil)
+		controlJSON(w, s.Faults())
+
+	case "POST /_sim/reset":
+		s.Reset()
+		s.log.Info().Msg("reset")
+		controlJSON(w, map[string]string{"Status": "reset"})
+
+	case "GET /_sim/quota":
+		controlJSON(w, s.Quota())
+	case "PUT /_sim/quota":
+		var in struct {
+			QPS        *float64 `json:"QPS"`
+			Burst      *int     `json:"Burst"`
+			QueryQPS   *float64 `json:"QueryQPS"`
+			QueryBurst *int     `json:"QueryBurst"`
+		}
+		if err := decodeStrict(r, &in); err != nil {
+			controlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		cur := s.quota.Load()
+		qps, burst, qqps, qburst := cur.qps, cur.burst, cur.qqps, cur.qburst
+		if in.QPS != nil {
+			qps = *in.QPS
+			if in.Burst == nil {
+				burst = 0 // default for the new rate
+			}
+		}
+		if in.Burst != nil {
+			burst = *in.Burst
+		}
+		if in.QueryQPS != nil {
+			qqps = *in.QueryQPS
+			if in.QueryBurst == nil {
+				qburst = 0
+			}
+		}
+		if in.QueryBurst != nil {
+			qburst = *in.QueryBurst
+		}
+		if qps < 0 || qqps < 0 || burst < 0 || qburst < 0 {
+			controlError(w, http.StatusBadRequest, "QPS, Burst, QueryQPS and QueryBurst must be >= 0")
+			return
+		}
+		s.quota.Store(newQuota(s.signers, qps, burst, qqps, qburst))
+		s.log.Info().Float64("qps", qps).Float64("query_qps", qqps).Msg("quota set")
+		controlJSON(w, s.Quota())
+
+	default:
+		switch r.URL.Path {
+		case "/_sim/health", "/_sim/bindings", "/_sim/stats", "/_sim/faults", "/_sim/reset", "/_sim/quota":
+			controlError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
+		default:
+			controlError(w, http.StatusNotFound, "unknown control endpoint "+quoteShort(r.URL.Path))
+		}
+	}
+}
+
+// decodeStrict decodes one JSON value, rejecting unknown fields.
+func decodeStrict(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxControlBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("invalid JSON body: more than one value")
+	}
+	return nil
+}
+
+// decodeOneOrMany decodes a JSON object or an array of them into *[]T and
+// reports whether it was a single object.
+func decodeOneOrMany[T any](r *http.Request, out *[]T) (single bool, err error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody))
+	if err != nil {
+		return false, fmt.Errorf("reading body: %w", err)
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return false, errors.New("empty body: want a JSON object or array")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if body[0] == '[' {
+		err = dec.Decode(out)
+	} else {
+		var one T
+		err = dec.Decode(&one)
+		*out = []T{one}
+		single = true
+	}
+	if err != nil {
+		return false, fmt.Errorf("invalid JSON body: %w", err)
+	}
+	if dec.More() {
+		return false, errors.New("invalid JSON body: more than one value")
+	}
+	if single || len(*out) > 0 {
+		return single, nil
+	}
+	return false, nil
+}
+
+func controlJSON(w http.ResponseWriter, v any) {
+	w.Header()["Content-Type"] = contentTypeJSON
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(v); err != nil {
+		// Headers are gone; nothing better to do than stop.
+		return
+	}
+}
+
+func controlError(w http.ResponseWriter, status int, msg string) {
+	w.Header()["Content-Type"] = contentTypeJSON
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

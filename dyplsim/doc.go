@@ -1,0 +1,93 @@
+// Package dyplsim is a local Dyplsapi (Alibaba Cloud Phone Number
+// Protection, API version 2017-05-25) server that the official Go SDK
+// (github.com/aliyun/alibaba-cloud-sdk-go/services/dyplsapi) talks to
+// unchanged. It serves BindAxb, UpdateSubscription, QuerySubscriptionDetail
+// and UnbindSubscription with real binding state, checks requests the way
+// the POP gateway does, enforces a per-AccessKey quota, and injects faults.
+// The cmd/dyplsim binary serves the same handler.
+//
+// # Use in tests
+//
+//	sim, srv, addr, err := dyplsim.Start(dyplsim.Config{Seed: 10, RandSeed: 1}, "127.0.0.1:0")
+//	if err != nil { ... }
+//	defer srv.Close()
+//
+//	client, _ := dyplsapi.NewClientWithOptions("cn-hangzhou", sdk.NewConfig(),
+//		credentials.NewAccessKeyCredential(dyplsim.DefaultAccessKeyID, dyplsim.DefaultAccessKeySecret))
+//	client.Domain = addr // sdk.NewConfig() uses plain HTTP
+//
+//	req := dyplsapi.CreateUpdateSubscriptionRequest()
+//	req.PoolKey, req.SubsId, req.PhoneNoX = dyplsim.DefaultPoolKey, "1000000000000001", "17000000000"
+//	req.OperateType, req.PhoneNoB = "updateNoB", "13900009999"
+//	resp, err := client.UpdateSubscription(req) // resp.Code == "OK"
+//
+// The SDK client is not safe for concurrent use: give every goroutine its
+// own.
+//
+// # Wire protocol and gateway checks
+//
+// Calls are POST / (GET also works) with every parameter in the query
+// string; form-encoded body parameters are accepted too. The checks run in
+// the order of a POP gateway, each answering a JSON error body
+// {"RequestId","HostId","Code","Message","Recommend"}:
+//
+//  1. unknown Action, or Version other than 2017-05-25: 404 InvalidApi.NotFound
+//     (a known Action without Version: 400 MissingVersion)
+//  2. unknown AccessKeyId: 404 InvalidAccessKeyId.NotFound
+//  3. Timestamp not 2006-01-02T15:04:05Z: 400 InvalidTimeStamp.Format;
+//     more than 15 minutes from the clock: 400 InvalidTimeStamp.Expired
+//  4. SignatureNonce seen in the last 15 minutes: 400 SignatureNonceUsed
+//  5. wrong signature: 400 SignatureDoesNotMatch, with the message
+//     "Specified signature is not matched with our calculation. server
+//     string to sign is:<sts>" that the SDK turns into Recommend
+//  6. quota exceeded: 400 Throttling.User with header x-ratelimit-user-api
+//     "Limit:<qps>,Remain:0,TimeLeft:<ms>" (status and code configurable), or
+//     HTTP 200 {"Code":"isv.FLOW_LIMIT"} when Config.ThrottleCode says so
+//  7. a required parameter missing: 400 Missing<Param>,
+//     "<Param> is mandatory for this action."
+//
+// Then fault rules are consulted, then the business logic answers HTTP 200
+// with {"RequestId","Code","Message",...}: "OK" or a business code such as
+// isv.SUBS_NOT_EXIST, isv.BIND_CONFLICT or isv.EXPIRE_DATE_ILLEGAL. The
+// exact validation order of UpdateSubscription is: PoolKey/ProductType,
+// PoolKey known, X owned, binding matches, OperateType known, binding not
+// expired (updateNoA, updateNoB, updateExpire), OperateType parameter,
+// conflicts.
+//
+// # Number pools and sample bindings
+//
+// Pool DefaultPoolKey ("FC100000000000001") always exists and owns every X
+// number "170" followed by 8 digits; any other X is isv.NO_NOT_EXIST unless
+// PutBinding registered it. BindAxb without PhoneNoX picks a random X from
+// the pool.
+//
+// Config.Seed = N creates N bindings; binding i (1..N) is SeedBinding(i):
+//
+//	SubsId   1000000000000000+i   (16 digits: 1000000000000001, 1000000000000002, ...)
+//	PoolKey  FC100000000000001
+//	PhoneNoX 170 + (i-1) as 8 digits   (17000000000, 17000000001, ...)
+//	PhoneNoA 138 + (i-1) as 8 digits   (13800000000, ...)
+//	PhoneNoB 139 + (i-1) as 8 digits   (13900000000, ...)
+//	ExpireDate one year after creation, CallDisplayType 1, nothing else set
+//
+// The scheme does not depend on RandSeed, so tests and demos can address
+// bindings by index. RandSeed drives what is random: RequestIds, SubsIds
+// and X numbers made by BindAxb (SubsIds start with 2), jitter and fault
+// rates. Runs with the same RandSeed and the same sequence of calls repeat
+// them.
+//
+// # Faults
+//
+// A FaultRule targets calls by Action, SubsId and OperateType and answers
+// with a business code, a gateway error, a raw HTTP status and body (for
+// example a non-JSON 502), an empty 200, a hang, a dropped connection
+// (before or after applying the update) or added latency. Count, After and
+// Rate script sequences: "fail twice then succeed" is Count 2; "succeed
+// once, then fail" is After 1. Rules are evaluated in order; the first that
+// matches and fires decides the call.
+//
+// # Control plane
+//
+// The same port serves JSON under /_sim/ (see Sim.ServeHTTP): bindings,
+// stats, faults, quota and reset. Errors are {"error":"..."}.
+package dyplsim

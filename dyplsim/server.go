@@ -1,0 +1,590 @@
+package dyplsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Sim is a Dyplsapi simulator. It is an http.Handler serving the API at
+// "/" and the control plane under "/_sim/". All methods are safe for
+// concurrent use.
+type Sim struct {
+	cfg     Config
+	log     zerolog.Logger
+	clock   func() time.Time
+	signers map[string]*signer // by AccessKeyId; read-only after New
+	nonces  *nonceStore
+	quota   atomic.Pointer[quota]
+	ids     idGen
+	st      state
+	faults  faultSet
+	stats   stats
+
+	rngMu sync.Mutex
+	pcg   *rand.PCG
+	rng   *rand.Rand // jitter and fault rates, under rngMu
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// New returns a simulator configured by cfg, seeded with cfg.Seed sample
+// bindings. It panics if cfg.Faults holds an invalid rule.
+func New(cfg Config) *Sim {
+	if len(cfg.AccessKeys) == 0 {
+		cfg.AccessKeys = map[string]string{DefaultAccessKeyID: DefaultAccessKeySecret}
+	} else {
+		cfg.AccessKeys = maps.Clone(cfg.AccessKeys)
+	}
+	if cfg.RandSeed == 0 {
+		cfg.RandSeed = rand.Int64()
+	}
+	cfg.Faults = append([]FaultRule(nil), cfg.Faults...)
+	for _, r := range cfg.Faults {
+		mustValid(r)
+	}
+	s := &Sim{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		clock:   cfg.Clock,
+		signers: make(map[string]*signer, len(cfg.AccessKeys)),
+		nonces:  newNonceStore(cfg.ncap(), MaxClockSkew),
+		closed:  make(chan struct{}),
+		pcg:     rand.NewPCG(0, 0),
+	}
+	s.rng = rand.New(s.pcg)
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	for id, secret := range cfg.AccessKeys {
+		s.signers[id] = newSigner(secret)
+	}
+	s.Reset()
+	return s
+}
+
+// Start creates a simulator, listens on addr ("127.0.0.1:0" picks a free
+// port) and serves in the background. It returns the simulator, the server
+// (stop it with Shutdown or Close) and the actual host:port, which is what
+// the SDK client's Domain should be set to.
+func Start(cfg Config, addr string) (*Sim, *http.Server, string, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("dyplsim: listen: %w", err)
+	}
+	s := New(cfg)
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(logWriter{s.log}, "", 0),
+	}
+	srv.RegisterOnShutdown(s.Close)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Msg("serve")
+		}
+	}()
+	return s, srv, ln.Addr().String(), nil
+}
+
+// logWriter sends net/http server errors to the debug log.
+type logWriter struct{ l zerolog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Close releases calls that are waiting in a hang, latency or jitter; they
+// end with the connection closed. Later waits end at once. Close does not
+// stop any server; Start arranges for http.Server.Shutdown to call it.
+func (s *Sim) Close() {
+	s.closeOnce.Do(func() { close(s.closed) })
+}
+
+// Reset restores the simulator to its state after New: bindings (re-seeded
+// when Config.Seed > 0), Config.Faults, quotas from Config, empty stats,
+// nonces and buckets, and the random sequences of RandSeed.
+func (s *Sim) Reset() {
+	now := s.clock()
+	seed := uint64(s.cfg.RandSeed)
+	s.st.mu.Lock()
+	s.st.init(seed)
+	s.st.seedBindings(s.cfg.Seed, now)
+	s.st.mu.Unlock()
+	s.rngMu.Lock()
+	s.pcg.Seed(seed, 0xfa17)
+	s.rngMu.Unlock()
+	s.ids.reset(splitmix64(seed))
+	s.faults.set(s.cfg.Faults)
+	s.stats.init()
+	s.nonces.reset()
+	s.quota.Store(newQuota(s.signers, s.cfg.QPS, s.cfg.Burst, s.cfg.QueryQPS, s.cfg.QueryBurst))
+}
+
+// SetQPS changes the UpdateSubscription quota (0 = unlimited; burst 0 =
+// max(1, qps/10)). Buckets start full.
+func (s *Sim) SetQPS(qps float64, burst int) {
+	old := s.quota.Load()
+	s.quota.Store(newQuota(s.signers, qps, burst, old.qqps, old.qburst))
+}
+
+// SetQueryQPS changes the quota shared by BindAxb, QuerySubscriptionDetail
+// and UnbindSubscription, like SetQPS.
+func (s *Sim) SetQueryQPS(qps float64, burst int) {
+	old := s.quota.Load()
+	s.quota.Store(newQuota(s.signers, old.qps, old.burst, qps, burst))
+}
+
+// RandSeed returns the seed in use (Config.RandSeed, or the one picked
+// when it was 0), so that a run can be repeated.
+func (s *Sim) RandSeed() int64 { return s.cfg.RandSeed }
+
+// Quota reports the current limits (bursts with defaults applied).
+func (s *Sim) Quota() Quota {
+	q := s.quota.Load()
+	return Quota{QPS: q.qps, Burst: q.burst, QueryQPS: q.qqps, QueryBurst: q.qburst}
+}
+
+// Quota is the control-plane view of the quotas.
+type Quota struct {
+	QPS        float64 `json:"QPS"`
+	Burst      int     `json:"Burst"`
+	QueryQPS   float64 `json:"QueryQPS"`
+	QueryBurst int     `json:"QueryBurst"`
+}
+
+// PutBinding creates or replaces a binding and returns it as stored. An
+// empty SubsId gets a fresh one, an empty PoolKey is DefaultPoolKey, an
+// empty PhoneNoX is picked from the pool, an empty ExpireDate is one year
+// ahead and an empty GmtCreate is now. The pool is created if needed and
+// PhoneNoX registered as owned by it. Conflicts are not checked. It panics
+// on a malformed ExpireDate, GmtCreate or GroupId; use TryPutBinding to get
+// an error instead.
+func (s *Sim) PutBinding(b Binding) Binding {
+	out, err := s.TryPutBinding(b)
+	if err != nil {
+		panic("dyplsim: PutBinding: " + err.Error())
+	}
+	return out
+}
+
+// TryPutBinding is PutBinding returning an error for malformed fields.
+func (s *Sim) TryPutBinding(b Binding) (Binding, error) {
+	return s.st.put(b, s.clock())
+}
+
+// Binding returns the binding with the given SubsId.
+func (s *Sim) Binding(subsID string) (Binding, bool) {
+	return s.st.get(subsID, s.clock())
+}
+
+// Bindings returns every binding, ordered by SubsId.
+func (s *Sim) Bindings() []Binding {
+	return s.st.all(s.clock())
+}
+
+// DeleteBinding removes a binding and reports whether it existed.
+func (s *Sim) DeleteBinding(subsID string) bool {
+	return s.st.remove(subsID)
+}
+
+// SetFaults replaces all fault rules. It panics on an invalid rule (see
+// FaultRule.Validate).
+func (s *Sim) SetFaults(rules []FaultRule) {
+	for _, r := range rules {
+		mustValid(r)
+	}
+	s.faults.set(rules)
+}
+
+// AddFault appends a fault rule. It panics on an invalid rule.
+func (s *Sim) AddFault(rule FaultRule) {
+	mustValid(rule)
+	s.faults.add(rule)
+}
+
+// Faults returns the rules with their counters.
+func (s *Sim) Faults() []FaultState { return s.faults.list() }
+
+func mustValid(r FaultRule) {
+	if err := r.Validate(); err != nil {
+		panic("dyplsim: " + err.Error())
+	}
+}
+
+// Stats returns the call counters.
+func (s *Sim) Stats() Stats { return s.stats.snapshot() }
+
+// ServeHTTP serves the API at "/" and the control plane under "/_sim/".
+func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/":
+		s.serveAPI(w, r)
+	case strings.HasPrefix(r.URL.Path, "/_sim/"):
+		s.serveControl(w, r)
+	default:
+		controlError(w, http.StatusNotFound, "not found: the API is served at / and the control plane under /_sim/")
+	}
+}
+
+// call carries one API call through the pipeline.
+type call struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	q      *apiRequest
+	reqID  string
+	action string
+}
+
+func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
+	q := getAPIRequest()
+	defer putAPIRequest(q)
+	c := &call{w: w, r: r, q: q, reqID: s.ids.next()}
+
+	if err := q.parse(r); err != nil {
+		s.gatewayError(c, 400, "InvalidParameter", "The request parameters are malformed: "+err.Error())
+		return
+	}
+	c.action = q.get("Action")
+	if s.cfg.Latency > 0 || s.cfg.Jitter > 0 {
+		if !s.sleep(r.Context(), s.latency(), false) {
+			s.abort(c)
+			return
+		}
+	}
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		s.gatewayError(c, 400, "UnsupportedHTTPMethod", "Specified http method is not supported.")
+		return
+	}
+
+	// 1. Action (and Version).
+	act := lookupAction(c.action)
+	if act != actUnknown && q.get("Version") == "" {
+		s.gatewayError(c, 400, "MissingVersion", "Version is mandatory for this action.")
+		return
+	}
+	if act == actUnknown || q.get("Version") != APIVersion {
+		s.gatewayError(c, 404, "InvalidApi.NotFound", "Specified api is not found, please check your url and method.")
+		return
+	}
+	// 2. AccessKeyId.
+	ak := q.get("AccessKeyId")
+	if ak == "" {
+		s.gatewayError(c, 400, "MissingAccessKeyId", "AccessKeyId is mandatory for this action.")
+		return
+	}
+	sg := s.signers[ak]
+	if sg == nil {
+		s.gatewayError(c, 404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+		return
+	}
+	// 3. Timestamp.
+	now := s.clock()
+	ts := q.get("Timestamp")
+	if ts == "" {
+		s.gatewayError(c, 400, "MissingTimestamp", "Timestamp is mandatory for this action.")
+		return
+	}
+	t, err := time.Parse(TimestampLayout, ts)
+	if err != nil {
+		s.gatewayError(c, 400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
+		return
+	}
+	if d := now.Sub(t); d > MaxClockSkew || d < -MaxClockSkew {
+		s.gatewayError(c, 400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+		return
+	}
+	// 4. SignatureNonce.
+	nonce := q.get("SignatureNonce")
+	if nonce == "" {
+		s.gatewayError(c, 400, "MissingSignatureNonce", "SignatureNonce is mandatory for this action.")
+		return
+	}
+	if s.nonces.seen(nonce, now) {
+		s.gatewayError(c, 400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+		return
+	}
+	// 5. Signature.
+	sig := q.get("Signature")
+	if sig == "" {
+		s.gatewayError(c, 400, "MissingSignature", "Signature is mandatory for this action.")
+		return
+	}
+	if m := q.get("SignatureMethod"); m != "HMAC-SHA1" {
+		s.gatewayError(c, 400, "InvalidSignatureMethod", "Specified signature method is not supported; use HMAC-SHA1.")
+		return
+	}
+	q.sts = appendStringToSign(q.sts[:0], r.Method, q.withoutSignature())
+	if !sg.verify(q.sts, sig) {
+		s.gatewayError(c, 400, "SignatureDoesNotMatch",
+			"Specified signature is not matched with our calculation. server string to sign is:"+string(q.sts))
+		return
+	}
+	// 6. Quota.
+	if ok, limit, left := s.quota.Load().allow(ak, act == actUpdateSubscription); !ok {
+		s.throttled(c, limit, left)
+		return
+	}
+	// 7. Required parameters.
+	for _, name := range act.required() {
+		if q.get(name) == "" {
+			s.gatewayError(c, 400, "Missing"+name, name+" is mandatory for this action.")
+			return
+		}
+	}
+	// Faults, then business.
+	if rule, ok := s.faults.match(c.action, q.get("SubsId"), q.get("OperateType"), &s.rngMu, s.rng); ok {
+		s.fault(c, act, rule)
+		return
+	}
+	s.answer(c, s.business(act, q, now))
+}
+
+// withoutSignature returns the sorted parameters minus Signature, reusing
+// the parameter slice's tail.
+func (q *apiRequest) withoutSignature() []param {
+	for i, p := range q.params {
+		if p.k == "Signature" {
+			// Move Signature to the end so the prefix stays sorted.
+			copy(q.params[i:], q.params[i+1:])
+			q.params[len(q.params)-1] = p
+			return q.params[:len(q.params)-1]
+		}
+	}
+	return q.params
+}
+
+// business runs the action against the state.
+func (s *Sim) business(act action, q *apiRequest, now time.Time) result {
+	switch act {
+	case actUpdateSubscription:
+		return s.updateSubscription(q, now)
+	case actBindAxb:
+		return s.bindAxb(q, now)
+	case actQuerySubscriptionDetail:
+		return s.querySubscriptionDetail(q, now)
+	case actUnbindSubscription:
+		return s.unbindSubscription(q, now)
+	}
+	panic("dyplsim: unreachable action")
+}
+
+// answer writes a business result as HTTP 200.
+func (s *Sim) answer(c *call, res result) {
+	c.q.out = appendResult(c.q.out[:0], c.reqID, res)
+	writeJSON(c.w, http.StatusOK, c.reqID, c.q.out)
+	s.record(c, res.code, res.applied)
+}
+
+func (s *Sim) record(c *call, code string, applied bool) {
+	s.stats.record(c.action, code, applied)
+	if e := s.log.Debug(); e.Enabled() {
+		e.Str("action", c.action).Str("subs_id", c.q.get("SubsId")).Str("operate_type", c.q.get("OperateType")).
+			Str("code", code).Str("request_id", c.reqID).Msg("call")
+	}
+}
+
+// gatewayError answers a POP gateway error.
+func (s *Sim) gatewayError(c *call, status int, code, msg string) {
+	c.q.out = appendGatewayError(c.q.out[:0], c.reqID, code, msg)
+	writeJSON(c.w, status, c.reqID, c.q.out)
+	s.record(c, code, false)
+}
+
+// throttled answers a call over quota, in the channel Config.ThrottleCode
+// selects.
+func (s *Sim) throttled(c *call, limit float64, left time.Duration) {
+	code := s.cfg.throttleCode()
+	c.w.Header().Set("x-ratelimit-user-api", "Limit:"+strconv.FormatFloat(limit, 'f', -1, 64)+
+		",Remain:0,TimeLeft:"+strconv.FormatInt(left.Milliseconds(), 10))
+	if s.cfg.businessThrottle() {
+		s.answer(c, fail(code, messageFor(code)))
+		return
+	}
+	msg := "Request was denied due to user flow control."
+	if d, ok := gatewayDefaults[code]; ok {
+		msg = d.msg
+	}
+	s.gatewayError(c, s.cfg.tstatus(), code, msg)
+}
+
+func messageFor(code string) string {
+	if m, ok := businessMessages[code]; ok {
+		return m
+	}
+	return code
+}
+
+// latency draws Config.Latency plus jitter.
+func (s *Sim) latency() time.Duration {
+	d := s.cfg.Latency
+	if s.cfg.Jitter > 0 {
+		s.rngMu.Lock()
+		d += time.Duration(s.rng.Int64N(int64(s.cfg.Jitter)))
+		s.rngMu.Unlock()
+	}
+	return d
+}
+
+// sleep waits d. It returns false if the simulator was closed or, when
+// untilGone is set, the client went away first.
+func (s *Sim) sleep(ctx context.Context, d time.Duration, untilGone bool) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var gone <-chan struct{}
+	if untilGone {
+		gone = ctx.Done()
+	}
+	select {
+	case <-t.C:
+		return true
+	case <-s.closed:
+		return false
+	case <-gone:
+		return false
+	}
+}
+
+// abort ends a call cut short by Close.
+func (s *Sim) abort(c *call) {
+	s.record(c, StatAborted, false)
+	dropConn(c.w)
+}
+
+// fault applies a fault rule to a call that passed the gateway.
+func (s *Sim) fault(c *call, act action, f FaultRule) {
+	applied := false
+	runApply := func() {
+		if res := s.business(act, c.q, s.clock()); res.applied {
+			applied = true
+		}
+	}
+	switch f.kind() {
+	case FaultLatency:
+		if !s.sleep(c.r.Context(), f.Delay, false) {
+			s.abort(c)
+			return
+		}
+		s.answer(c, s.business(act, c.q, s.clock()))
+	case FaultHang:
+		d := f.Delay
+		if d == 0 {
+			d = DefaultHangDelay
+		}
+		if !s.sleep(c.r.Context(), d, true) {
+			s.record(c, StatHang, false)
+			select {
+			case <-s.closed:
+				dropConn(c.w)
+			default: // the client is gone; returning closes the connection
+			}
+			return
+		}
+		s.answer(c, s.business(act, c.q, s.clock()))
+	case FaultDrop:
+		s.record(c, StatDrop, false)
+		dropConn(c.w)
+	case FaultDropAfter:
+		runApply()
+		s.record(c, StatDropAfter, applied)
+		dropConn(c.w)
+	case FaultCode:
+		if f.Apply {
+			runApply()
+		}
+		code := f.Code
+		if code == "" {
+			code = "isp.SYSTEM_ERROR"
+		}
+		msg := f.Message
+		if msg == "" {
+			msg = messageFor(code)
+		}
+		c.q.out = appendResult(c.q.out[:0], c.reqID, fail(code, msg))
+		writeJSON(c.w, http.StatusOK, c.reqID, c.q.out)
+		s.record(c, code, applied)
+	case FaultGateway:
+		if f.Apply {
+			runApply()
+		}
+		code, status, msg := f.Code, f.Status, f.Message
+		if code == "" {
+			code = "ServiceUnavailable"
+		}
+		d, known := gatewayDefaults[code]
+		if status == 0 {
+			status = 400
+			if known {
+				status = d.status
+			} else if code == "ServiceUnavailable" {
+				status = 503
+			}
+		}
+		if msg == "" {
+			msg = code
+			if known {
+				msg = d.msg
+			}
+		}
+		c.q.out = appendGatewayError(c.q.out[:0], c.reqID, code, msg)
+		writeJSON(c.w, status, c.reqID, c.q.out)
+		s.record(c, code, applied)
+	case FaultHTTP:
+		if f.Apply {
+			runApply()
+		}
+		status := f.Status
+		if status == 0 {
+			status = http.StatusBadGateway
+		}
+		body := f.Body
+		if body == "" {
+			body = fmt.Sprintf("<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
+				status, http.StatusText(status), status, http.StatusText(status))
+		}
+		c.w.Header()["Content-Type"] = contentTypeHTML
+		c.w.WriteHeader(status)
+		c.w.Write([]byte(body))
+		s.record(c, StatHTTP+strconv.Itoa(status), applied)
+	case FaultEmpty:
+		if f.Apply {
+			runApply()
+		}
+		c.w.Header()["Content-Type"] = contentTypeJSON
+		c.w.Header().Set("Content-Length", "0")
+		c.w.WriteHeader(http.StatusOK)
+		s.record(c, StatEmpty, applied)
+	}
+}
+
+// dropConn closes the client connection without an answer.
+func dropConn(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}

@@ -1,0 +1,219 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/dyplsq/dyplsq/deadletter"
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/tasks"
+	"github.com/dyplsq/dyplsq/worker"
+)
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is one end-to-end set-up: a real Redis (namespaced), the simulator
+// over HTTP, the real SDK through dypls, and a worker.
+type env struct {
+	t       *testing.T
+	ctx     context.Context
+	ns      string
+	queue   string
+	rdb     *redis.Client
+	sim     *dyplsim.Sim
+	simSrv  *http.Server
+	simAddr string
+	api     *dypls.Client
+	prod    *tasks.Producer
+	insp    *asynq.Inspector
+	dlq     *deadletter.Store
+	logs    *syncBuffer
+	reg     *prometheus.Registry
+	cfg     worker.Config
+	w       *worker.Worker
+}
+
+func newEnv(t *testing.T, simCfg dyplsim.Config, mod func(*worker.Config)) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), ns: redistest.Namespace(t), rdb: redistest.Client(t), logs: &syncBuffer{}}
+	e.queue = e.ns + "-live"
+	if simCfg.Seed == 0 {
+		simCfg.Seed = 20
+	}
+	if simCfg.RandSeed == 0 {
+		simCfg.RandSeed = 1
+	}
+	sim, srv, addr, err := dyplsim.Start(simCfg, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim, e.simSrv, e.simAddr = sim, srv, addr
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	e.api, err = dypls.New(dypls.Config{Endpoint: "http://" + addr, AccessKeyID: dyplsim.DefaultAccessKeyID,
+		AccessKeySecret: dyplsim.DefaultAccessKeySecret, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.api.Close)
+	client := asynq.NewClientFromRedisClient(e.rdb)
+	e.prod = &tasks.Producer{Client: client, Redis: e.rdb, Queue: e.queue, KeyPrefix: e.ns}
+	e.insp = asynq.NewInspectorFromRedisClient(e.rdb)
+	e.dlq = &deadletter.Store{Redis: e.rdb, Prefix: e.ns}
+	e.cfg = worker.Config{
+		Queues:                   map[string]int{e.queue: 1},
+		Concurrency:              10,
+		MaxAttempts:              5,
+		BackoffBase:              20 * time.Millisecond,
+		BackoffMax:               200 * time.Millisecond,
+		ThrottleDelay:            100 * time.Millisecond,
+		HaltProbeMin:             200 * time.Millisecond,
+		HaltProbeMax:             time.Second,
+		HaltWait:                 500 * time.Millisecond,
+		SweepInterval:            500 * time.Millisecond,
+		KeyPrefix:                e.ns,
+		WorkerID:                 e.ns + "-w1",
+		TaskCheckInterval:        20 * time.Millisecond,
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&e.cfg)
+	}
+	t.Cleanup(e.cleanupRedis)
+	return e
+}
+
+// start starts a worker with the env's config.
+func (e *env) start() *worker.Worker {
+	e.t.Helper()
+	cfg := e.cfg
+	cfg.Logger = zerolog.New(e.logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	e.reg = prometheus.NewRegistry()
+	cfg.Registry = e.reg
+	w, err := worker.New(cfg, e.rdb, e.api)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.w = w
+	e.t.Cleanup(w.Shutdown)
+	return w
+}
+
+func (e *env) cleanupRedis() {
+	ctx := context.Background()
+	_ = e.insp.DeleteQueue(e.queue, true)
+	for _, pat := range []string{e.ns + ":*", "asynq:{" + e.queue + "}:*"} {
+		iter := e.rdb.Scan(ctx, 0, pat, 500).Iterator()
+		for iter.Next(ctx) {
+			e.rdb.Del(ctx, iter.Val())
+		}
+	}
+	e.rdb.SRem(ctx, "asynq:queues", e.queue)
+}
+
+// seed returns sample binding i as the base of an update.
+func seed(i int, op string) tasks.Update {
+	b := dyplsim.SeedBinding(i)
+	return tasks.Update{PoolKey: b.PoolKey, SubsId: b.SubsId, PhoneNoX: b.PhoneNoX, OperateType: op}
+}
+
+func (e *env) enqueue(u tasks.Update) string {
+	e.t.Helper()
+	r, err := e.prod.Enqueue(e.ctx, u)
+	if err != nil {
+		e.t.Fatalf("enqueue: %v", err)
+	}
+	return r.TaskID
+}
+
+// waitState waits until the task reaches one of the states and returns it.
+func (e *env) waitState(id string, timeout time.Duration, states ...asynq.TaskState) *asynq.TaskInfo {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last *asynq.TaskInfo
+	for time.Now().Before(deadline) {
+		info, err := e.insp.GetTaskInfo(e.queue, id)
+		if err == nil {
+			last = info
+			for _, s := range states {
+				if info.State == s {
+					return info
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if last != nil {
+		e.t.Fatalf("task %s: state %v after %s, want %v (last error %q)\nlogs:\n%s", id, last.State, timeout, states, last.LastErr, e.logs.String())
+	}
+	e.t.Fatalf("task %s not found after %s", id, timeout)
+	return nil
+}
+
+func result(t *testing.T, info *asynq.TaskInfo) worker.Result {
+	t.Helper()
+	var r worker.Result
+	if err := json.Unmarshal(info.Result, &r); err != nil {
+		t.Fatalf("result %q: %v", info.Result, err)
+	}
+	return r
+}
+
+func (e *env) deadRecord(id string) deadletter.Record {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r, ok, err := e.dlq.Get(e.ctx, id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if ok {
+			return r
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("no dead-letter record for %s", id)
+	return deadletter.Record{}
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
