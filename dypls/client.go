@@ -111,6 +111,9 @@ func parseEndpoint(raw string) (scheme, host string, err error) {
 	return scheme, u.Host, nil
 }
 
+// newClientMu serialises SDK client creation across the process.
+var newClientMu sync.Mutex
+
 // Client calls Dyplsapi. It is safe for concurrent use.
 type Client struct {
 	cfg    Config
@@ -150,7 +153,11 @@ func (c *Client) get() (*dyplsapi.Client, error) {
 	}
 	c.mu.Unlock()
 	conf := sdk.NewConfig().WithScheme(c.scheme).WithAutoRetry(false)
+	// The SDK initialises a package-level endpoint map lazily, without a
+	// lock: creating two clients at once is a data race.
+	newClientMu.Lock()
 	cl, err := dyplsapi.NewClientWithOptions(c.cfg.Region, conf, c.cred)
+	newClientMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("dypls: create SDK client: %w", err)
 	}

@@ -12,20 +12,8 @@ import (
 // maxControlBody caps a control-plane request body.
 const maxControlBody = 64 << 20
 
-// serveControl serves the JSON control plane:
-//
-//	GET    /_sim/health             {"Status":"ok"}
-//	GET    /_sim/bindings[?SubsId=] all bindings (array) or one (object, 404 if unknown)
-//	POST   /_sim/bindings           one Binding or an array; answers what was stored
-//	DELETE /_sim/bindings?SubsId=   remove one binding
-//	GET    /_sim/stats              Stats
-//	GET    /_sim/faults             rules with counters
-//	PUT    /_sim/faults             array of FaultRule; replaces all
-//	POST   /_sim/faults             one FaultRule or an array; appends
-//	DELETE /_sim/faults             remove all rules
-//	POST   /_sim/reset              Reset
-//	GET    /_sim/quota              Quota
-//	PUT    /_sim/quota              Quota fields to change; answers the new Quota
+// serveControl serves the JSON control plane described in the package
+// documentation.
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + r.URL.Path
 	switch route {
@@ -184,7 +172,7 @@ func decodeOneOrMany[T any](r *http.Request, out *[]T) (single bool, err error) 
 		return false, fmt.Errorf("reading body: %w", err)
 	}
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
+	if len(body) == 0 || string(body) == "null" {
 		return false, errors.New("empty body: want a JSON object or array")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -203,19 +191,14 @@ func decodeOneOrMany[T any](r *http.Request, out *[]T) (single bool, err error) 
 	if dec.More() {
 		return false, errors.New("invalid JSON body: more than one value")
 	}
-	if single || len(*out) > 0 {
-		return single, nil
-	}
-	return false, nil
+	return single, nil
 }
 
 func controlJSON(w http.ResponseWriter, v any) {
 	w.Header()["Content-Type"] = contentTypeJSON
-	enc := json.NewEncoder(w)
-	if err := enc.Encode(v); err != nil {
-		// Headers are gone; nothing better to do than stop.
-		return
-	}
+	// An encoding error can only come from the connection; the status
+	// line is already sent, so there is nothing left to report it to.
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func controlError(w http.ResponseWriter, status int, msg string) {

@@ -22,7 +22,9 @@
 //	resp, err := client.UpdateSubscription(req) // resp.Code == "OK"
 //
 // The SDK client is not safe for concurrent use: give every goroutine its
-// own.
+// own. Creating clients is not safe either the first time:
+// dyplsapi.NewClientWithOptions lazily fills a package-global map, so
+// construct them one at a time (a mutex) or after one client exists.
 //
 // # Wire protocol and gateway checks
 //
@@ -86,8 +88,31 @@
 // once, then fail" is After 1. Rules are evaluated in order; the first that
 // matches and fires decides the call.
 //
+// In JSON (PUT /_sim/faults, the dyplsim --faults file) a rule uses the
+// same field names, with Delay as a Go duration string:
+//
+//	[{"Action":"UpdateSubscription","SubsId":"1000000000000001","Code":"isp.SYSTEM_ERROR","Count":2},
+//	 {"OperateType":"updateNoB","Kind":"drop_after","Count":1},
+//	 {"Kind":"hang","Delay":"30s","After":10,"Count":1},
+//	 {"Kind":"http","Status":502,"Rate":0.01}]
+//
 // # Control plane
 //
-// The same port serves JSON under /_sim/ (see Sim.ServeHTTP): bindings,
-// stats, faults, quota and reset. Errors are {"error":"..."}.
+// The same port serves JSON under /_sim/; errors are {"error":"..."} with
+// status 400 (404 for an unknown binding or endpoint, 405 for a wrong
+// method):
+//
+//	GET    /_sim/health             {"Status":"ok"}
+//	GET    /_sim/bindings           [Binding, ...] ordered by SubsId
+//	GET    /_sim/bindings?SubsId=   one Binding
+//	POST   /_sim/bindings           a Binding or an array; answers what was stored
+//	DELETE /_sim/bindings?SubsId=   remove one binding
+//	GET    /_sim/stats              {"Total":n,"Applied":n,"Calls":{"UpdateSubscription":{"OK":n,...},...}}
+//	GET    /_sim/faults             [rule + "Seen","Fired","Spent", ...]
+//	PUT    /_sim/faults             an array of rules; replaces all
+//	POST   /_sim/faults             a rule or an array; appends
+//	DELETE /_sim/faults             remove all rules
+//	POST   /_sim/reset              back to the state after New
+//	GET    /_sim/quota              {"QPS":10000,"Burst":1000,"QueryQPS":5000,"QueryBurst":500}
+//	PUT    /_sim/quota              any of those fields; a new QPS without Burst gets the default burst
 package dyplsim

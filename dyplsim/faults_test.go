@@ -1,6 +1,7 @@
 package dyplsim
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -111,6 +112,34 @@ func TestFaultKinds(t *testing.T) {
 		waitFor(t, "hang recorded", func() bool { return sim.Stats().Calls["UpdateSubscription"][StatHang] == 1 })
 		if outIDOf(t, sim, 1) != "" {
 			t.Fatal("hung call applied")
+		}
+	})
+
+	t.Run("HangReleasedByShutdown", func(t *testing.T) {
+		t.Parallel()
+		sim, srv, addr, err := Start(Config{Seed: 1, Faults: []FaultRule{{Kind: "hang"}}}, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		c := newClient(t, addr)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.UpdateSubscription(outIDReq(1, "a"))
+			done <- err
+		}()
+		waitFor(t, "the call to hang", func() bool { return sim.Faults()[0].Fired == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("Shutdown took %v", d)
+		}
+		if err := <-done; err == nil {
+			t.Fatal("hung call succeeded")
 		}
 	})
 

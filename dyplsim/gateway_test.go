@@ -2,6 +2,8 @@ package dyplsim
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +165,28 @@ func TestGetRequest(t *testing.T) {
 	resp, err := httpGet("http://" + addr + "/?" + p.Encode())
 	if err != nil || !strings.Contains(resp, `"PhoneNoA":"13800000000"`) {
 		t.Fatalf("GET: %v %s", err, resp)
+	}
+}
+
+// Parameters in a form-encoded body count like query parameters.
+func TestFormBody(t *testing.T) {
+	t.Parallel()
+	_, addr := startSim(t, Config{Seed: 1})
+	p := rawParams("UpdateSubscription", "n-form", time.Now())
+	p.Set("PoolKey", DefaultPoolKey)
+	p.Set("SubsId", SeedBinding(1).SubsId)
+	p.Set("PhoneNoX", SeedBinding(1).PhoneNoX)
+	p.Set("OperateType", "updateOutId")
+	p.Set("OutId", "from body")
+	SignParams("POST", p, DefaultAccessKeySecret)
+	resp, err := http.Post("http://"+addr+"/", "application/x-www-form-urlencoded", strings.NewReader(p.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"Code":"OK"`) {
+		t.Fatalf("HTTP %d %s", resp.StatusCode, b)
 	}
 }
 

@@ -66,26 +66,31 @@ func cmpParam(a, b param) int {
 
 const upperHex = "0123456789ABCDEF"
 
-// isUnreserved reports whether c is left as is by RFC 3986 percent-encoding
-// (and by Go's url.QueryEscape, whose output the SDK post-processes).
-func isUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
-}
+// unreserved marks the bytes RFC 3986 percent-encoding leaves as they are
+// (as does Go's url.QueryEscape, whose output the SDK post-processes).
+var unreserved = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '~'
+	}
+	return t
+}()
 
 // appendDoubleEncoded appends percentEncode(percentEncode(s)): the form a key
 // or value takes inside the string to sign. An unreserved byte stays as is;
 // any other byte b becomes "%25" followed by the two hex digits of b.
 func appendDoubleEncoded(dst []byte, s string) []byte {
+	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if isUnreserved(c) {
-			dst = append(dst, c)
+		if unreserved[c] {
 			continue
 		}
+		dst = append(dst, s[start:i]...)
 		dst = append(dst, '%', '2', '5', upperHex[c>>4], upperHex[c&15])
+		start = i + 1
 	}
-	return dst
+	return append(dst, s[start:]...)
 }
 
 // appendStringToSign appends the string to sign for sorted params (the

@@ -138,7 +138,6 @@ func (st *state) seedBindings(n int, now time.Time) {
 		b := &binding{Binding: SeedBinding(i), expire: exp.Unix()}
 		b.ExpireDate = expStr
 		b.GmtCreate = nowStr
-		b.Status = 0
 		st.bindings[b.SubsId] = b
 		st.index(b)
 	}

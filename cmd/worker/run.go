@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -107,7 +108,23 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if (*monUser == "") != (*monPass == "") {
 		return nil, errors.New("MONITOR_USER and MONITOR_PASSWORD must be set together")
 	}
+	if *monUser == "" && !loopback(*monAddr) {
+		return nil, fmt.Errorf("MONITOR_ADDR %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", *monAddr)
+	}
 	return c, nil
+}
+
+// loopback reports whether addr (host:port) only listens on loopback.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // parseQueues reads "name:weight,name:weight".
