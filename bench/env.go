@@ -42,7 +42,8 @@ type Env struct {
 func (e *Env) AsynqOpt() asynq.RedisConnOpt { return e.connOpt }
 
 // Queue returns a fresh queue name starting with "bench-" and prefix. The
-// harness deletes the queues it handed out after each repetition.
+// harness deletes the queues it handed out before the next repetition and
+// at the end of the run.
 func (e *Env) Queue(prefix string) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])

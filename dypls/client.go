@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -339,7 +340,7 @@ func classifyCallError(action string, err error, status int) *Error {
 	if errors.As(err, &se) {
 		st := se.HttpStatus()
 		code := se.ErrorCode()
-		msg := se.Message()
+		msg := redactTokens(se.Message())
 		if code == "" {
 			// Not our JSON: a proxy page or a bare status.
 			code = fmt.Sprintf("%s%d", CodeHTTPPrefix, st)
@@ -356,12 +357,35 @@ func classifyCallError(action string, err error, status int) *Error {
 				return e
 			}
 		}
-		return newError(action, CodeTransport, ce.Error(), "", status, true)
+		return newError(action, CodeTransport, redactTokens(ce.Error()), "", status, true)
 	}
 	if e := classifyTransport(action, err); e != nil {
 		return e
 	}
-	return newError(action, CodeTransport, err.Error(), "", status, true)
+	return newError(action, CodeTransport, transportMessage(err), "", status, true)
+}
+
+// tokenParam matches the value of a SecurityToken or BearerToken parameter
+// in a URL (=, &) or in a string-to-sign (%3D, %26), which the SDK sends
+// with STS or bearer credentials and which error texts echo.
+var tokenParam = regexp.MustCompile(`((?:SecurityToken|BearerToken)(?:=|%3D|%253D))(?:[^&]*?)(&|%26|$)`)
+
+// redactTokens hides credential tokens in a message.
+func redactTokens(msg string) string {
+	if !strings.Contains(msg, "Token") {
+		return msg
+	}
+	return tokenParam.ReplaceAllString(msg, "${1}***${2}")
+}
+
+// transportMessage is the text of a transport failure without the request
+// URL, which holds every parameter, the signature and any SecurityToken.
+func transportMessage(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return redactTokens(ue.Op + ": " + ue.Err.Error())
+	}
+	return redactTokens(err.Error())
 }
 
 // classifyTransport recognises timeouts, refused and dropped connections.

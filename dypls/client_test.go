@@ -536,8 +536,12 @@ func TestHTTPSEndpoint(t *testing.T) {
 	c := newClient(t, addr, func(c *dypls.Config) { c.Endpoint = "https://" + addr })
 	_, err := c.UpdateSubscription(bg, updateNoA(1, newA))
 	e := asError(t, err)
-	if !strings.HasPrefix(e.Code, "Transport.") || e.Class != dypls.Transient {
+	if e.Code != dypls.CodeTransport || e.Class != dypls.Transient {
 		t.Errorf("got %v", err)
+	}
+	// The cause is shown, not the request URL (parameters, signature).
+	if !strings.Contains(e.Message, "HTTPS client") || strings.Contains(e.Message, "Signature") {
+		t.Errorf("Message %q", e.Message)
 	}
 	t.Logf("observed: %v", err)
 	if st := sim.Stats(); st.Total != 0 {
@@ -605,5 +609,37 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("%s: the error is not one line: %q", tc.name, err)
 			}
 		}
+	}
+}
+
+// TestSecurityTokenNeverShown: with STS credentials the SDK sends the
+// SecurityToken as a query parameter, so it is in the request URL and in
+// the string-to-sign. Neither the SignatureDoesNotMatch echo nor a
+// transport error (whose Go text holds the whole URL) may show it.
+func TestSecurityTokenNeverShown(t *testing.T) {
+	t.Parallel()
+	const token = "CAIS+stsTOKEN/secret=value=="
+	sim, addr := startSim(t, dyplsim.Config{Seed: 1})
+	sts := func(c *dypls.Config) { c.SecurityToken = token }
+
+	// The simulator does not check tokens: an STS call succeeds.
+	if _, err := newClient(t, addr, sts).UpdateSubscription(bg, updateOutID(1, "sts")); err != nil {
+		t.Fatalf("STS call: %v", err)
+	}
+	_, sigErr := newClient(t, addr, sts, func(c *dypls.Config) { c.AccessKeySecret = "wrong" }).
+		UpdateSubscription(bg, updateNoA(1, newA))
+	check(t, sigErr, want{"SignatureDoesNotMatch", dypls.Systemic, false, 400, true})
+	_, tlsErr := newClient(t, addr, sts, func(c *dypls.Config) { c.Endpoint = "https://" + addr }).
+		UpdateSubscription(bg, updateNoA(1, newA))
+	asError(t, tlsErr)
+	for _, err := range []error{sigErr, tlsErr} {
+		for _, s := range []string{err.Error(), asError(t, err).Message} {
+			if strings.Contains(s, "TOKEN") {
+				t.Errorf("the SecurityToken is shown: %s", s)
+			}
+		}
+	}
+	if st := sim.Stats(); st.Total != 2 {
+		t.Errorf("stats %+v", st)
 	}
 }

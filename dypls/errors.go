@@ -3,6 +3,7 @@ package dypls
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Class says what an error means for the job that got it and for the
@@ -106,14 +107,19 @@ func (e *Error) Is(target error) bool {
 const maxMessage = 512
 
 func newError(action, code, msg, requestID string, status int, ambiguous bool) *Error {
-	msg = strings.Join(strings.Fields(msg), " ")
+	// Mask first, then shorten: a cut must never leave part of a number.
+	msg = Mask(strings.Join(strings.Fields(msg), " "))
 	if len(msg) > maxMessage {
-		msg = msg[:maxMessage] + "…"
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
 	}
 	return &Error{
 		Action:     action,
 		Code:       code,
-		Message:    Mask(msg),
+		Message:    msg,
 		RequestID:  requestID,
 		HTTPStatus: status,
 		Ambiguous:  ambiguous,

@@ -1,6 +1,9 @@
 package dypls
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 // Mask hides phone numbers in s, for everything a person or a log pipeline
 // reads. Every run of digits that has the shape of a phone number (10 to 12
@@ -14,6 +17,27 @@ func Mask(s string) string {
 	if !hasPhoneRun(s) {
 		return s
 	}
+	// UUIDs (RequestIds, task ids) can hold a phone-shaped digit run in a
+	// group: they stay whole.
+	ids := uuidShape.FindAllStringIndex(s, -1)
+	if len(ids) == 0 {
+		return maskRuns(s)
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	last := 0
+	for _, m := range ids {
+		b.WriteString(maskRuns(s[last:m[0]]))
+		b.WriteString(s[m[0]:m[1]])
+		last = m[1]
+	}
+	b.WriteString(maskRuns(s[last:]))
+	return b.String()
+}
+
+var uuidShape = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`)
+
+func maskRuns(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {

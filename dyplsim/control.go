@@ -113,33 +113,27 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			controlError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		cur := s.quota.Load()
-		qps, burst, qqps, qburst := cur.qps, cur.burst, cur.qqps, cur.qburst
-		if in.QPS != nil {
-			qps = *in.QPS
-			if in.Burst == nil {
-				burst = 0 // default for the new rate
-			}
-		}
-		if in.Burst != nil {
-			burst = *in.Burst
-		}
-		if in.QueryQPS != nil {
-			qqps = *in.QueryQPS
-			if in.QueryBurst == nil {
-				qburst = 0
-			}
-		}
-		if in.QueryBurst != nil {
-			qburst = *in.QueryBurst
-		}
-		if qps < 0 || qqps < 0 || burst < 0 || qburst < 0 {
+		if (in.QPS != nil && *in.QPS < 0) || (in.QueryQPS != nil && *in.QueryQPS < 0) ||
+			(in.Burst != nil && *in.Burst < 0) || (in.QueryBurst != nil && *in.QueryBurst < 0) {
 			controlError(w, http.StatusBadRequest, "QPS, Burst, QueryQPS and QueryBurst must be >= 0")
 			return
 		}
-		s.quota.Store(newQuota(s.signers, qps, burst, qqps, qburst))
-		s.log.Info().Float64("qps", qps).Float64("query_qps", qqps).Msg("quota set")
-		controlJSON(w, s.Quota())
+		q := s.changeQuota(func(q *Quota) {
+			if in.QPS != nil {
+				q.QPS, q.Burst = *in.QPS, 0 // a new rate gets the default burst...
+			}
+			if in.Burst != nil {
+				q.Burst = *in.Burst // ...unless one is given
+			}
+			if in.QueryQPS != nil {
+				q.QueryQPS, q.QueryBurst = *in.QueryQPS, 0
+			}
+			if in.QueryBurst != nil {
+				q.QueryBurst = *in.QueryBurst
+			}
+		})
+		s.log.Info().Float64("qps", q.QPS).Float64("query_qps", q.QueryQPS).Msg("quota set")
+		controlJSON(w, q)
 
 	default:
 		switch r.URL.Path {

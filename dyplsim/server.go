@@ -27,7 +27,8 @@ type Sim struct {
 	clock   func() time.Time
 	signers map[string]*signer // by AccessKeyId; read-only after New
 	nonces  *nonceStore
-	quota   atomic.Pointer[quota]
+	quota   atomic.Pointer[quota] // read lock-free per call
+	quotaMu sync.Mutex            // serialises quota changes
 	ids     idGen
 	st      state
 	faults  faultSet
@@ -136,21 +137,32 @@ func (s *Sim) Reset() {
 	s.faults.set(s.cfg.Faults)
 	s.stats.init()
 	s.nonces.reset()
+	s.quotaMu.Lock()
 	s.quota.Store(newQuota(s.signers, s.cfg.QPS, s.cfg.Burst, s.cfg.QueryQPS, s.cfg.QueryBurst))
+	s.quotaMu.Unlock()
 }
 
 // SetQPS changes the UpdateSubscription quota (0 = unlimited; burst 0 =
 // max(1, qps/10)). Buckets start full.
 func (s *Sim) SetQPS(qps float64, burst int) {
-	old := s.quota.Load()
-	s.quota.Store(newQuota(s.signers, qps, burst, old.qqps, old.qburst))
+	s.changeQuota(func(q *Quota) { q.QPS, q.Burst = qps, burst })
 }
 
 // SetQueryQPS changes the quota shared by BindAxb, QuerySubscriptionDetail
 // and UnbindSubscription, like SetQPS.
 func (s *Sim) SetQueryQPS(qps float64, burst int) {
-	old := s.quota.Load()
-	s.quota.Store(newQuota(s.signers, old.qps, old.burst, qps, burst))
+	s.changeQuota(func(q *Quota) { q.QueryQPS, q.QueryBurst = qps, burst })
+}
+
+// changeQuota applies change to the current limits and installs new,
+// full buckets.
+func (s *Sim) changeQuota(change func(*Quota)) Quota {
+	s.quotaMu.Lock()
+	defer s.quotaMu.Unlock()
+	q := s.Quota()
+	change(&q)
+	s.quota.Store(newQuota(s.signers, q.QPS, q.Burst, q.QueryQPS, q.QueryBurst))
+	return s.Quota()
 }
 
 // RandSeed returns the seed in use (Config.RandSeed, or the one picked

@@ -149,3 +149,14 @@ func (h *haltState) resolve(answered bool) (resumed bool) {
 	h.notify()
 	return true
 }
+
+// release gives the probe back unused (the job made no call), so that
+// another job may probe at once.
+func (h *haltState) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.probing {
+		h.probing = false
+		h.notify()
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -30,6 +31,8 @@ const (
 	CodeMalformed   = "Job.Malformed"
 	CodeMaxAge      = "Job.MaxAgePassed"
 	CodeUnknownType = "Job.UnknownType"
+	CodeSuperseded  = "Superseded"
+	StateBusy       = "busy"
 )
 
 // Result is what a completed job stores as its asynq result, shown in the
@@ -47,6 +50,9 @@ type Result struct {
 // handler runs one job to its next state.
 type handler struct {
 	cfg     Config
+	fence   *fence   // nil only when the fence is switched off for tests
+	limit   *limiter // nil when DYPLS_QPS is 0
+	marker  func(ctx context.Context, batch string, line int, outcome, code, msg, requestID string) error
 	api     *dypls.Client
 	state   *stateStore
 	dead    *deadletter.Store
@@ -109,16 +115,73 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return h.die(ctx, j, "max age passed", &dypls.Error{Code: code, Message: msg, RequestID: st.LastRequest, Class: dypls.Classify(code)})
 	}
 
+	if j.version == 0 {
+		// Enqueued by plain asynq without a version: take one now.
+		v, err := h.state.ensureVersion(ctx, st, tasks.VersionKey(h.cfg.KeyPrefix))
+		if err != nil {
+			return h.redisRetry(j, err)
+		}
+		j.version = v
+	}
+
 	ok, probe, retryIn := h.halt.admit(ctx, h.stop, h.cfg.HaltWait)
 	if !ok {
 		h.metrics.Jobs.WithLabelValues(StateHalted, h.halt.info().Code).Inc()
 		return &retryError{reason: StateHalted, delay: retryIn}
 	}
+	// From here on, every return that made no call gives the probe back.
+	giveBack := func() {
+		if probe {
+			h.halt.release()
+		}
+	}
+
+	token := lockToken(j.id)
+	locked := false
+	if h.fence != nil {
+		verdict, applied, err := h.fenceBegin(ctx, u, j.version, token)
+		if err != nil {
+			giveBack()
+			return h.redisRetry(j, err)
+		}
+		switch verdict {
+		case fenceSuperseded:
+			giveBack()
+			return h.superseded(ctx, j, applied)
+		case fenceDone:
+			giveBack()
+			return h.applied(ctx, j, st.LastRequest, "this version had already been applied")
+		case fenceBusy:
+			giveBack()
+			h.metrics.Jobs.WithLabelValues(StateBusy, "").Inc()
+			return &retryError{reason: StateBusy, delay: jitter(h.cfg.BusyDelay)}
+		}
+		locked = true
+	}
+	unlock := func() {
+		if locked {
+			if err := h.fence.release(context.WithoutCancel(ctx), u.SubsId, token); err != nil {
+				h.log.Warn().Err(err).Str("task_id", j.id).Msg("binding lock not released; it expires by itself")
+			}
+			locked = false
+		}
+	}
+
+	if h.limit != nil {
+		ok, wait, err := h.limit.wait(ctx, h.cfg.LimitWait, h.stop)
+		if err != nil || !ok {
+			unlock()
+			giveBack()
+			if err != nil {
+				return h.redisRetry(j, err)
+			}
+			return &retryError{reason: "rate limited", delay: wait + jitter(50*time.Millisecond)}
+		}
+	}
 
 	if err := h.state.begin(ctx, st, h.now()); err != nil {
-		if probe {
-			h.halt.resolve(false)
-		}
+		unlock()
+		giveBack()
 		return h.redisRetry(j, err)
 	}
 	res, callErr := h.api.UpdateSubscription(ctx, toAPI(u))
@@ -136,12 +199,20 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	if de == nil {
+		h.commit(ctx, j, token, locked)
 		return h.applied(ctx, j, res.RequestID, "")
 	}
 	if de.Class == dypls.Permanent && de.Code == "isv.BIND_CONFLICT" && st.Ambiguous &&
 		(u.OperateType == "updateNoA" || u.OperateType == "updateNoB") {
 		if held, rid := h.alreadyHolds(ctx, u); held {
+			h.commit(ctx, j, token, locked)
 			return h.applied(ctx, j, rid, "an earlier ambiguous attempt had applied it: QuerySubscriptionDetail shows the wanted number")
+		}
+	}
+	unlock()
+	if de.Class == dypls.Throttled && h.limit != nil {
+		if err := h.limit.throttled(ctx); err != nil {
+			h.log.Warn().Err(err).Msg("shared rate not lowered")
 		}
 	}
 	switch de.Class {
@@ -152,12 +223,14 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		h.metrics.Throttled.Inc()
 		h.metrics.Jobs.WithLabelValues(StateThrottled, de.Code).Inc()
 		h.logJob(zerolog.DebugLevel, j, StateThrottled, de)
+		h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID)
 		return &retryError{reason: StateThrottled, delay: jitter(h.cfg.ThrottleDelay), err: de}
 	case dypls.Systemic:
 		_ = h.state.clearInflight(ctx, st)
 		h.halt.trip(de.Code, de.Message, probe)
 		h.metrics.Jobs.WithLabelValues(StateHalted, de.Code).Inc()
 		h.logJob(zerolog.ErrorLevel, j, StateHalted, de)
+		h.mark(ctx, j, StateHalted, de.Code, de.Message, de.RequestID)
 		info := h.halt.info()
 		return &retryError{reason: StateHalted, delay: max(info.NextProbe.Sub(h.now()), 0) + jitter(time.Second), err: de}
 	case dypls.Permanent:
@@ -173,8 +246,63 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	h.metrics.Jobs.WithLabelValues(StateTransient, de.Code).Inc()
 	h.logJob(zerolog.InfoLevel, j, StateTransient, de)
+	h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID)
 	return &retryError{reason: StateTransient, failure: true, err: de,
 		delay: fullJitter(st.Attempts, h.cfg.BackoffBase, h.cfg.BackoffMax)}
+}
+
+// fenceBegin runs the fence's begin, waiting a moment (BusyWait) when
+// another job holds the binding.
+func (h *handler) fenceBegin(ctx context.Context, u tasks.Update, version int64, token string) (fenceVerdict, int64, error) {
+	deadline := h.now().Add(h.cfg.BusyWait)
+	for {
+		verdict, applied, err := h.fence.begin(ctx, u.SubsId, u.OperateType, version, token)
+		if err != nil || verdict != fenceBusy || !h.now().Before(deadline) {
+			return verdict, applied, err
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return verdict, applied, nil
+		case <-h.stop:
+			return verdict, applied, nil
+		}
+	}
+}
+
+// commit records an applied version in the fence and releases the
+// binding. It insists: a version applied but not recorded would let an
+// older job overwrite it.
+func (h *handler) commit(ctx context.Context, j *job, token string, locked bool) {
+	if h.fence == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for i := 0; i < 5; i++ {
+		if err = h.fence.commit(ctx, j.u.SubsId, j.u.OperateType, j.version, token); err == nil {
+			return
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+	}
+	h.log.Error().Err(err).Str("task_id", j.id).Str("SubsId", j.u.SubsId).Int64("version", j.version).
+		Msg("applied version not recorded in the fence")
+}
+
+// superseded completes a job that lost to a newer version of its field,
+// without an API call.
+func (h *handler) superseded(ctx context.Context, j *job, newer int64) error {
+	note := fmt.Sprintf("version %d of %s %s was already applied; this job (version %d) would overwrite it", newer, j.u.SubsId, j.u.OperateType, j.version)
+	res := Result{Outcome: OutcomeSuperseded, Code: CodeSuperseded, Version: j.version, Attempts: j.attempt - 1, Note: note, At: h.now().UTC()}
+	h.writeResult(j.t, res)
+	if j.st != nil {
+		_ = h.state.drop(ctx, j.st)
+	}
+	h.metrics.Superseded.Inc()
+	h.metrics.Jobs.WithLabelValues(OutcomeSuperseded, CodeSuperseded).Inc()
+	h.logJob(zerolog.InfoLevel, j, OutcomeSuperseded, &dypls.Error{Code: CodeSuperseded, Message: note})
+	h.mark(ctx, j, OutcomeSuperseded, CodeSuperseded, note, "")
+	return nil
 }
 
 // expired reports whether the job is older than its max age, counted from
@@ -217,6 +345,7 @@ func (h *handler) applied(ctx context.Context, j *job, requestID, note string) e
 		_ = h.state.drop(ctx, j.st)
 	}
 	h.metrics.Jobs.WithLabelValues(OutcomeApplied, dypls.CodeOK).Inc()
+	h.mark(ctx, j, OutcomeApplied, dypls.CodeOK, note, requestID)
 	h.logJob(zerolog.InfoLevel, j, OutcomeApplied, &dypls.Error{Code: dypls.CodeOK, RequestID: requestID, Message: note})
 	return nil
 }
@@ -251,8 +380,19 @@ func (h *handler) die(ctx context.Context, j *job, reason string, de *dypls.Erro
 		_ = h.state.drop(ctx, j.st)
 	}
 	h.metrics.Jobs.WithLabelValues(OutcomeDead, de.Code).Inc()
+	h.mark(ctx, j, OutcomeDead, de.Code, de.Message, de.RequestID)
 	h.logJob(zerolog.WarnLevel, j, OutcomeDead, de)
 	return fmt.Errorf("dead (%s): %s: %w", reason, de.Error(), asynq.SkipRetry)
+}
+
+// mark reports the job's state to its CLI batch, if it belongs to one.
+func (h *handler) mark(ctx context.Context, j *job, outcome, code, msg, requestID string) {
+	if h.marker == nil || j.u.Meta == nil || j.u.Meta.Batch == "" {
+		return
+	}
+	if err := h.marker(context.WithoutCancel(ctx), j.u.Meta.Batch, j.u.Meta.Line, outcome, code, dypls.Mask(msg), requestID); err != nil {
+		h.log.Warn().Err(err).Str("task_id", j.id).Str("batch", j.u.Meta.Batch).Msg("batch record not updated")
+	}
 }
 
 // redisRetry puts the job back when Redis failed under it; not counted.
@@ -310,6 +450,10 @@ func (h *handler) logJob(level zerolog.Level, j *job, outcome string, de *dypls.
 		ev = ev.Str("note", de.Message)
 	}
 	ev.Msg("job " + outcome)
+}
+
+func lockToken(taskID string) string {
+	return fmt.Sprintf("%s:%x", taskID, rand.Uint64())
 }
 
 func isTransport(e *dypls.Error) bool {

@@ -174,7 +174,11 @@ func (e *env) waitState(id string, timeout time.Duration, states ...asynq.TaskSt
 		time.Sleep(20 * time.Millisecond)
 	}
 	if last != nil {
-		e.t.Fatalf("task %s: state %v after %s, want %v (last error %q)\nlogs:\n%s", id, last.State, timeout, states, last.LastErr, e.logs.String())
+		logs := e.logs.String()
+		if len(logs) > 8000 {
+			logs = "…" + logs[len(logs)-8000:]
+		}
+		e.t.Fatalf("task %s: state %v after %s, want %v (last error %q)\nlogs:\n%s", id, last.State, timeout, states, last.LastErr, logs)
 	}
 	e.t.Fatalf("task %s not found after %s", id, timeout)
 	return nil

@@ -22,8 +22,9 @@ type jobState struct {
 	LastCode     string
 	LastMessage  string
 	LastRequest  string
-	Ambiguous    bool // an earlier attempt may have been applied without our knowing
-	Crashed      bool // an attempt started and never recorded its end
+	Ambiguous    bool  // an earlier attempt may have been applied without our knowing
+	Crashed      bool  // an attempt started and never recorded its end
+	Version      int64 // given at first pick-up to a job enqueued without one
 }
 
 type stateStore struct {
@@ -52,6 +53,7 @@ func (s *stateStore) load(ctx context.Context, subsID, taskID string, requeues i
 	st.LastRequest = m["last_request_id"]
 	st.Ambiguous = m["ambiguous"] == "1"
 	st.Crashed = m["inflight"] != ""
+	st.Version, _ = strconv.ParseInt(m["version"], 10, 64)
 	if st.Crashed {
 		st.Ambiguous = true
 	}
@@ -65,6 +67,29 @@ func (s *stateStore) load(ctx context.Context, subsID, taskID string, requeues i
 		}
 	}
 	return st, nil
+}
+
+// ensureVersion gives a job enqueued without a version one from the shared
+// counter, once: retries reuse it. This is weaker than a version taken at
+// enqueue: it follows pick-up order, not enqueue order.
+func (s *stateStore) ensureVersion(ctx context.Context, st *jobState, versionKey string) (int64, error) {
+	if st.Version > 0 {
+		return st.Version, nil
+	}
+	v, err := s.rdb.Incr(ctx, versionKey).Result()
+	if err != nil {
+		return 0, err
+	}
+	if ok, err := s.rdb.HSetNX(ctx, st.key, "version", v).Result(); err != nil {
+		return 0, err
+	} else if !ok {
+		v, err = s.rdb.HGet(ctx, st.key, "version").Int64()
+		if err != nil {
+			return 0, err
+		}
+	}
+	st.Version = v
+	return v, nil
 }
 
 // begin records that a call is about to be made, so that a later attempt

@@ -49,12 +49,24 @@ type Config struct {
 	HaltProbeMax  time.Duration // default 5m
 	HaltWait      time.Duration // how long a job waits in a halt before going back to the queue; default 30s
 	SweepInterval time.Duration // dead-letter sweep of the archive; default 1m
+	BusyWait      time.Duration // how long a job waits for its binding's lock in the handler; default 100ms
+	BusyDelay     time.Duration // mean delay before a job whose binding stayed busy runs again; default 300ms
+	LimitWait     time.Duration // the longest a job waits for a rate-limit token in the handler; default 1s
+
+	// QPS caps UpdateSubscription calls per second across every worker
+	// sharing the Redis (DYPLS_QPS); 0 means no cap and no adaptation.
+	QPS float64
+
+	// UnsafeNoFence switches the newest-update-wins fence off. It exists
+	// only for tests that prove the fence matters: never set it in
+	// production.
+	UnsafeNoFence bool
 
 	// ShutdownTimeout is how long in-flight jobs may finish on shutdown;
 	// default twice the API call timeout plus 5 s.
 	ShutdownTimeout          time.Duration
 	TaskCheckInterval        time.Duration // default 100ms
-	DelayedTaskCheckInterval time.Duration // default 500ms
+	DelayedTaskCheckInterval time.Duration // default 200ms: jobs back from a short delay (busy, throttled) wait at most this long more
 
 	KeyPrefix string // prefix of dyplsq's own Redis keys; default "dyplsq"
 	WorkerID  string // default host:pid
@@ -87,9 +99,12 @@ func (c Config) withDefaults(callTimeout time.Duration) Config {
 	def(&c.HaltProbeMax, 5*time.Minute)
 	def(&c.HaltWait, 30*time.Second)
 	def(&c.SweepInterval, time.Minute)
+	def(&c.BusyWait, 100*time.Millisecond)
+	def(&c.BusyDelay, 300*time.Millisecond)
+	def(&c.LimitWait, time.Second)
 	def(&c.ShutdownTimeout, 2*callTimeout+5*time.Second)
 	def(&c.TaskCheckInterval, 100*time.Millisecond)
-	def(&c.DelayedTaskCheckInterval, 500*time.Millisecond)
+	def(&c.DelayedTaskCheckInterval, 200*time.Millisecond)
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "dyplsq"
 	}
@@ -160,6 +175,14 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		log:     cfg.Logger,
 		stop:    make(chan struct{}),
 		now:     cfg.Now,
+	}
+	if !cfg.UnsafeNoFence {
+		// The lock outlives every call it guards: the limiter wait, the
+		// call, and the ambiguity check.
+		w.h.fence = &fence{rdb: rdb, prefix: cfg.KeyPrefix, lockTTL: cfg.LimitWait + 2*callTimeout + 5*time.Second}
+	}
+	if cfg.QPS > 0 {
+		w.h.limit = newLimiter(rdb, cfg.KeyPrefix, cfg.QPS, cfg.Now, m.LimitRate.Set)
 	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(deadLetterCollector(store))
@@ -278,9 +301,8 @@ func (w *Worker) reportHalt(ctx context.Context) {
 
 func asynqLogLevel(l zerolog.Level) asynq.LogLevel {
 	switch {
-	case l <= zerolog.DebugLevel:
-		return asynq.DebugLevel
-	case l == zerolog.InfoLevel:
+	case l <= zerolog.InfoLevel:
+		// asynq's debug level logs every empty poll.
 		return asynq.InfoLevel
 	case l == zerolog.WarnLevel:
 		return asynq.WarnLevel

@@ -59,7 +59,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	stsToken := s.Secret("ALIBABA_CLOUD_SECURITY_TOKEN", "security-token", "STS security token (optional)")
 	endpoint := s.String("DYPLS_ENDPOINT", "endpoint", dypls.DefaultEndpoint, "Dyplsapi URL; http://127.0.0.1:8086 for the simulator")
 	region := s.String("DYPLS_REGION", "region", dypls.DefaultRegion, "Alibaba Cloud region")
-	qps := s.Float("DYPLS_QPS", "qps", 500, 0, "UpdateSubscription calls per second across all workers together (0: no cap)")
+	qps := s.Float("DYPLS_QPS", "qps", 1000, 0, "UpdateSubscription calls per second across all workers together (0: no cap)")
 	timeout := s.Duration("DYPLS_TIMEOUT", "timeout", dypls.DefaultTimeout, "timeout of one API call (at most 1m)")
 	concurrency := s.Int("WORKER_CONCURRENCY", "concurrency", 20, 1, "jobs run at once by this worker")
 	queues := s.String("WORKER_QUEUES", "queues", "dyplsq-live:6,dyplsq-bulk:1", "queues to serve with their weights")
@@ -103,7 +103,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if err != nil {
 		return nil, err
 	}
-	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge}
+	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps}
 	c.monitor = monitor.Config{Addr: *monAddr, User: *monUser, Password: *monPass, ReadOnly: *monRO}
 	if (*monUser == "") != (*monPass == "") {
 		return nil, errors.New("MONITOR_USER and MONITOR_PASSWORD must be set together")

@@ -46,3 +46,20 @@ func TestDefaultEndpointIsHTTPS(t *testing.T) {
 		t.Fatalf("scheme %q host %q", c.scheme, c.host)
 	}
 }
+
+func TestRedactTokens(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"no token here", "no token here"},
+		{"POST /?RegionId=cn-hangzhou&SecurityToken=CAIS%2Babc%2Fdef%3D%3D&Signature=x",
+			"POST /?RegionId=cn-hangzhou&SecurityToken=***&Signature=x"},
+		{"is:POST&%2F&RegionId%3Dcn%26SecurityToken%3DCAIS%252Babc%252F%253D%26SignatureMethod%3DHMAC-SHA1",
+			"is:POST&%2F&RegionId%3Dcn%26SecurityToken%3D***%26SignatureMethod%3DHMAC-SHA1"},
+		{"cut off: SecurityToken%3DCAISabcdef", "cut off: SecurityToken%3D***"},
+		{"BearerToken=abc&x=1", "BearerToken=***&x=1"},
+	}
+	for _, c := range cases {
+		if got := redactTokens(c.in); got != c.want {
+			t.Errorf("redactTokens(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

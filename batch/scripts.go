@@ -1,0 +1,150 @@
+package batch
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// luaPrelude defines, for every script, the outcome names by their 4-bit
+// code and the codes the scripts treat specially.
+var luaPrelude = func() string {
+	names := make([]string, 0, len(outcomes)-1)
+	for _, o := range outcomes[1:] {
+		names = append(names, fmt.Sprintf("%q", o))
+	}
+	pending, _ := outcomeCode(OutcomePending)
+	cancelled, _ := outcomeCode(OutcomeCancelled)
+	invalid, _ := outcomeCode(OutcomeInvalid)
+	return fmt.Sprintf("local names = {%s}\nlocal PENDING, CANCELLED, INVALID, BUCKET = %d, %d, %d, %d\n",
+		strings.Join(names, ", "), pending, cancelled, invalid, BucketLines)
+}()
+
+func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
+
+// beginScript creates a batch unless it exists.
+// KEYS: batch hash, rows, versions. ARGV: expires_at (ms), then field/value pairs.
+var beginScript = script(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+local args = {}
+for i = 2, #ARGV do args[#args + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'expires_at', ARGV[1], unpack(args))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`)
+
+// completeScript moves a queueing batch to queued and returns its state.
+// KEYS: batch hash. ARGV: now (ms).
+var completeScript = script(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return false end
+if st == 'queueing' then
+	redis.call('HSET', KEYS[1], 'state', 'queued', 'queued_at', ARGV[1])
+	return 'queued'
+end
+return st
+`)
+
+// cancelScript marks a batch cancelled and returns its state before.
+// KEYS: batch hash. ARGV: now (ms).
+var cancelScript = script(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return false end
+if st ~= 'cancelled' then
+	redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at', ARGV[1])
+end
+return st
+`)
+
+// versionsScript records the first version of a block unless one is
+// recorded, and returns the recorded one.
+// KEYS: batch hash, versions. ARGV: block, first version.
+var versionsScript = script(`
+local exp = redis.call('HGET', KEYS[1], 'expires_at')
+if not exp then return false end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
+	redis.call('PEXPIREAT', KEYS[2], exp)
+	return ARGV[2]
+end
+return redis.call('HGET', KEYS[2], ARGV[1])
+`)
+
+// recordScript records rows that have no outcome yet.
+// KEYS: batch hash, rows, then the detail buckets from ARGV[1] on.
+// ARGV: first bucket, then per row: line, outcome code, task id, detail, code.
+// Returns {recorded, cancelled}; {-1, 0} when the batch does not exist.
+var recordScript = script(`
+local exp = redis.call('HGET', KEYS[1], 'expires_at')
+if not exp then return {-1, 0} end
+local cancelled = redis.call('HGET', KEYS[1], 'state') == 'cancelled'
+local first = tonumber(ARGV[1])
+local get = {}
+for i = 2, #ARGV, 5 do
+	get[#get + 1] = 'GET'; get[#get + 1] = 'u4'; get[#get + 1] = '#' .. ARGV[i]
+end
+local olds = redis.call('BITFIELD', KEYS[2], unpack(get))
+local set, incr, touched = {}, {}, {}
+local n = 0
+local function add(k, v) incr[k] = (incr[k] or 0) + v end
+for i = 2, #ARGV, 5 do
+	local line, st = ARGV[i], tonumber(ARGV[i + 1])
+	local tid, detail, code = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+	local bi = 3 + math.floor(tonumber(line) / BUCKET) - first
+	if tid ~= '' then
+		redis.call('HSET', KEYS[bi], 't' .. line, tid)
+		touched[bi] = true
+	end
+	if olds[(i + 3) / 5] == 0 then
+		if cancelled and st == PENDING then st = CANCELLED end
+		set[#set + 1] = 'SET'; set[#set + 1] = 'u4'; set[#set + 1] = '#' .. line; set[#set + 1] = st
+		add('n:' .. names[st], 1)
+		if st ~= INVALID then add('n:queued', 1) end
+		if detail ~= '' then
+			redis.call('HSET', KEYS[bi], line, detail)
+			touched[bi] = true
+		end
+		if code ~= '' then add('c:' .. names[st] .. ':' .. code, 1) end
+		n = n + 1
+	end
+end
+if #set > 0 then redis.call('BITFIELD', KEYS[2], unpack(set)) end
+for k, v in pairs(incr) do redis.call('HINCRBY', KEYS[1], k, v) end
+for bi in pairs(touched) do redis.call('PEXPIREAT', KEYS[bi], exp) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIREAT', KEYS[2], exp) end
+return {n, cancelled and 1 or 0}
+`)
+
+// markScript replaces the state of one line and moves the counters.
+// KEYS: batch hash, rows, the line's detail bucket.
+// ARGV: line, outcome code, detail ("" for none), code ("" for none).
+// Returns the previous outcome code, or -1 when the batch does not exist.
+var markScript = script(`
+local exp = redis.call('HGET', KEYS[1], 'expires_at')
+if not exp then return -1 end
+local line, st = ARGV[1], tonumber(ARGV[2])
+local old = redis.call('BITFIELD', KEYS[2], 'GET', 'u4', '#' .. line)[1]
+local oldd = redis.call('HGET', KEYS[3], line)
+if old == 0 or old == INVALID then
+	redis.call('HINCRBY', KEYS[1], 'n:queued', 1)
+end
+if old ~= 0 then
+	redis.call('HINCRBY', KEYS[1], 'n:' .. names[old], -1)
+	if oldd then
+		local c = string.match(oldd, '^([^\31]*)')
+		if c and c ~= '' then redis.call('HINCRBY', KEYS[1], 'c:' .. names[old] .. ':' .. c, -1) end
+	end
+end
+redis.call('BITFIELD', KEYS[2], 'SET', 'u4', '#' .. line, st)
+redis.call('PEXPIREAT', KEYS[2], exp)
+redis.call('HINCRBY', KEYS[1], 'n:' .. names[st], 1)
+if ARGV[4] ~= '' then redis.call('HINCRBY', KEYS[1], 'c:' .. names[st] .. ':' .. ARGV[4], 1) end
+if ARGV[3] ~= '' then
+	redis.call('HSET', KEYS[3], line, ARGV[3])
+	redis.call('PEXPIREAT', KEYS[3], exp)
+elseif oldd then
+	redis.call('HDEL', KEYS[3], line)
+end
+return old
+`)

@@ -1,0 +1,364 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dyplsq/dyplsq/internal/redistest"
+)
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	rdb := redistest.Client(t)
+	s := &Store{Redis: rdb, Prefix: redistest.Namespace(t), TTL: time.Hour}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, s.prefix()+":*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+	return s
+}
+
+func begin(t *testing.T, s *Store, content string) Info {
+	t.Helper()
+	id, err := IDOf("csv", "q", strings.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, created, err := s.Begin(context.Background(), Info{ID: id, File: "f.csv", Format: "csv", Queue: "q", Lines: 2000, Rows: 1999, ValidRows: 1999})
+	if err != nil || !created {
+		t.Fatalf("Begin: created %v, %v", created, err)
+	}
+	return info
+}
+
+func status(t *testing.T, s *Store, id string) Status {
+	t.Helper()
+	st, err := s.Status(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestIDs(t *testing.T) {
+	a, _ := IDOf("csv", "q", strings.NewReader("x"))
+	b, _ := IDOf("csv", "q", strings.NewReader("x"))
+	c, _ := IDOf("jsonl", "q", strings.NewReader("x"))
+	d, _ := IDOf("csv", "other", strings.NewReader("x"))
+	e, _ := IDOf("csv", "q", strings.NewReader("y"))
+	if a != b || a == c || a == d || a == e || !ValidID(a) {
+		t.Fatalf("ids %s %s %s %s %s", a, b, c, d, e)
+	}
+	tid := TaskID(a, 42)
+	if id, line, ok := ParseTaskID(tid); !ok || id != a || line != 42 {
+		t.Errorf("ParseTaskID(%s) = %s %d %v", tid, id, line, ok)
+	}
+	for _, bad := range []string{"", "x-1", a + "-0", a + "-x", "idem-0123"} {
+		if _, _, ok := ParseTaskID(bad); ok {
+			t.Errorf("ParseTaskID(%q) ok", bad)
+		}
+	}
+}
+
+func TestBeginFindsExisting(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	info := begin(t, s, "a")
+	if info.State != StateQueueing || info.Created.IsZero() || info.Expires.Sub(info.Created) != time.Hour || info.Lines != 2000 {
+		t.Fatalf("info %+v", info)
+	}
+	again, created, err := s.Begin(ctx, Info{ID: info.ID, File: "other"})
+	if err != nil || created || again.File != "f.csv" || !again.Created.Equal(info.Created) {
+		t.Fatalf("second Begin: %+v created %v err %v", again, created, err)
+	}
+	if _, err := s.Status(ctx, "bzzzzzzzzzzzzzzzz"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Status of unknown batch: %v", err)
+	}
+	list, err := s.List(ctx, 0)
+	if err != nil || len(list) != 1 || list[0].ID != info.ID {
+		t.Fatalf("List = %v, %v", list, err)
+	}
+}
+
+func TestRecordAndMarkKeepCountersExact(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id := begin(t, s, "b").ID
+
+	// The worker may report on a row before the CLI has recorded it.
+	if err := s.Mark(ctx, id, 5, RowState{Outcome: OutcomeApplied, Code: "OK", RequestID: "R5"}); err != nil {
+		t.Fatal(err)
+	}
+	var entries []Entry
+	for l := 2; l <= 600; l++ {
+		entries = append(entries, Entry{Line: l, Outcome: OutcomePending})
+	}
+	entries = append(entries, Entry{Line: 601, Outcome: OutcomeInvalid, Message: "PhoneNoA: must be digits only; got 13812345678x"})
+	entries = append(entries, Entry{Line: 602, Outcome: OutcomePending, TaskID: "idem-abc"})
+	// 600 lines span more than 4 buckets but fewer than 16.
+	rec, err := s.Record(ctx, id, entries)
+	if err != nil || rec.New != 600 || rec.Cancelled {
+		t.Fatalf("Record = %+v, %v", rec, err)
+	}
+	rec, err = s.Record(ctx, id, entries)
+	if err != nil || rec.New != 0 {
+		t.Fatalf("second Record = %+v, %v", rec, err)
+	}
+	st := status(t, s, id)
+	if st.Queued != 600 || st.Pending != 599 || st.Applied != 1 || st.Invalid != 1 {
+		t.Fatalf("counts %+v", st.Counts)
+	}
+
+	marks := []struct {
+		line int
+		st   RowState
+	}{
+		{2, RowState{Outcome: OutcomeRetrying, Code: "Throttling.User", Message: "throttled"}},
+		{2, RowState{Outcome: OutcomeRetrying, Code: "isp.SYSTEM_ERROR"}},
+		{2, RowState{Outcome: OutcomeApplied, Code: "OK", RequestID: "R2"}},
+		{3, RowState{Outcome: OutcomeHalted, Code: "SignatureDoesNotMatch"}},
+		{3, RowState{Outcome: OutcomeDead, Code: "isv.NO_NOT_EXIST", Message: "number 13812345678 unknown", RequestID: "R3"}},
+		{4, RowState{Outcome: OutcomeDead, Code: "isv.NO_NOT_EXIST"}},
+		{6, RowState{Outcome: OutcomeSuperseded, Code: "Superseded"}},
+		{7, RowState{Outcome: OutcomeDead, Code: "isv.BIND_CONFLICT"}},
+		{7, RowState{Outcome: OutcomeApplied, Code: "OK"}}, // requeued, then applied
+	}
+	for _, m := range marks {
+		if err := s.Mark(ctx, id, m.line, m.st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st = status(t, s, id)
+	want := Counts{Queued: 600, Pending: 594, Applied: 3, Superseded: 1, Dead: 2, Invalid: 1}
+	if st.Counts != want {
+		t.Fatalf("counts %+v, want %+v", st.Counts, want)
+	}
+	wantCodes := []CodeCount{{OutcomeApplied, "OK", 3}, {OutcomeSuperseded, "Superseded", 1}, {OutcomeDead, "isv.NO_NOT_EXIST", 2}}
+	if fmt.Sprint(st.Codes) != fmt.Sprint(wantCodes) {
+		t.Errorf("codes %v, want %v", st.Codes, wantCodes)
+	}
+	if st.Ended() != 6 || st.Done() {
+		t.Errorf("ended %d done %v", st.Ended(), st.Done())
+	}
+
+	rows, err := s.Rows(ctx, id, 1, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(rows))
+	for i, r := range rows {
+		got[i] = fmt.Sprintf("%d %s %s %s %s %s", r.Line, r.Outcome, r.TaskID, r.Code, r.RequestID, r.Message)
+	}
+	wantRows := []string{
+		"1     ",
+		fmt.Sprintf("2 applied %s-2 OK R2 ", id),
+		fmt.Sprintf("3 dead %s-3 isv.NO_NOT_EXIST R3 number 138****5678 unknown", id),
+		fmt.Sprintf("4 dead %s-4 isv.NO_NOT_EXIST  ", id),
+		fmt.Sprintf("5 applied %s-5 OK R5 ", id),
+		fmt.Sprintf("6 superseded %s-6 Superseded  ", id),
+		fmt.Sprintf("7 applied %s-7 OK  ", id),
+		fmt.Sprintf("8 pending %s-8   ", id),
+	}
+	if strings.Join(got, "\n") != strings.Join(wantRows, "\n") {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantRows, "\n"))
+	}
+	rows, _ = s.Rows(ctx, id, 601, 603)
+	if rows[0].Outcome != OutcomeInvalid || rows[0].TaskID != "" || !strings.Contains(rows[0].Message, "138****5678") ||
+		rows[1].TaskID != "idem-abc" || rows[2].Outcome != "" {
+		t.Errorf("rows 601-603: %+v", rows)
+	}
+	outs, err := s.Outcomes(ctx, id, 0, 9)
+	if err != nil || strings.Join(outs, ",") != ",,applied,dead,dead,applied,superseded,applied,pending,pending" {
+		t.Errorf("Outcomes = %q, %v", outs, err)
+	}
+
+	if _, err := s.Complete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for l := 8; l <= 602; l++ {
+		if l == 601 {
+			continue
+		}
+		if err := s.Mark(ctx, id, l, RowState{Outcome: OutcomeApplied}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := status(t, s, id); !st.Done() || st.Applied != 597 || st.Pending != 0 {
+		t.Errorf("after marking all: done %v %+v", st.Done(), st.Counts)
+	}
+}
+
+func TestMarkConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id := begin(t, s, "c").ID
+	var entries []Entry
+	for l := 1; l <= 200; l++ {
+		entries = append(entries, Entry{Line: l, Outcome: OutcomePending})
+	}
+	if _, err := s.Record(ctx, id, entries); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := 1; l <= 200; l++ {
+				o := []string{OutcomeRetrying, OutcomeApplied, OutcomeDead, OutcomeHalted}[(l+g)%4]
+				if err := s.Mark(ctx, id, l, RowState{Outcome: o, Code: "C" + o}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := status(t, s, id)
+	outs, _ := s.Outcomes(ctx, id, 1, 200)
+	var want Counts
+	want.Queued = 200
+	perCode := map[string]int64{}
+	for _, o := range outs {
+		switch o {
+		case OutcomeRetrying:
+			want.Retrying++
+		case OutcomeApplied:
+			want.Applied++
+		case OutcomeDead:
+			want.Dead++
+		case OutcomeHalted:
+			want.Halted++
+		}
+		perCode[o]++
+	}
+	if st.Counts != want {
+		t.Fatalf("counts %+v, rows say %+v", st.Counts, want)
+	}
+	for _, c := range st.Codes {
+		if c.Code != "C"+c.Outcome || c.Rows != perCode[c.Outcome] {
+			t.Errorf("code count %+v, rows say %d", c, perCode[c.Outcome])
+		}
+	}
+}
+
+func TestCancelledBatchRecordsCancelled(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id := begin(t, s, "d").ID
+	if _, err := s.Record(ctx, id, []Entry{{Line: 2, Outcome: OutcomePending}}); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := s.Cancel(ctx, id)
+	if err != nil || prev != StateQueueing {
+		t.Fatalf("Cancel = %q, %v", prev, err)
+	}
+	rec, err := s.Record(ctx, id, []Entry{{Line: 3, Outcome: OutcomePending}, {Line: 4, Outcome: OutcomeInvalid}})
+	if err != nil || !rec.Cancelled || rec.New != 2 {
+		t.Fatalf("Record after cancel = %+v, %v", rec, err)
+	}
+	if state, err := s.Complete(ctx, id); err != nil || state != StateCancelled {
+		t.Errorf("Complete of a cancelled batch = %q, %v", state, err)
+	}
+	st := status(t, s, id)
+	if st.Pending != 1 || st.Cancelled != 1 || st.Invalid != 1 || st.Queued != 2 || st.State != StateCancelled {
+		t.Errorf("status %+v", st)
+	}
+}
+
+func TestVersionsAgreeAndFollowBlocks(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id := begin(t, s, "e").ID
+	var mu sync.Mutex
+	seen := map[int]map[int64]bool{}
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range 4 {
+				v, err := s.Versions(ctx, id, b, BlockLines)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[b] == nil {
+					seen[b] = map[int64]bool{}
+				}
+				seen[b][v] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	var prev int64
+	for b := range 4 {
+		if len(seen[b]) != 1 {
+			t.Fatalf("block %d got versions %v", b, seen[b])
+		}
+		for v := range seen[b] {
+			if v <= prev {
+				t.Errorf("block %d starts at %d, not after block %d's %d", b, v, b-1, prev)
+			}
+			prev = v
+		}
+	}
+	if _, err := s.Versions(ctx, "bzzzzzzzzzzzzzzzz", 0, 10); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Versions of unknown batch: %v", err)
+	}
+}
+
+func TestKeysExpireTogether(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id := begin(t, s, "f").ID
+	if _, err := s.Versions(ctx, id, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(ctx, id, []Entry{{Line: 2, Outcome: OutcomeInvalid, Message: "bad"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Mark(ctx, id, 300, RowState{Outcome: OutcomeDead, Code: "X"}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Redis.PExpireTime(ctx, s.Key(id)).Result()
+	if err != nil || want <= 0 {
+		t.Fatalf("batch key expiry %v %v", want, err)
+	}
+	for _, k := range []string{s.RowsKey(id), s.VersionsKey(id), s.BucketKey(id, 0), s.BucketKey(id, 300/BucketLines)} {
+		if got, err := s.Redis.PExpireTime(ctx, k).Result(); err != nil || got != want {
+			t.Errorf("%s expires at %v, want %v (%v)", k, got, want, err)
+		}
+	}
+	// After the window, writes leave nothing behind.
+	s.Redis.Del(ctx, s.Key(id))
+	if err := s.Mark(ctx, id, 9, RowState{Outcome: OutcomeApplied}); err != nil {
+		t.Errorf("Mark on an expired batch: %v", err)
+	}
+	if n, _ := s.Redis.Exists(ctx, s.BucketKey(id, 0)+"x", s.BucketKey(id, 9/BucketLines)).Result(); n != 1 {
+		// bucket 0 still exists from before; nothing new was created
+		t.Errorf("exists = %d", n)
+	}
+	if _, err := s.Record(ctx, id, []Entry{{Line: 3, Outcome: OutcomePending}}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Record on an expired batch: %v", err)
+	}
+}
+
+func TestMarkRejectsUnknownOutcome(t *testing.T) {
+	s := &Store{}
+	for _, o := range []string{"", "done", OutcomeInvalid, OutcomeDuplicate} {
+		if err := s.Mark(context.Background(), "bzzzzzzzzzzzzzzzz", 1, RowState{Outcome: o}); err == nil {
+			t.Errorf("Mark(%q) accepted", o)
+		}
+	}
+}

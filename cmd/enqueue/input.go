@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+// Input formats.
+const (
+	formatCSV   = "csv"
+	formatJSONL = "jsonl"
+)
+
+// input is the file being queued, opened once per pass.
+type input struct {
+	path    string // the file to read (a spool of stdin for "-")
+	display string // how messages name it: the argument, or "stdin"
+	format  string
+	size    int64
+	cleanup func()
+}
+
+// openInput names the input and, for "-", spools stdin to a temporary file
+// (0600, removed by cleanup) so that it can be read twice. The format comes
+// from formatFlag, else the extension, else the first byte of the content.
+func openInput(arg, formatFlag string, stdin io.Reader) (*input, error) {
+	in := &input{path: arg, display: arg, cleanup: func() {}}
+	if arg == "-" {
+		f, err := os.CreateTemp("", "enqueue-stdin-*")
+		if err != nil {
+			return nil, fmt.Errorf("cannot spool stdin to a temporary file: %w", err)
+		}
+		in.path, in.display = f.Name(), "stdin"
+		in.cleanup = func() { os.Remove(f.Name()) }
+		_, err = io.Copy(f, stdin)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			in.cleanup()
+			return nil, fmt.Errorf("cannot spool stdin to %s: %w", f.Name(), err)
+		}
+	}
+	st, err := os.Stat(in.path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", arg, unwrapPath(err))
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s is a directory: give a CSV or JSON Lines file", arg)
+	}
+	in.size = st.Size()
+	switch f := strings.ToLower(strings.TrimSpace(formatFlag)); f {
+	case formatCSV, formatJSONL:
+		in.format = f
+	case "json", "ndjson":
+		in.format = formatJSONL
+	case "":
+		in.format, err = detectFormat(in.path, arg)
+		if err != nil {
+			in.cleanup()
+			return nil, err
+		}
+	default:
+		in.cleanup()
+		return nil, usagef("--format %q: want csv or jsonl", formatFlag)
+	}
+	return in, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// detectFormat picks csv or jsonl by the extension of arg, or, for stdin and
+// other extensions, by the first character: "{" is JSON Lines.
+func detectFormat(path, arg string) (string, error) {
+	switch strings.ToLower(filepath.Ext(arg)) {
+	case ".csv":
+		return formatCSV, nil
+	case ".jsonl", ".ndjson", ".json":
+		return formatJSONL, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	n, _ := io.ReadFull(f, b)
+	b = bytes.TrimLeft(bytes.TrimPrefix(b[:n], []byte("\ufeff")), " \t\r\n")
+	if len(b) > 0 && b[0] == '{' {
+		return formatJSONL, nil
+	}
+	return formatCSV, nil
+}
+
+// inRow is one data row of the input.
+type inRow struct {
+	line int          // the line it starts on (1-based; a CSV header is line 1)
+	u    tasks.Update // its values, not yet normalized
+	err  error        // why the row could not be read, if it could not
+}
+
+// rowReader reads the rows of an input file one at a time.
+type rowReader struct {
+	name   string
+	format string
+
+	csv  *csv.Reader
+	cols []string // canonical field per column; "" for ignored columns
+
+	br   *bufio.Reader
+	line int
+	buf  []byte
+
+	last int // last line seen
+}
+
+// headerError lists what is wrong with a CSV header.
+type headerError struct {
+	file     string
+	problems []string
+}
+
+func (e *headerError) Error() string {
+	lines := make([]string, len(e.problems))
+	for i, p := range e.problems {
+		lines[i] = fmt.Sprintf("%s:1: %s", e.file, p)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// newRowReader starts reading r; for CSV it reads and checks the header.
+func newRowReader(r io.Reader, name, format string) (*rowReader, error) {
+	rr := &rowReader{name: name, format: format}
+	if format == formatJSONL {
+		rr.br = bufio.NewReaderSize(r, 256<<10)
+		return rr, nil
+	}
+	rr.csv = csv.NewReader(bufio.NewReaderSize(r, 256<<10))
+	rr.csv.FieldsPerRecord = -1
+	rr.csv.ReuseRecord = true
+	header, err := rr.csv.Read()
+	if err == io.EOF {
+		return nil, &headerError{file: name, problems: []string{"the file is empty: the first line must be a header of column names, such as PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA"}}
+	}
+	if err != nil {
+		return nil, &headerError{file: name, problems: []string{"cannot read the header: " + csvErr(err)}}
+	}
+	rr.last = 1
+	var problems []string
+	seen := map[string]int{} // canonical field → its column (0-based)
+	rr.cols = make([]string, len(header))
+	names := make([]string, len(header))
+	for i, h := range header {
+		if i == 0 {
+			h = strings.TrimPrefix(h, "\ufeff")
+		}
+		h = strings.TrimSpace(h)
+		names[i] = h
+		f, ok := tasks.CanonicalField(h)
+		prev, dup := seen[f]
+		switch {
+		case strings.HasPrefix(h, "_"):
+			// ignored column
+		case h == "":
+			problems = append(problems, fmt.Sprintf("column %d has no name: name it after an API parameter, or start its name with _ to have it ignored", i+1))
+		case !ok:
+			hint := ""
+			if strings.ContainsAny(h, ";\t|") {
+				hint = "; the header seems to use another separator: save the file as comma-separated CSV"
+			}
+			problems = append(problems, fmt.Sprintf("unknown column %q (known columns: %s; columns starting with _ are ignored)%s",
+				dypls.Mask(h), strings.Join(tasks.KnownColumns, ", "), hint))
+		case dup:
+			problems = append(problems, fmt.Sprintf("duplicate column %q (column %d): %s is already column %d (%q); keep one (known columns: %s)",
+				h, i+1, f, prev+1, names[prev], strings.Join(tasks.KnownColumns, ", ")))
+		default:
+			seen[f] = i
+			rr.cols[i] = f
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &headerError{file: name, problems: problems}
+	}
+	return rr, nil
+}
+
+// next returns the next data row, or io.EOF after the last.
+func (rr *rowReader) next() (inRow, error) {
+	if rr.format == formatJSONL {
+		return rr.nextJSON()
+	}
+	for {
+		rec, err := rr.csv.Read()
+		if err == io.EOF {
+			return inRow{}, io.EOF
+		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			rr.last = max(rr.last, pe.Line)
+			return inRow{line: pe.StartLine, err: errors.New(csvErr(err))}, nil
+		}
+		if err != nil {
+			return inRow{}, fmt.Errorf("read %s: %w", rr.name, err)
+		}
+		line, _ := rr.csv.FieldPos(0)
+		endLine, _ := rr.csv.FieldPos(len(rec) - 1)
+		rr.last = max(rr.last, endLine)
+		if blank(rec) {
+			continue
+		}
+		row := inRow{line: line}
+		if len(rec) != len(rr.cols) {
+			row.err = fmt.Errorf("has %d fields, the header has %d: check the commas and the quoting of this line", len(rec), len(rr.cols))
+			return row, nil
+		}
+		for i, f := range rr.cols {
+			if f != "" {
+				*tasks.FieldValue(&row.u, f) = rec[i]
+			}
+		}
+		return row, nil
+	}
+}
+
+func blank(rec []string) bool {
+	for _, v := range rec {
+		if strings.TrimSpace(v) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func csvErr(err error) string {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Err.Error()
+		switch {
+		case errors.Is(pe.Err, csv.ErrBareQuote):
+			msg = `a " inside a field that is not quoted: quote the whole field ("a ""b"" c")`
+		case errors.Is(pe.Err, csv.ErrQuote):
+			msg = `a quoted field is not closed, or text follows its closing quote`
+		}
+		if pe.Line != pe.StartLine {
+			return fmt.Sprintf("%s (at line %d, column %d)", msg, pe.Line, pe.Column)
+		}
+		return fmt.Sprintf("%s (column %d)", msg, pe.Column)
+	}
+	return err.Error()
+}
+
+func (rr *rowReader) nextJSON() (inRow, error) {
+	for {
+		b, err := rr.readLine()
+		if err == io.EOF && b == nil {
+			return inRow{}, io.EOF
+		}
+		if err != nil && err != io.EOF {
+			return inRow{}, fmt.Errorf("read %s: %w", rr.name, err)
+		}
+		rr.line++
+		rr.last = rr.line
+		if rr.line == 1 {
+			b = bytes.TrimPrefix(b, []byte("\ufeff"))
+		}
+		b = bytes.TrimSpace(b)
+		if len(b) == 0 {
+			continue
+		}
+		row := inRow{line: rr.line}
+		if err := json.Unmarshal(b, &row.u); err != nil {
+			row.err = jsonErr(err)
+		}
+		return row, nil
+	}
+}
+
+// readLine returns the next line without its line break; nil and io.EOF
+// at the end.
+func (rr *rowReader) readLine() ([]byte, error) {
+	b, err := rr.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		rr.buf = append(rr.buf[:0], b...)
+		for err == bufio.ErrBufferFull {
+			b, err = rr.br.ReadSlice('\n')
+			rr.buf = append(rr.buf, b...)
+		}
+		b = rr.buf
+	}
+	if err == io.EOF && len(b) == 0 {
+		return nil, io.EOF
+	}
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b, []byte("\n")), nil
+}
+
+func jsonErr(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("not valid JSON at character %d: %s (each line must be one JSON object)", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("not a JSON object: each line must be one object such as {\"SubsId\":\"...\",\"OperateType\":\"updateNoA\",...}")
+	}
+	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// lastLine is the last line of the input read so far.
+func (rr *rowReader) lastLine() int { return rr.last }
+
+// checkRow normalizes r and returns its problems, each as "Field: reason"
+// or a reason, masked; none for a valid row.
+func checkRow(r *inRow, validate func(*tasks.Update) error) []string {
+	if r.err != nil {
+		return []string{dypls.Mask(r.err.Error())}
+	}
+	r.u.Normalize()
+	err := validate(&r.u)
+	if err == nil {
+		return nil
+	}
+	var ve *tasks.ValidationError
+	if errors.As(err, &ve) {
+		out := make([]string, len(ve.Problems))
+		for i, p := range ve.Problems {
+			out[i] = dypls.Mask(p.String())
+		}
+		return out
+	}
+	return []string{dypls.Mask(err.Error())}
+}
+
+// problemPrinter prints row problems as FILE:LINE: Field: reason: all of
+// them, or on a terminal the first limit with a count of the rest.
+type problemPrinter struct {
+	w       io.Writer
+	file    string
+	limit   int // 0: no limit
+	shown   int
+	hidden  int
+	hiddenR int // rows with hidden problems
+}
+
+func (p *problemPrinter) row(line int, problems []string) {
+	hid := false
+	for _, pr := range problems {
+		if p.limit > 0 && p.shown >= p.limit {
+			p.hidden++
+			hid = true
+			continue
+		}
+		fmt.Fprintf(p.w, "%s:%d: %s\n", p.file, line, pr)
+		p.shown++
+	}
+	if hid {
+		p.hiddenR++
+	}
+}
+
+func (p *problemPrinter) finish() {
+	if p.hidden > 0 {
+		fmt.Fprintf(p.w, "%s: … and %d more problems in %d more rows, not shown on a terminal (redirect stderr to a file to see them all, e.g. 2>problems.txt)\n",
+			p.file, p.hidden, p.hiddenR)
+	}
+}

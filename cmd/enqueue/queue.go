@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+// chunkLines is how many lines the queueing pass reads from the record and
+// records at once: four detail buckets, half a version block.
+const chunkLines = 4 * batch.BucketLines
+
+// qrow is one row in the queueing pass.
+type qrow struct {
+	line    int
+	u       tasks.Update
+	readErr error
+	version int64
+
+	// What became of it: outcome "" means not done (interrupted).
+	outcome       string
+	taskID        string // when not the default task id
+	code, message string
+	fresh         bool // queued by this run
+}
+
+// chunk is the rows of chunkLines consecutive lines.
+type chunk struct {
+	index     int
+	rows      []*qrow
+	remaining atomic.Int32
+}
+
+type workItem struct {
+	c *chunk
+	r *qrow
+}
+
+// queuer is the second pass: it queues every valid row not queued yet,
+// concurrently, recording each chunk of lines in the batch record.
+type queuer struct {
+	ctx         context.Context // ends on Ctrl-C: no new rows are started
+	store       *batch.Store
+	client      *asynq.Client
+	insp        *asynq.Inspector
+	guard       *redisGuard
+	id          string
+	queue       string
+	lines       int // last line of the input
+	concurrency int
+	skipInvalid bool
+	problems    *problemPrinter
+	pmu         sync.Mutex
+
+	work  chan workItem
+	slots chan struct{}
+	wg    sync.WaitGroup
+
+	curBlock   int
+	blockFirst int64
+
+	stopFlag  atomic.Bool
+	errMu     sync.Mutex
+	err       error
+	cancelled atomic.Bool
+
+	handled, queued, already, invalid atomic.Int64
+}
+
+func (q *queuer) stopped() bool { return q.stopFlag.Load() || q.ctx.Err() != nil }
+
+func (q *queuer) fail(err error) {
+	q.errMu.Lock()
+	if q.err == nil {
+		q.err = err
+	}
+	q.errMu.Unlock()
+	q.stopFlag.Store(true)
+}
+
+func (q *queuer) firstErr() error {
+	q.errMu.Lock()
+	defer q.errMu.Unlock()
+	return q.err
+}
+
+// run queues the rows of rr and returns the first error that stopped it.
+func (q *queuer) run(rr *rowReader) error {
+	q.work = make(chan workItem, 2*q.concurrency)
+	q.slots = make(chan struct{}, 4+q.concurrency/64)
+	q.curBlock = -1
+	for range q.concurrency {
+		q.wg.Add(1)
+		go func() {
+			defer q.wg.Done()
+			for it := range q.work {
+				if !q.stopped() {
+					q.enqueue(it.r)
+				}
+				if it.c.remaining.Add(-1) == 0 {
+					q.record(it.c)
+				}
+			}
+		}()
+	}
+	var cur *chunk
+	for !q.stopped() {
+		r, err := rr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			q.fail(err)
+			break
+		}
+		idx := r.line / chunkLines
+		if cur != nil && idx != cur.index {
+			q.dispatch(cur)
+			cur = nil
+		}
+		if cur == nil {
+			cur = &chunk{index: idx}
+		}
+		cur.rows = append(cur.rows, &qrow{line: r.line, u: r.u, readErr: r.err})
+	}
+	if cur != nil && !q.stopped() {
+		q.dispatch(cur)
+	}
+	close(q.work)
+	q.wg.Wait()
+	return q.firstErr()
+}
+
+// dispatch skips the rows of c the record already has, gives the others
+// their versions and hands them to the workers.
+func (q *queuer) dispatch(c *chunk) {
+	select {
+	case q.slots <- struct{}{}:
+	case <-q.ctx.Done():
+		return
+	}
+	first := c.index * chunkLines
+	var outs []string
+	err := q.guard.do(q.ctx, func(ctx context.Context) error {
+		var err error
+		outs, err = q.store.Outcomes(ctx, q.id, first, first+chunkLines-1)
+		return err
+	})
+	if err != nil {
+		q.fail(err)
+		<-q.slots
+		return
+	}
+	var todo []*qrow
+	for _, r := range c.rows {
+		switch outs[r.line-first] {
+		case "":
+		case batch.OutcomeInvalid:
+			q.invalid.Add(1)
+			q.handled.Add(1)
+			continue
+		default:
+			q.already.Add(1)
+			q.handled.Add(1)
+			continue
+		}
+		if r.readErr != nil {
+			q.markInvalid(r, checkRow(&inRow{line: r.line, err: r.readErr}, nil))
+			continue
+		}
+		v, err := q.version(r.line)
+		if err != nil {
+			q.fail(err)
+			<-q.slots
+			return
+		}
+		r.version = v
+		todo = append(todo, r)
+	}
+	if len(todo) == 0 {
+		q.record(c)
+		return
+	}
+	c.remaining.Store(int32(len(todo)))
+	for _, r := range todo {
+		q.work <- workItem{c: c, r: r}
+	}
+}
+
+// version returns the version of line, taking its block from the record.
+// Blocks are asked for in line order by the one reading goroutine.
+func (q *queuer) version(line int) (int64, error) {
+	block := line / batch.BlockLines
+	if block != q.curBlock {
+		n := min(batch.BlockLines, q.lines+1-block*batch.BlockLines)
+		var first int64
+		err := q.guard.do(q.ctx, func(ctx context.Context) error {
+			var err error
+			first, err = q.store.Versions(ctx, q.id, block, n)
+			if errors.Is(err, batch.ErrNotFound) {
+				return permanentError{errRecordGone}
+			}
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		q.curBlock, q.blockFirst = block, first
+	}
+	return q.blockFirst + int64(line-block*batch.BlockLines), nil
+}
+
+var errRecordGone = errors.New("the batch record disappeared from Redis (was Redis restarted without persistence, or flushed?): nothing more is queued; check Redis, then run the same command again")
+
+func (q *queuer) markInvalid(r *qrow, problems []string) {
+	r.outcome = batch.OutcomeInvalid
+	r.message = strings.Join(problems, "; ")
+	q.invalid.Add(1)
+	if !q.skipInvalid {
+		q.pmu.Lock()
+		q.problems.row(r.line, problems)
+		q.pmu.Unlock()
+	}
+}
+
+// enqueue queues one row; afterwards r.outcome says what happened ("" when
+// it was not done).
+func (q *queuer) enqueue(r *qrow) {
+	u := r.u
+	u.Meta = &tasks.Meta{Version: r.version, Batch: q.id, Line: r.line, Source: tasks.SourceCLI}
+	opts := []asynq.Option{asynq.Queue(q.queue)}
+	keyID := ""
+	if key := strings.TrimSpace(u.IdempotencyKey); key != "" {
+		keyID = tasks.TaskIDForKey(key) // NewTask sets it as the task id
+	} else {
+		opts = append(opts, asynq.TaskID(batch.TaskID(q.id, r.line)))
+	}
+	task, err := tasks.NewTask(u, opts...)
+	if err != nil {
+		// Valid in the first pass, invalid now: an Expiration that came
+		// too close.
+		q.markInvalid(r, checkRow(&inRow{line: r.line, u: r.u}, func(u *tasks.Update) error { return err }))
+		return
+	}
+	conflict := false
+	err = q.guard.do(q.ctx, func(ctx context.Context) error {
+		_, err := q.client.EnqueueContext(ctx, task)
+		if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+			conflict = true
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			q.fail(err)
+		}
+		return
+	}
+	r.taskID = keyID
+	r.outcome = batch.OutcomePending
+	switch {
+	case !conflict:
+		r.fresh = true
+		q.queued.Add(1)
+	case keyID != "" && !q.ours(keyID, r.line):
+		r.outcome = batch.OutcomeDuplicate
+		r.message = fmt.Sprintf("IdempotencyKey already used: task %s was queued by another producer or batch, so this row was not queued again", keyID)
+		q.already.Add(1)
+	default:
+		q.already.Add(1)
+	}
+}
+
+// ours reports whether task id (of a row's IdempotencyKey) is this batch's
+// own row line, queued by an earlier run.
+func (q *queuer) ours(id string, line int) bool {
+	var info *asynq.TaskInfo
+	err := q.guard.do(q.ctx, func(context.Context) error {
+		var err error
+		info, err = q.insp.GetTaskInfo(q.queue, id)
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return permanentError{err}
+		}
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	var p struct {
+		Meta *tasks.Meta `json:"_meta"`
+	}
+	return json.Unmarshal(info.Payload, &p) == nil && p.Meta != nil && p.Meta.Batch == q.id && p.Meta.Line == line
+}
+
+// record writes the rows of c that are done to the batch record. If the
+// batch was cancelled meanwhile, it removes the jobs this run queued in c
+// and stops the run.
+func (q *queuer) record(c *chunk) {
+	defer func() { <-q.slots }()
+	var entries []batch.Entry
+	for _, r := range c.rows {
+		if r.outcome != "" {
+			entries = append(entries, batch.Entry{Line: r.line, Outcome: r.outcome, TaskID: r.taskID, Code: r.code, Message: r.message})
+		}
+	}
+	if len(entries) == 0 {
+		return
+	}
+	var rec batch.Recorded
+	// Recording what was queued goes on after Ctrl-C, within the outage
+	// bound.
+	err := q.guard.do(context.Background(), func(ctx context.Context) error {
+		var err error
+		rec, err = q.store.Record(ctx, q.id, entries)
+		if errors.Is(err, batch.ErrNotFound) {
+			return permanentError{errRecordGone}
+		}
+		return err
+	})
+	if err != nil {
+		q.fail(err)
+		return
+	}
+	q.handled.Add(int64(len(entries)))
+	if rec.Cancelled {
+		q.cancelled.Store(true)
+		q.stopFlag.Store(true)
+		for _, r := range c.rows {
+			if r.fresh {
+				id := r.taskID
+				if id == "" {
+					id = batch.TaskID(q.id, r.line)
+				}
+				_ = q.insp.DeleteTask(q.queue, id)
+			}
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package worker
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+// limiter caps UpdateSubscription calls per second across every worker
+// process through Redis, and adapts: throttling answers lower the shared
+// rate (at most once per window, however many arrive), and the rate then
+// recovers gradually towards the configured cap. A fleet configured above
+// the provider's real quota settles just under it.
+//
+// The shared state is one Redis hash: the rate at the last change and the
+// time of that change; the effective rate is computed on read as that rate
+// plus the recovery since, capped. The token bucket itself is
+// go-redis/redis_rate (GCRA) at the effective rate.
+type limiter struct {
+	rdb      redis.UniversalClient
+	rl       *redis_rate.Limiter
+	key      string // the adaptive state
+	gcraKey  string // redis_rate's key
+	cap      float64
+	min      float64
+	window   time.Duration // at most one cut per window
+	recovery float64       // fraction of the rate regained per second
+	refresh  time.Duration
+
+	mu      sync.Mutex
+	rate    float64
+	readAt  time.Time
+	calls   [10]int // last second of local calls, 100 ms buckets
+	thrott  [10]int
+	slot    int64
+	onRate  func(float64)
+	nowFunc func() time.Time
+}
+
+// limitRead returns the effective rate (ARGV: cap, recovery per second,
+// now ms). limitCut lowers it to ARGV[4] if the last cut is older than the
+// window (ARGV[5] ms) and the proposal is lower; returns the new rate.
+var (
+	limitRead = redis.NewScript(`
+local cap = tonumber(ARGV[1])
+local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or ARGV[1])
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
+local eff = rate + tonumber(ARGV[2]) * rate * math.max(0, tonumber(ARGV[3]) - at) / 1000
+if eff > cap then eff = cap end
+return tostring(eff)`)
+	limitCut = redis.NewScript(`
+local cap = tonumber(ARGV[1])
+local now = tonumber(ARGV[3])
+local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or ARGV[1])
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
+local cut = tonumber(redis.call('HGET', KEYS[1], 'cut') or '0')
+local eff = rate + tonumber(ARGV[2]) * rate * math.max(0, now - at) / 1000
+if eff > cap then eff = cap end
+local proposal = tonumber(ARGV[4])
+if now - cut < tonumber(ARGV[5]) or proposal >= eff then return tostring(eff) end
+redis.call('HSET', KEYS[1], 'rate', tostring(proposal), 'at', now, 'cut', now)
+redis.call('PEXPIRE', KEYS[1], 3600000)
+return tostring(proposal)`)
+)
+
+func newLimiter(rdb redis.UniversalClient, prefix string, qps float64, now func() time.Time, onRate func(float64)) *limiter {
+	return &limiter{
+		rdb: rdb, rl: redis_rate.NewLimiter(rdb),
+		key: prefix + ":limit:UpdateSubscription", gcraKey: prefix + ":limit:UpdateSubscription:gcra",
+		cap: qps, min: math.Max(1, qps/100), window: time.Second, recovery: 0.01,
+		refresh: 250 * time.Millisecond, onRate: onRate, nowFunc: now,
+	}
+}
+
+// current returns the effective shared rate, read from Redis at most every
+// refresh interval.
+func (l *limiter) current(ctx context.Context) (float64, error) {
+	l.mu.Lock()
+	if now := l.nowFunc(); now.Sub(l.readAt) < l.refresh && l.rate > 0 {
+		r := l.rate
+		l.mu.Unlock()
+		return r, nil
+	}
+	l.mu.Unlock()
+	now := l.nowFunc()
+	r, err := limitRead.Run(ctx, l.rdb, []string{l.key}, l.cap, l.recovery, now.UnixMilli()).Float64()
+	if err != nil {
+		return 0, err
+	}
+	l.set(r, now)
+	return r, nil
+}
+
+func (l *limiter) set(r float64, at time.Time) {
+	l.mu.Lock()
+	l.rate, l.readAt = r, at
+	l.mu.Unlock()
+	if l.onRate != nil {
+		l.onRate(r)
+	}
+}
+
+// wait takes one call's token, sleeping while the wait is short. It
+// returns ok=false and the wait left when the token is further away than
+// maxWait (the job goes back to the queue rather than hold its slot).
+func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan struct{}) (ok bool, retryIn time.Duration, err error) {
+	deadline := l.nowFunc().Add(maxWait)
+	for {
+		rate, err := l.current(ctx)
+		if err != nil {
+			return false, 0, err
+		}
+		// redis_rate takes whole events per period: express the rate per 10 s.
+		lim := redis_rate.Limit{Rate: max(1, int(rate*10)), Period: 10 * time.Second, Burst: max(1, int(rate/20))}
+		res, err := l.rl.Allow(ctx, l.gcraKey, lim)
+		if err != nil {
+			return false, 0, err
+		}
+		if res.Allowed > 0 {
+			l.count(false)
+			return true, 0, nil
+		}
+		retry := res.RetryAfter
+		if l.nowFunc().Add(retry).After(deadline) {
+			return false, retry, nil
+		}
+		t := time.NewTimer(retry)
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+			return false, retry, nil
+		case <-ctx.Done():
+			t.Stop()
+			return false, retry, nil
+		}
+	}
+}
+
+// count records a local call (throttled or not) in the last-second window.
+func (l *limiter) count(throttled bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	slot := l.nowFunc().UnixMilli() / 100
+	if slot != l.slot {
+		for s := l.slot + 1; s <= slot && s <= l.slot+10; s++ {
+			l.calls[s%10], l.thrott[s%10] = 0, 0
+		}
+		if slot-l.slot > 10 {
+			l.calls, l.thrott = [10]int{}, [10]int{}
+		}
+		l.slot = slot
+	}
+	if throttled {
+		l.thrott[slot%10]++
+	} else {
+		l.calls[slot%10]++
+	}
+}
+
+// throttled reports a throttling answer: it proposes a cut proportional to
+// the share of calls throttled in the last second (at least 3 %), which
+// the shared state applies at most once per window.
+func (l *limiter) throttled(ctx context.Context) error {
+	l.count(true)
+	l.mu.Lock()
+	var calls, thr int
+	for i := range l.calls {
+		calls += l.calls[i]
+		thr += l.thrott[i]
+	}
+	rate := l.rate
+	l.mu.Unlock()
+	if rate == 0 {
+		rate = l.cap
+	}
+	frac := 0.0
+	if calls > 0 {
+		frac = float64(thr) / float64(calls)
+	}
+	proposal := math.Max(l.min, rate*math.Min(0.97, math.Max(0.5, 1-frac)))
+	now := l.nowFunc()
+	r, err := limitCut.Run(ctx, l.rdb, []string{l.key}, l.cap, l.recovery, now.UnixMilli(), proposal, l.window.Milliseconds()).Float64()
+	if err != nil {
+		return err
+	}
+	l.set(r, now)
+	return nil
+}
