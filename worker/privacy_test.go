@@ -55,7 +55,9 @@ func TestNothingLeaks(t *testing.T) {
 		e.waitState(id, 15*time.Second, asynq.TaskStateCompleted, asynq.TaskStateArchived)
 	}
 
-	// A second worker with a wrong secret halts on SignatureDoesNotMatch.
+	// A second worker with a wrong secret halts on SignatureDoesNotMatch;
+	// the first one stops so that it cannot take the job.
+	e.w.Shutdown()
 	bad, err := dypls.New(dypls.Config{Endpoint: "http://" + e.simAddr, AccessKeyID: dyplsim.DefaultAccessKeyID,
 		AccessKeySecret: wrongSecret, Timeout: 2 * time.Second})
 	if err != nil {
