@@ -47,7 +47,7 @@ type env struct {
 	ctx     context.Context
 	ns      string
 	queue   string
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	sim     *dyplsim.Sim
 	simSrv  *http.Server
 	simAddr string
@@ -63,7 +63,16 @@ type env struct {
 
 func newEnv(t *testing.T, simCfg dyplsim.Config, mod func(*worker.Config)) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), ns: redistest.Namespace(t), rdb: redistest.Client(t), logs: &syncBuffer{}}
+	e := newEnvOn(t, redistest.Client(t), simCfg, mod)
+	t.Cleanup(e.cleanupRedis)
+	return e
+}
+
+// newEnvOn builds an env on the given Redis (a private one, or a cluster),
+// which the caller cleans up.
+func newEnvOn(t *testing.T, rdb redis.UniversalClient, simCfg dyplsim.Config, mod func(*worker.Config)) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), ns: redistest.Namespace(t), rdb: rdb, logs: &syncBuffer{}}
 	e.queue = e.ns + "-live"
 	if simCfg.Seed == 0 {
 		simCfg.Seed = 20
@@ -106,7 +115,6 @@ func newEnv(t *testing.T, simCfg dyplsim.Config, mod func(*worker.Config)) *env 
 	if mod != nil {
 		mod(&e.cfg)
 	}
-	t.Cleanup(e.cleanupRedis)
 	return e
 }
 

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,3 +149,50 @@ func FreePort(t testing.TB) int {
 
 // String describes the server for failure messages.
 func (p *Proc) String() string { return fmt.Sprintf("redis-server %s", p.Addr) }
+
+// Cluster starts a Redis Cluster of n masters (no replicas) on free
+// loopback ports, as `redis-cli --cluster create` makes it, and returns
+// the node addresses. Every node stops when the test ends.
+func Cluster(t testing.TB, n int) []string {
+	t.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Fatal("redis-cli is not installed (apt-get install redis-tools): this test needs it to create a cluster")
+	}
+	var addrs []string
+	for i := 0; i < n; i++ {
+		p := Server(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		addrs = append(addrs, p.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := c.ClusterInfo(ctx).Result()
+		cancel()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			// Every node must agree before clients see a stable map.
+			ok := true
+			for _, a := range addrs {
+				nc := redis.NewClient(&redis.Options{Addr: a})
+				ni, err := nc.ClusterInfo(context.Background()).Result()
+				nc.Close()
+				if err != nil || !strings.Contains(ni, "cluster_state:ok") {
+					ok = false
+				}
+			}
+			if ok {
+				return addrs
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster on %v not ready: %v %s", addrs, err, info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"runtime"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/admin"
+	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/envflag"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+// problemLimit is how many problems a terminal shows.
+const problemLimit = 20
+
+// defaultConcurrency is the number of Enqueue calls in flight.
+var defaultConcurrency = max(16, 8*runtime.GOMAXPROCS(0))
+
+type enqueueConfig struct {
+	*common
+	file         string
+	format       string
+	queue        string
+	skipInvalid  bool
+	dryRun       bool
+	wait         bool
+	waitTimeout  time.Duration
+	report       string
+	showNumbers  bool
+	redisTimeout time.Duration
+	concurrency  int
+	window       *time.Duration
+	args         []string
+}
+
+func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
+	s := envflag.New("enqueue", "", e.getenv)
+	c := &enqueueConfig{args: args}
+	fs := s.FlagSet()
+	fs.StringVar(&c.format, "format", "", "")
+	fs.StringVar(&c.queue, "queue", tasks.DefaultBulkQueue, "")
+	fs.BoolVar(&c.skipInvalid, "skip-invalid", false, "")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "")
+	fs.BoolVar(&c.wait, "wait", false, "")
+	fs.DurationVar(&c.waitTimeout, "wait-timeout", 0, "")
+	fs.StringVar(&c.report, "report", "", "")
+	fs.BoolVar(&c.showNumbers, "show-numbers", false, "")
+	fs.DurationVar(&c.redisTimeout, "redis-timeout", 60*time.Second, "")
+	fs.IntVar(&c.concurrency, "concurrency", defaultConcurrency, "")
+	c.window = s.Duration("BATCH_WINDOW", "batch-window", batch.DefaultTTL, "how long a batch record is kept: re-running the same file within it queues nothing twice")
+	c.common = addCommon(s)
+	pos, err := parseArgs(s, args, func() { fmt.Fprint(e.stdout, enqueueHelp(s)) })
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(pos) == 0:
+		return nil, usagef("no input file: give a CSV or JSON Lines file, or - for stdin (see enqueue --help)")
+	case len(pos) > 1:
+		return nil, usagef("one input file at a time, got %d arguments: %q (see enqueue --help)", len(pos), pos)
+	}
+	c.file = pos[0]
+	switch {
+	case c.queue == "":
+		return nil, usagef("--queue is empty")
+	case c.concurrency < 1 || c.concurrency > 1024:
+		return nil, usagef("--concurrency %d: want 1 to 1024", c.concurrency)
+	case c.waitTimeout < 0:
+		return nil, usagef("--wait-timeout %s: want 0 (no limit) or more", c.waitTimeout)
+	case c.redisTimeout <= 0:
+		return nil, usagef("--redis-timeout %s: want a positive duration such as 60s", c.redisTimeout)
+	case c.wait && c.dryRun:
+		return nil, usagef("--wait and --dry-run do not go together: a dry run queues nothing")
+	}
+	if err := c.common.finish(e); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// summary is what a run did, printed as its last line.
+type summary struct {
+	id                                 string
+	read, valid, invalid               int64
+	queued, already                    int64
+	elapsed, queueTime                 time.Duration
+	dryRun                             bool
+	pass2                              bool
+	recordInvalid, recordDupes, turned int64
+}
+
+func (s summary) line() string {
+	rate := 0.0
+	if s.queueTime > 0 {
+		rate = float64(s.queued+s.already) / s.queueTime.Seconds()
+	}
+	msg := fmt.Sprintf("read %d, valid %d, queued %d, already queued %d, invalid %d; %.0f rows/s (%s)",
+		s.read, s.valid, s.queued, s.already, s.invalid, rate, s.elapsed.Round(time.Millisecond))
+	if s.dryRun {
+		msg += "; dry run: nothing queued"
+	}
+	return msg + "; batch " + s.id
+}
+
+func runEnqueue(ctx context.Context, args []string, e env) int {
+	cfg, err := parseEnqueue(args, e)
+	if errors.Is(err, envflag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", dypls.Mask(err.Error()))
+		return exitUsage
+	}
+	start := time.Now()
+	in, err := openInput(cfg.file, cfg.format, e.stdin)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", dypls.Mask(err.Error()))
+		return exitUsage
+	}
+	defer in.cleanup()
+	terminal := isTerminal(e.stderr)
+	validate := func(u *tasks.Update) error { return u.Validate(time.Now()) }
+
+	// Pass 1: validate every row and name the batch by its content.
+	pp := &problemPrinter{w: e.stderr, file: in.display}
+	if terminal {
+		pp.limit = problemLimit
+	}
+	p1, err := validatePass(ctx, in, cfg.queue, pp, validate, e.stderr, terminal)
+	if err != nil {
+		var he *headerError
+		if errors.As(err, &he) {
+			fmt.Fprintln(e.stderr, he.Error())
+			fmt.Fprintf(e.stdout, "read 0 rows: the header of %s is not valid; nothing queued\n", in.display)
+			return exitFailed
+		}
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(e.stderr, "enqueue: interrupted while validating; nothing queued")
+			return exitInterrupted
+		}
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", dypls.Mask(err.Error()))
+		return exitUsage
+	}
+	pp.finish()
+	sum := summary{id: p1.id, read: p1.rows, valid: p1.rows - p1.invalid, invalid: p1.invalid, dryRun: cfg.dryRun}
+
+	if p1.invalid > 0 && !cfg.skipInvalid || cfg.dryRun {
+		sum.elapsed = time.Since(start)
+		fmt.Fprintln(e.stdout, sum.line())
+		code := exitOK
+		if p1.invalid > 0 && !cfg.skipInvalid {
+			fmt.Fprintf(e.stderr, "enqueue: %d of %d rows are invalid, so nothing was queued: fix them and run again, or use --skip-invalid to queue the %d valid rows\n",
+				p1.invalid, p1.rows, p1.rows-p1.invalid)
+			code = exitFailed
+		}
+		if cfg.report != "" {
+			rp := &reporter{id: p1.id, showNumbers: cfg.showNumbers, validate: validate}
+			if err := rp.write(ctx, cfg.report, in, e.stdout); err != nil {
+				fmt.Fprintf(e.stderr, "enqueue: report: %s\n", dypls.Mask(err.Error()))
+				return max(code, exitUsage)
+			}
+		}
+		return code
+	}
+
+	// Pass 2: queue.
+	rdb, err := cfg.connect(ctx, min(cfg.redisTimeout, 10*time.Second))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
+		return exitUsage
+	}
+	defer rdb.Close()
+	store := &batch.Store{Redis: rdb, Prefix: cfg.prefix(), TTL: *cfg.window}
+	guard := &redisGuard{timeout: cfg.redisTimeout, out: e.stderr, where: cfg.redis.String()}
+	resume := commandLine("enqueue", cfg.args)
+	if in.display == "stdin" {
+		resume += "   (with the same input on stdin)"
+	}
+	lost := func(err error) int {
+		fmt.Fprintf(e.stderr, "enqueue: %s\nNothing is lost: every row queued so far is in batch %s. To queue the rest, run the same command again once Redis is back:\n  %s\n",
+			dypls.Mask(err.Error()), p1.id, resume)
+		return exitUsage
+	}
+
+	var info batch.Info
+	err = guard.do(ctx, func(ctx context.Context) error {
+		var err error
+		info, _, err = store.Begin(ctx, batch.Info{ID: p1.id, File: in.display, Format: in.format, Queue: cfg.queue,
+			Origin: origin(e), Lines: p1.lines, Rows: int(p1.rows), ValidRows: int(p1.rows - p1.invalid), InvalidRows: int(p1.invalid)})
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(e.stderr, "enqueue: interrupted; nothing queued")
+			return exitInterrupted
+		}
+		return lost(err)
+	}
+	switch info.State {
+	case batch.StateCancelled:
+		fmt.Fprintf(e.stderr, "enqueue: %s was queued as batch %s on %s and that batch was cancelled, so nothing is queued again. Its record is kept until %s; to queue these rows anyway, change the file (any change makes a new batch).\n",
+			in.display, info.ID, info.Created.Local().Format(time.DateTime), info.Expires.Local().Format(time.DateTime))
+		return exitUsage
+	case batch.StateQueued:
+		fmt.Fprintf(e.stderr, "enqueue: %s was already queued as batch %s on %s; nothing is queued twice (the batch window ends %s)\n",
+			in.display, info.ID, info.Created.Local().Format(time.DateTime), info.Expires.Local().Format(time.DateTime))
+	default:
+		if !info.Created.After(start) {
+			fmt.Fprintf(e.stderr, "enqueue: resuming batch %s, started %s: rows already queued are skipped\n", info.ID, info.Created.Local().Format(time.DateTime))
+		} else {
+			fmt.Fprintf(e.stderr, "enqueue: batch %s: queueing %d rows to %s\n", info.ID, p1.rows-p1.invalid, cfg.queue)
+		}
+	}
+
+	q := &queuer{ctx: ctx, store: store, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
+		guard: guard, id: info.ID, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
+		skipInvalid: cfg.skipInvalid, problems: pp}
+	f, err := os.Open(in.path)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
+		return exitUsage
+	}
+	rr, err := newRowReader(f, in.display, in.format)
+	if err != nil {
+		f.Close()
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
+		return exitUsage
+	}
+	qstart := time.Now()
+	prog := startProgress(e.stderr, terminal, "queueing", "rows", p1.rows, q.handled.Load)
+	qerr := q.run(rr)
+	prog.finish()
+	f.Close()
+	sum.queueTime = time.Since(qstart)
+	sum.queued, sum.already = q.queued.Load(), q.already.Load()
+	if inv := q.invalid.Load(); inv > sum.invalid {
+		sum.invalid = inv
+		sum.valid = sum.read - inv
+	}
+	if qerr == nil && ctx.Err() == nil && !q.cancelled.Load() {
+		err = guard.do(ctx, func(ctx context.Context) error {
+			_, err := store.Complete(ctx, info.ID)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			qerr = err
+		}
+	}
+	sum.elapsed = time.Since(start)
+	fmt.Fprintln(e.stdout, sum.line())
+
+	switch {
+	case q.cancelled.Load():
+		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled while it was being queued: queueing stopped, and the jobs this run had just queued were removed\n", info.ID)
+		return exitGaveUp
+	case qerr != nil && !errors.Is(qerr, context.Canceled):
+		if errors.Is(qerr, errRecordGone) {
+			fmt.Fprintf(e.stderr, "enqueue: %s\n", qerr)
+			return exitUsage
+		}
+		return lost(qerr)
+	case ctx.Err() != nil:
+		fmt.Fprintf(e.stderr, "enqueue: interrupted: %d rows queued by this run, %d were already queued, %d to go. Nothing is lost: run the same command again to queue the rest of batch %s:\n  %s\n",
+			sum.queued, sum.already, max(sum.valid-sum.queued-sum.already, 0), info.ID, resume)
+		return exitInterrupted
+	}
+
+	code := exitOK
+	if sum.invalid > p1.invalid && !cfg.skipInvalid {
+		fmt.Fprintf(e.stderr, "enqueue: %d rows became invalid while queueing (see above) and were not queued\n", sum.invalid-p1.invalid)
+		code = exitFailed
+	}
+	if cfg.wait {
+		halts := &admin.Halts{Redis: rdb, Prefix: cfg.prefix()}
+		res, err := follow(ctx, store, halts, guard, info.ID, cfg.waitTimeout, e.stderr, terminal)
+		if c := waitOutcome(res, err, cfg.waitTimeout, info.ID, resume, e); c != exitOK {
+			code = max(code, c)
+			if c == exitUsage || c == exitInterrupted {
+				return c
+			}
+		}
+	}
+	if cfg.report != "" {
+		rp := &reporter{store: store, guard: guard, id: info.ID, showNumbers: cfg.showNumbers, validate: validate}
+		if err := rp.write(ctx, cfg.report, in, e.stdout); err != nil {
+			fmt.Fprintf(e.stderr, "enqueue: report: %s\n", dypls.Mask(err.Error()))
+			return exitUsage
+		}
+		if cfg.report != "-" {
+			fmt.Fprintf(e.stderr, "enqueue: report written to %s\n", cfg.report)
+		}
+	}
+	return code
+}
+
+// waitOutcome prints the end of --wait and returns its exit status.
+func waitOutcome(res followResult, err error, timeout time.Duration, id, resume string, e env) int {
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(e.stderr, "enqueue: stopped following batch %s; its jobs go on. Follow it again with: enqueue batch status --wait %s\n", id, id)
+		return exitInterrupted
+	case errors.Is(err, batch.ErrNotFound):
+		fmt.Fprintf(e.stderr, "enqueue: batch %s: %s\n", id, err)
+		return exitUsage
+	case err != nil:
+		fmt.Fprintf(e.stderr, "enqueue: %s\nThe jobs go on. Follow the batch again with: enqueue batch status --wait %s\n", dypls.Mask(err.Error()), id)
+		return exitUsage
+	}
+	outcomeTable(e.stdout, res.st)
+	switch {
+	case len(res.halts) > 0:
+		fmt.Fprintf(e.stderr, "enqueue: stopped waiting: %s\nFix the cause, then follow the batch again with: enqueue batch status --wait %s\n", haltReason(res.halts), id)
+		return exitGaveUp
+	case res.timeout:
+		fmt.Fprintf(e.stderr, "enqueue: gave up waiting after %s (--wait-timeout): %d of %d rows have not ended (pending %d, retrying %d, halted %d). They go on; follow them with: enqueue batch status --wait %s\n",
+			timeout, res.st.Queued-res.st.Ended(), res.st.Queued, res.st.Pending, res.st.Retrying, res.st.Halted, id)
+		return exitGaveUp
+	case res.st.State == batch.StateCancelled:
+		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled\n", id)
+		return exitGaveUp
+	case res.st.Dead > 0:
+		fmt.Fprintf(e.stderr, "enqueue: %d rows are dead; see them with: enqueue dlq list, and fix them with: enqueue dlq export --out dead.csv\n", res.st.Dead)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// origin names who runs the command, for batch status.
+func origin(e env) string {
+	name := e.getenv("USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+// pass1 is what the validation pass found.
+type pass1 struct {
+	id            string
+	rows, invalid int64
+	lines         int
+}
+
+// validatePass reads every row of the input, prints the problems, and
+// hashes the content into the batch id.
+func validatePass(ctx context.Context, in *input, queue string, pp *problemPrinter, validate func(*tasks.Update) error,
+	w io.Writer, terminal bool) (pass1, error) {
+	f, err := os.Open(in.path)
+	if err != nil {
+		return pass1{}, err
+	}
+	defer f.Close()
+	h := batch.NewHasher(in.format, queue)
+	cr := &countingReader{r: io.TeeReader(f, h)}
+	var prog *progress
+	if in.size > 8<<20 {
+		prog = startProgress(w, terminal, "validating", "bytes", in.size, cr.n.Load)
+	}
+	defer func() {
+		if prog != nil {
+			prog.finish()
+		}
+	}()
+	rr, err := newRowReader(cr, in.display, in.format)
+	if err != nil {
+		return pass1{}, err
+	}
+	var p pass1
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return pass1{}, ctx.Err()
+		}
+		r, err := rr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return pass1{}, err
+		}
+		p.rows++
+		if problems := checkRow(&r, validate); len(problems) > 0 {
+			p.invalid++
+			pp.row(r.line, problems)
+		}
+	}
+	if _, err := io.Copy(io.Discard, cr); err != nil { // hash what the reader left (trailing blank lines)
+		return pass1{}, err
+	}
+	p.lines = rr.lastLine()
+	p.id = h.ID()
+	return p, nil
+}

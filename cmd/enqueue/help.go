@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/dyplsq/dyplsq/envflag"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+// settingsHelp is the part of envflag's usage that lists the settings read
+// from the environment.
+func settingsHelp(s *envflag.Set) string {
+	var b bytes.Buffer
+	s.Usage(&b)
+	t := b.String()
+	i := strings.Index(t, "Settings (")
+	if i < 0 {
+		return ""
+	}
+	t = t[i:]
+	if j := strings.Index(t, "\nOther flags:"); j >= 0 {
+		t = t[:j]
+	}
+	return strings.TrimRight(t, "\n") + "\n"
+}
+
+const mainHelp = `enqueue queues Dyplsapi binding updates (UpdateSubscription calls) from a CSV
+or JSON Lines file, follows them to their outcome, and works the dead-letter
+queue. The dyplsq worker runs the jobs.
+
+Usage:
+  enqueue [flags] FILE|-                   queue every row of FILE (- reads stdin)
+  enqueue batch status|cancel [BATCH]      follow, or cancel, a batch
+  enqueue dlq list|export|requeue|purge    work the dead letters
+  enqueue queue pause|resume|status        control the queues
+
+"enqueue batch --help", "enqueue dlq --help" and "enqueue queue --help" tell
+more about those commands.
+
+The file
+  CSV (UTF-8, with or without a BOM, CRLF or LF line ends, quoted fields)
+  whose first line names the columns, in any case; or JSON Lines, one JSON
+  object per line. The format comes from the extension (.csv, .jsonl), else
+  --format, else the first character ({ is JSON Lines). The columns, or keys,
+  are the API's parameters:
+    ` + "%s" + `
+  Columns starting with _ are ignored: notes, or the _code, _message and
+  _task_id of a dead-letter export. Any other column is an error. One row is
+  one UpdateSubscription call; the OperateType says which field it sets:
+    PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA
+    FC100000000000001,1000000768790001,17000000000,updateNoA,13800138000
+
+What happens
+  1. Every row is validated before anything is queued. Each problem prints as
+     FILE:LINE: Field: reason. If any row is invalid nothing is queued (exit
+     1), unless --skip-invalid queues the valid rows.
+  2. The rows go to the bulk queue, each with a version in line order: a
+     worker applies only the newest version of a binding field, so of two
+     rows for one field the later one wins. A progress bar shows on a
+     terminal, and a summary line always: read, valid, queued, already
+     queued, invalid, rows/s.
+  3. The file becomes a batch named by its content (batch b...). Running the
+     same file again within the batch window (7 days) queues nothing twice:
+     after Ctrl-C, a crash, or Redis lost for longer than --redis-timeout,
+     run the same command again and it queues only the rest. To queue the
+     same rows again as a new batch, change the file.
+  4. --wait follows the batch until every row has ended (applied, superseded
+     or dead), then prints the rows by outcome and code. --report FILE writes
+     one CSV row per input row: line, SubsId, OperateType, task_id, outcome,
+     code, message, RequestId (and PhoneNoX and the value set, masked).
+
+Examples
+  enqueue --dry-run updates.csv                  check the file, queue nothing
+  enqueue updates.csv                            queue it
+  enqueue --wait --report result.csv updates.csv queue it, follow it, report each row
+  enqueue --skip-invalid updates.csv             queue the valid rows only
+  zcat updates.jsonl.gz | enqueue -              queue from stdin
+  enqueue batch status                           list recent batches
+
+Exit status
+  0 done; 1 rows invalid, or jobs dead (with --wait); 2 usage, configuration
+  or Redis error; 3 --wait gave up (workers halted, --wait-timeout, or the
+  batch was cancelled); 130 interrupted (run the same command to resume).
+
+Flags
+  --format csv|jsonl    the input format (default: by extension or content)
+  --queue NAME          queue to put the jobs in (default dyplsq-bulk; the
+                        worker serves it after the live queue, so a big batch
+                        never starves live updates)
+  --skip-invalid        queue the valid rows even if some are invalid; the
+                        invalid ones are recorded, and reported, as invalid
+  --dry-run             validate only: print the problems and the summary
+  --wait                follow the batch until every row has ended, showing
+                        applied, superseded, dead, retrying and halted counts
+  --wait-timeout D      stop following after D (exit 3), e.g. 30m (default 0:
+                        no limit); a halt of the workers stops it at once
+  --report FILE         write one CSV row per input row with its outcome
+                        (after --wait, the final ones); - writes to stdout
+  --show-numbers        show phone numbers in full in the report (default:
+                        masked as 138****5678); the file is then created 0600
+  --redis-timeout D     how long to retry while Redis is unreachable before
+                        giving up with exit 2 (default 60s)
+  --concurrency N       Enqueue calls in flight at once (default %d)
+`
+
+func enqueueHelp(s *envflag.Set) string {
+	return fmt.Sprintf(mainHelp, wrapList(tasks.KnownColumns, 4, 78), defaultConcurrency) + "\n" + settingsHelp(s)
+}
+
+// wrapList joins items with ", " in lines of at most width, indenting the
+// lines after the first by indent spaces.
+func wrapList(items []string, indent, width int) string {
+	var b strings.Builder
+	col := indent
+	for i, it := range items {
+		s := it
+		if i < len(items)-1 {
+			s += ","
+		}
+		if i > 0 {
+			if col+1+len(s) > width {
+				b.WriteString("\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(s)
+		col += len(s)
+	}
+	return b.String()
+}
+
+const batchHelp = `enqueue batch shows and cancels batches: the files queued by enqueue.
+
+Usage:
+  enqueue batch status [--wait] [--wait-timeout D] [BATCH]
+  enqueue batch cancel BATCH
+
+status without BATCH lists the batches of the batch window, newest first.
+With BATCH it shows the batch (file, queue, state, rows) and its rows by
+outcome and code; --wait follows it until every row has ended, with the
+exit status of enqueue --wait. A batch's id is printed by enqueue when it
+queues the file (batch b...).
+
+cancel removes the batch's jobs that have not run yet (pending, scheduled
+or waiting to retry), for the file that should not have been queued, and
+marks the batch cancelled: running the same file again queues nothing.
+Jobs already running finish; rows already applied stay applied.
+
+Examples
+  enqueue batch status
+  enqueue batch status bq4hz7kpmw2rtx9ca
+  enqueue batch status --wait --wait-timeout 1h bq4hz7kpmw2rtx9ca
+  enqueue batch cancel bq4hz7kpmw2rtx9ca
+
+Exit status: 0 done; 1 jobs dead (status --wait); 2 usage, configuration
+or Redis error, or no such batch; 3 --wait gave up.
+`
+
+const dlqHelp = `enqueue dlq works the dead letters: jobs that ended dead (a permanent error
+code such as isv.NO_NOT_EXIST, attempts used up, max age passed, or a
+malformed payload). dyplsq keeps a record of each until it is requeued or
+purged; asynq's own archive trims itself silently, the record does not.
+
+Usage:
+  enqueue dlq list    [filters] [--limit N]
+  enqueue dlq export  [filters] --out FILE
+  enqueue dlq requeue [filters] [--dry-run]
+  enqueue dlq purge   [filters] [--dry-run] [--all]
+
+list     prints the dead letters, oldest first: when, task id, code, the
+         binding and the message (phone numbers masked).
+export   writes them as a CSV that enqueue reads back: the API columns, plus
+         _code, _message and _task_id (ignored when queued). The file is
+         created 0600, since it holds full phone numbers. Fix the rows, then
+         queue the file with enqueue: the rows get new versions.
+requeue  sends the jobs back to their queue as they were: same task id, same
+         version (so a row overtaken by a newer update is superseded, not
+         applied), with a fresh attempt budget. The record goes.
+purge    deletes the records and their archived jobs. Without a filter it
+         needs --all.
+
+Filters
+  --code C      only this code; repeat it or give a comma list for several;
+                a trailing * matches a prefix (--code 'isv.*')
+  --since T     died at or after T; --until T: died before T. T is a time
+                (2025-01-31, "2025-01-31 15:04", RFC 3339) or an age
+                (90m, 36h, 7d) counted back from now
+  --queue Q     only jobs of queue Q
+
+Examples
+  enqueue dlq list --code isv.NO_NOT_EXIST --since 24h
+  enqueue dlq export --code isv.MOBILE_NUMBER_ILLEGAL --out fix.csv
+  (edit fix.csv) && enqueue fix.csv && enqueue dlq purge --code isv.MOBILE_NUMBER_ILLEGAL
+  enqueue dlq requeue --code 'isp.*' --dry-run
+
+Exit status: 0 done; 1 some records could not be requeued or purged; 2
+usage, configuration or Redis error.
+`
+
+const queueHelp = `enqueue queue pauses, resumes and reports on queues.
+
+Usage:
+  enqueue queue pause QUEUE...
+  enqueue queue resume QUEUE...
+  enqueue queue status [QUEUE...]
+
+pause stops workers taking jobs from the queues (jobs running finish);
+resume lets them take jobs again. status shows the size of each queue (every
+queue when none is named) by state, whether it is paused, and the halted
+workers with the reason: a worker halts when an answer says every call would
+fail (bad credentials, a closed account) and resumes by itself once a probe
+call succeeds.
+
+The default queues are dyplsq-live (the Go API) and dyplsq-bulk (this CLI).
+
+Examples
+  enqueue queue pause dyplsq-bulk
+  enqueue queue status
+
+Exit status: 0 done (status: 3 when workers are halted); 2 usage,
+configuration or Redis error.
+`
