@@ -30,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dyplsq/dyplsq/admin"
+	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/tasks"
@@ -180,6 +181,10 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		// The lock outlives every call it guards: the limiter wait, the
 		// call, and the ambiguity check.
 		w.h.fence = &fence{rdb: rdb, prefix: cfg.KeyPrefix, lockTTL: cfg.LimitWait + 2*callTimeout + 5*time.Second}
+	}
+	batches := &batch.Store{Redis: rdb, Prefix: cfg.KeyPrefix}
+	w.h.marker = func(ctx context.Context, id string, line int, outcome, code, msg, requestID string) error {
+		return batches.Mark(ctx, id, line, batch.RowState{Outcome: outcome, Code: code, Message: msg, RequestID: requestID})
 	}
 	if cfg.QPS > 0 {
 		w.h.limit = newLimiter(rdb, cfg.KeyPrefix, cfg.QPS, cfg.Now, m.LimitRate.Set)

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/deadletter"
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+// exportExtra are the columns an export adds after the API columns; enqueue
+// ignores them when the file is queued.
+var exportExtra = []string{"_code", "_message", "_task_id"}
+
+// codesFlag collects --code values, repeated or comma-separated.
+type codesFlag []string
+
+func (c *codesFlag) String() string { return strings.Join(*c, ",") }
+
+func (c *codesFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*c = append(*c, p)
+		}
+	}
+	return nil
+}
+
+// timeFlag reads a time or an age counted back from now.
+type timeFlag struct {
+	t   time.Time
+	now func() time.Time
+}
+
+func (f *timeFlag) String() string {
+	if f.t.IsZero() {
+		return ""
+	}
+	return f.t.Format(time.RFC3339)
+}
+
+func (f *timeFlag) Set(v string) error {
+	t, err := parseWhen(strings.TrimSpace(v), f.now())
+	if err != nil {
+		return err
+	}
+	f.t = t
+	return nil
+}
+
+// parseWhen reads a time (2025-01-31, "2025-01-31 15:04[:05]" local time,
+// RFC 3339) or an age (90m, 36h, 7d) before now.
+func parseWhen(v string, now time.Time) (time.Time, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		if days, err := strconv.ParseFloat(n, 64); err == nil && days >= 0 {
+			return now.Add(-time.Duration(days * float64(24*time.Hour))), nil
+		}
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a time (2025-01-31, \"2025-01-31 15:04\", RFC 3339) nor an age (90m, 36h, 7d)", v)
+}
+
+func runDLQ(ctx context.Context, args []string, e env) int {
+	const name = "enqueue dlq"
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) == 0 {
+			fmt.Fprint(e.stderr, dlqHelp)
+			return exitUsage
+		}
+		fmt.Fprint(e.stdout, dlqHelp)
+		return exitOK
+	}
+	verb := args[0]
+	switch verb {
+	case "list", "export", "requeue", "purge":
+	default:
+		fmt.Fprintf(e.stderr, "%s: unknown command %q: want list, export, requeue or purge (see enqueue dlq --help)\n", name, verb)
+		return exitUsage
+	}
+	sc := newSub(name+" "+verb, e)
+	fs := sc.set.FlagSet()
+	var codes codesFlag
+	since, until := &timeFlag{now: time.Now}, &timeFlag{now: time.Now}
+	var queue, out string
+	var limit int
+	var dryRun, all bool
+	fs.Var(&codes, "code", "")
+	fs.Var(since, "since", "")
+	fs.Var(until, "until", "")
+	fs.StringVar(&queue, "queue", "", "")
+	switch verb {
+	case "list":
+		fs.IntVar(&limit, "limit", 100, "")
+	case "export":
+		fs.StringVar(&out, "out", "", "")
+	case "requeue":
+		fs.BoolVar(&dryRun, "dry-run", false, "")
+	case "purge":
+		fs.BoolVar(&dryRun, "dry-run", false, "")
+		fs.BoolVar(&all, "all", false, "")
+	}
+	if err := sc.parse(args[1:], e, dlqHelp); err != nil {
+		return fail(e, name, err)
+	}
+	if len(sc.pos) > 0 {
+		return fail(e, name, usagef("%s takes no arguments, got %q: filter with --code, --since, --until, --queue (see enqueue dlq --help)", verb, sc.pos[0]))
+	}
+	f := deadletter.Filter{Codes: codes, Since: since.t, Until: until.t, Queue: queue}
+	filtered := len(codes) > 0 || !since.t.IsZero() || !until.t.IsZero() || queue != ""
+	switch {
+	case verb == "export" && out == "":
+		return fail(e, name, usagef("export needs --out FILE: the file is created 0600, as it holds full phone numbers"))
+	case verb == "export" && out == "-":
+		return fail(e, name, usagef("export writes to a file (created 0600, as it holds full phone numbers), not to stdout"))
+	case verb == "purge" && !filtered && !all:
+		return fail(e, name, usagef("purge without a filter deletes every dead letter: add --all to mean it, or filter with --code, --since, --until, --queue"))
+	case verb == "list" && limit < 0:
+		return fail(e, name, usagef("--limit %d: want 0 (all) or more", limit))
+	}
+	rdb, _, err := sc.open(ctx)
+	if err != nil {
+		return fail(e, name, err)
+	}
+	defer rdb.Close()
+	store := &deadletter.Store{Redis: rdb, Prefix: sc.prefix()}
+	switch verb {
+	case "list":
+		return dlqList(ctx, e, store, f, limit)
+	case "export":
+		return dlqExport(ctx, e, store, f, out)
+	}
+	rq := &deadletter.Requeuer{Store: store, Inspector: asynq.NewInspectorFromRedisClient(rdb), Client: asynq.NewClientFromRedisClient(rdb)}
+	var outcomes []deadletter.Outcome
+	if verb == "requeue" {
+		outcomes, err = rq.Requeue(ctx, f, dryRun)
+	} else {
+		outcomes, err = rq.Purge(ctx, f, dryRun)
+	}
+	return dlqOutcomes(e, name+" "+verb, outcomes, err, dryRun)
+}
+
+func dlqList(ctx context.Context, e env, store *deadletter.Store, f deadletter.Filter, limit int) int {
+	f.Limit = limit
+	recs, err := store.List(ctx, f)
+	if err != nil {
+		return fail(e, "enqueue dlq list", err)
+	}
+	total, err := store.Count(ctx)
+	if err != nil {
+		return fail(e, "enqueue dlq list", err)
+	}
+	if len(recs) == 0 {
+		fmt.Fprintf(e.stdout, "no dead letters match (%d in all)\n", total)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DIED\tTASK ID\tQUEUE\tCODE\tREASON\tATTEMPTS\tSubsId\tOperateType\tBATCH:LINE\tMESSAGE")
+	for _, r := range recs {
+		bl := "-"
+		if r.Batch != "" {
+			bl = fmt.Sprintf("%s:%d", r.Batch, r.Line)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.DiedAt.Local().Format(time.DateTime), r.TaskID, r.Queue,
+			orDash(r.Code), orDash(r.Reason), r.Attempts, orDash(r.SubsId), orDash(r.OperateType), bl, shorten(dypls.Mask(r.Message), 100))
+	}
+	tw.Flush()
+	more := ""
+	if limit > 0 && len(recs) == limit {
+		more = fmt.Sprintf(" (the first %d; --limit 0 shows all)", limit)
+	}
+	fmt.Fprintf(e.stdout, "%d dead letters shown%s, %d in all\n", len(recs), more, total)
+	return exitOK
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
+
+func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter.Filter, path string) int {
+	const name = "enqueue dlq export"
+	w, commit, err := createOutput(path, e.stdout, false)
+	if err != nil {
+		return fail(e, name, err)
+	}
+	defer commit(false)
+	cw := csv.NewWriter(w)
+	_ = cw.Write(append(append([]string(nil), tasks.KnownColumns...), exportExtra...))
+	n, unreadable := 0, 0
+	err = store.Each(ctx, f, func(r deadletter.Record) error {
+		var u tasks.Update
+		msg := r.Message
+		if err := json.Unmarshal(r.Payload, &u); err != nil {
+			unreadable++
+			u = tasks.Update{SubsId: r.SubsId, OperateType: r.OperateType}
+			msg = "payload unreadable, fill in the row: " + dypls.Mask(err.Error())
+		}
+		row := make([]string, 0, len(tasks.KnownColumns)+len(exportExtra))
+		for _, c := range tasks.KnownColumns {
+			row = append(row, *tasks.FieldValue(&u, c))
+		}
+		row = append(row, r.Code, dypls.Mask(msg), r.TaskID)
+		n++
+		return cw.Write(row)
+	})
+	if err != nil {
+		return fail(e, name, err)
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fail(e, name, err)
+	}
+	if err := commit(true); err != nil {
+		return fail(e, name, err)
+	}
+	fmt.Fprintf(e.stdout, "exported %d dead letters to %s (mode 0600: it holds full phone numbers)\n", n, path)
+	if unreadable > 0 {
+		fmt.Fprintf(e.stdout, "%d of them had unreadable payloads: their rows hold only SubsId and OperateType\n", unreadable)
+	}
+	if n > 0 {
+		fmt.Fprintf(e.stdout, "Fix the rows, then queue them as new versions with: enqueue %s\nand remove these dead letters with: enqueue dlq purge (with the same filters)\n", shellQuote(path))
+	}
+	return exitOK
+}
+
+func dlqOutcomes(e env, name string, outs []deadletter.Outcome, err error, dryRun bool) int {
+	counts := map[string]int{}
+	failed := 0
+	for _, o := range outs {
+		counts[o.Code]++
+		if o.Code == deadletter.OutcomeFailed || o.Err != nil {
+			failed++
+			msg := "unknown error"
+			if o.Err != nil {
+				msg = o.Err.Error()
+			}
+			fmt.Fprintf(e.stderr, "%s: task %s: %s\n", name, o.TaskID, dypls.Mask(msg))
+		}
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no dead letters match")
+	}
+	prefix := ""
+	if dryRun {
+		prefix = "dry run, nothing changed: "
+	}
+	fmt.Fprintf(e.stdout, "%s%s\n", prefix, strings.Join(parts, ", "))
+	if n := counts[deadletter.OutcomeLive]; n > 0 {
+		fmt.Fprintf(e.stdout, "%d jobs are live in asynq under the same task id (queued, running or recently done): their records were kept\n", n)
+	}
+	if err != nil {
+		return fail(e, name, err)
+	}
+	if failed > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
