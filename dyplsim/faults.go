@@ -52,6 +52,10 @@ const DefaultHangDelay = time.Hour
 type FaultRule struct {
 	// Action, SubsId and OperateType select calls; empty matches any.
 	Action, SubsId, OperateType string
+	// Params selects calls by other request parameters: every name must
+	// have exactly that value (e.g. {"OutId": "old"} hits one job's call
+	// whatever order the calls come in).
+	Params map[string]string `json:",omitempty"`
 	// Kind is one of FaultCode (the default when empty), FaultGateway,
 	// FaultHTTP, FaultEmpty, FaultHang, FaultDrop, FaultDropAfter,
 	// FaultLatency.
@@ -261,7 +265,7 @@ func (f *faultSet) list() []FaultState {
 
 // match returns the rule that decides a call, if any. rng draws the Rate
 // coin; mu guards it.
-func (f *faultSet) match(action, subsID, op string, rngMu *sync.Mutex, rng *rand.Rand) (FaultRule, bool) {
+func (f *faultSet) match(action string, param func(string) string, rngMu *sync.Mutex, rng *rand.Rand) (FaultRule, bool) {
 	if f.n.Load() == 0 {
 		return FaultRule{}, false
 	}
@@ -271,8 +275,9 @@ func (f *faultSet) match(action, subsID, op string, rngMu *sync.Mutex, rng *rand
 		r := &e.rule
 		if e.spent() ||
 			r.Action != "" && r.Action != action ||
-			r.SubsId != "" && r.SubsId != subsID ||
-			r.OperateType != "" && r.OperateType != op {
+			r.SubsId != "" && r.SubsId != param("SubsId") ||
+			r.OperateType != "" && r.OperateType != param("OperateType") ||
+			!paramsMatch(r.Params, param) {
 			continue
 		}
 		e.seen++
@@ -342,4 +347,13 @@ var gatewayDefaults = map[string]struct {
 	"InvalidAccessKeyId.NotFound": {404, "Specified access key is not found."},
 	"SignatureDoesNotMatch":       {400, "Specified signature is not matched with our calculation."},
 	"InvalidTimeStamp.Expired":    {400, "Specified time stamp or date value is expired."},
+}
+
+func paramsMatch(want map[string]string, param func(string) string) bool {
+	for k, v := range want {
+		if param(k) != v {
+			return false
+		}
+	}
+	return true
 }

@@ -327,3 +327,19 @@ func TestFaultRuleJSON(t *testing.T) {
 		t.Fatalf("state %s", st)
 	}
 }
+
+func TestFaultTargetingParams(t *testing.T) {
+	t.Parallel()
+	sim, addr := startSim(t, Config{Seed: 2})
+	c := newClient(t, addr)
+	sim.SetFaults([]FaultRule{{Params: map[string]string{"OutId": "old"}, Code: "isp.SYSTEM_ERROR", Count: 1}})
+	if got := mustUpdate(t, c, outIDReq(1, "new")); got != "OK" {
+		t.Fatalf("other value: %s", got)
+	}
+	if got := mustUpdate(t, c, outIDReq(1, "old")); got != "isp.SYSTEM_ERROR" {
+		t.Fatalf("targeted value: %s", got)
+	}
+	if got := mustUpdate(t, c, outIDReq(1, "old")); got != "OK" {
+		t.Fatalf("after Count: %s", got)
+	}
+}

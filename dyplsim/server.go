@@ -363,7 +363,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// Faults, then business.
-	if rule, ok := s.faults.match(c.action, q.get("SubsId"), q.get("OperateType"), &s.rngMu, s.rng); ok {
+	if rule, ok := s.faults.match(c.action, q.get, &s.rngMu, s.rng); ok {
 		s.fault(c, act, rule)
 		return
 	}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/tasks"
+	"github.com/dyplsq/dyplsq/worker"
+)
+
+// drainMaxJobs caps the jobs of one worker drain repetition (min(-n, cap)),
+// so that each stays well under 30 s on 2 cores.
+const drainMaxJobs = 10000
+
+// drainConcurrency is the concurrency of every worker drain scenario.
+const drainConcurrency = 50
+
+// limitedQPS is the DYPLS_QPS of dyplsq/worker-limited: far above what the
+// machine can do, so the limiter never makes a job wait and the figure
+// shows only its cost (Redis round trips per call).
+const limitedQPS = 1e6
+
+// workerDrainScenarios measures real jobs run to completion against the
+// simulator (no quota, no latency) through the real SDK: the naive worker
+// a user would hand-write on asynq, and dyplsq's worker without and with
+// its shared rate limiter.
+func workerDrainScenarios() []Scenario {
+	return []Scenario{
+		{
+			Name:     "naive/worker/c50",
+			Group:    "naive/worker",
+			Figure:   "naive asynq worker (Decode + dypls call), sim through the SDK, concurrency 50",
+			Unit:     "tasks/s",
+			Baseline: "asynq/drain/c50",
+			Timeout:  90 * time.Second,
+			Run:      runNaiveDrain,
+		},
+		{
+			Name:     "dyplsq/worker/c50",
+			Group:    "dyplsq/worker",
+			Figure:   "dyplsq worker (fence, state, results; no limiter), sim through the SDK, concurrency 50",
+			Unit:     "tasks/s",
+			Baseline: "naive/worker/c50",
+			Timeout:  90 * time.Second,
+			Run: func(ctx context.Context, env *Env) (Result, error) {
+				return runWorkerDrain(ctx, env, "dyplsq/worker/c50", 0)
+			},
+		},
+		{
+			Name:     "dyplsq/worker-limited/c50",
+			Group:    "dyplsq/worker-limited",
+			Figure:   "dyplsq worker with the shared limiter (QPS 1e6, never binding), sim through the SDK, concurrency 50",
+			Unit:     "tasks/s",
+			Baseline: "naive/worker/c50",
+			Timeout:  90 * time.Second,
+			Run: func(ctx context.Context, env *Env) (Result, error) {
+				return runWorkerDrain(ctx, env, "dyplsq/worker-limited/c50", limitedQPS)
+			},
+		},
+	}
+}
+
+// drainSetup pre-enqueues min(N, drainMaxJobs) jobs (updateOutId on as many
+// distinct seeded bindings, with a tasks.Producer, not timed) and starts a
+// simulator without quota or latency seeded with those bindings.
+type drainSetup struct {
+	jobs    int
+	queue   string
+	prefix  string
+	sim     *dyplsim.Sim
+	api     *dypls.Client
+	stopSim func()
+}
+
+func newDrainSetup(ctx context.Context, env *Env) (*drainSetup, error) {
+	d := &drainSetup{jobs: min(env.N, drainMaxJobs), queue: env.Queue("worker"), prefix: keyPrefix("worker")}
+	if err := env.enqueueUpdates(ctx, d.queue, d.prefix, d.jobs, preloadGoroutines); err != nil {
+		env.dropPrefix(d.prefix)
+		return nil, fmt.Errorf("pre-enqueue: %w", err)
+	}
+	var (
+		addr string
+		err  error
+	)
+	d.sim, addr, d.stopSim, err = startSim(dyplsim.Config{Seed: d.jobs})
+	if err != nil {
+		env.dropPrefix(d.prefix)
+		return nil, err
+	}
+	if d.api, err = newAPI(addr); err != nil {
+		d.close(env)
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *drainSetup) close(env *Env) {
+	if d.api != nil {
+		d.api.Close()
+	}
+	d.stopSim()
+	env.dropPrefix(d.prefix)
+}
+
+// runWorkerDrain times one dyplsq worker.Worker (concurrency 50,
+// TaskCheckInterval 10 ms as the asynq baseline, DYPLS_QPS qps) from Start
+// until all jobs are completed in Redis.
+func runWorkerDrain(ctx context.Context, env *Env, name string, qps float64) (Result, error) {
+	d, err := newDrainSetup(ctx, env)
+	if err != nil {
+		return Result{}, err
+	}
+	defer d.close(env)
+	rdb := env.newRedis()
+	defer rdb.Close()
+	w, err := worker.New(worker.Config{
+		Queues:                   map[string]int{d.queue: 1},
+		Concurrency:              drainConcurrency,
+		QPS:                      qps,
+		KeyPrefix:                d.prefix,
+		WorkerID:                 d.prefix + "-w1",
+		Logger:                   env.benchLogger(),
+		TaskCheckInterval:        drainTaskCheckInterval,
+		DelayedTaskCheckInterval: drainDelayedTaskCheckInterval,
+	}, rdb, d.api)
+	if err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	if err := w.Start(); err != nil {
+		return Result{}, fmt.Errorf("start worker: %w", err)
+	}
+	end, err := env.waitCompleted(ctx, d.queue, d.jobs)
+	w.Shutdown()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := env.checkApplied(name, d.sim, d.jobs); err != nil {
+		return Result{}, err
+	}
+	return Rate(d.jobs, end.Sub(start)), nil
+}
+
+// runNaiveDrain times the worker a user would write by hand: a plain
+// asynq.Server (concurrency 50, the baseline's intervals) whose handler
+// decodes the payload and makes the call, from Start until all jobs are
+// completed in Redis.
+func runNaiveDrain(ctx context.Context, env *Env) (Result, error) {
+	d, err := newDrainSetup(ctx, env)
+	if err != nil {
+		return Result{}, err
+	}
+	defer d.close(env)
+	srv := asynq.NewServer(env.AsynqOpt(), asynq.Config{
+		Concurrency:              drainConcurrency,
+		Queues:                   map[string]int{d.queue: 1},
+		TaskCheckInterval:        drainTaskCheckInterval,
+		DelayedTaskCheckInterval: drainDelayedTaskCheckInterval,
+		ShutdownTimeout:          2*simCallTimeout + 5*time.Second,
+		Logger:                   asynqLogger{env.Stderr},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	start := time.Now()
+	if err := srv.Start(naiveHandler(d.api)); err != nil {
+		return Result{}, fmt.Errorf("start asynq server: %w", err)
+	}
+	end, err := env.waitCompleted(ctx, d.queue, d.jobs)
+	srv.Shutdown()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := env.checkApplied("naive/worker/c50", d.sim, d.jobs); err != nil {
+		return Result{}, err
+	}
+	return Rate(d.jobs, end.Sub(start)), nil
+}
+
+// naiveHandler is the straightforward handler: decode, call, no retry on a
+// permanent answer, asynq's default retry otherwise.
+func naiveHandler(api *dypls.Client) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		u, err := tasks.Decode(t.Payload())
+		if err != nil {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		_, err = api.UpdateSubscription(ctx, dypls.Update{
+			PoolKey: u.PoolKey, ProductType: u.ProductType, SubsId: u.SubsId, PhoneNoX: u.PhoneNoX,
+			OperateType: u.OperateType, PhoneNoA: u.PhoneNoA, PhoneNoB: u.PhoneNoB, Expiration: u.Expiration,
+			GroupId: u.GroupId, CallRestrict: u.CallRestrict, CallDisplayType: u.CallDisplayType, OutId: u.OutId,
+			IsRecordingEnabled: u.IsRecordingEnabled, RingConfig: u.RingConfig, ASRStatus: u.ASRStatus, ASRModelId: u.ASRModelId,
+		})
+		var de *dypls.Error
+		if errors.As(err, &de) && de.Class == dypls.Permanent {
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		return err
+	})
+}
