@@ -20,7 +20,11 @@ test: vet
 	$(WITH_REDIS) $(GO) test -race -count=1 -timeout 9m ./...
 
 ## chaos: the longer suites (crashes, outages, Cluster, fuzzing, browser).
+TEST_ARTIFACTS ?= $(or $(TMPDIR),/tmp)/dyplsq-test-artifacts
+export TEST_ARTIFACTS
+
 chaos:
+	@mkdir -p $(TEST_ARTIFACTS)
 	$(WITH_REDIS) $(GO) test -race -count=1 -timeout 30m -tags chaos -run 'Chaos' ./...
 	$(GO) test -run '^$$' -fuzz FuzzMask -fuzztime 20s ./dypls/
 

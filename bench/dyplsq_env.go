@@ -206,3 +206,31 @@ func (w warnWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// cpuMark is the CPU time used so far by this process (worker, SDK,
+// simulator) and by the bench Redis server.
+type cpuMark struct{ proc, redis time.Duration }
+
+// cpuNow reads a cpuMark; the Redis part is 0 when INFO cpu says nothing.
+func (e *Env) cpuNow(ctx context.Context) cpuMark {
+	m := cpuMark{proc: processCPU()}
+	if info, err := e.Redis.InfoMap(ctx, "cpu").Result(); err == nil {
+		for _, k := range []string{"used_cpu_sys", "used_cpu_user"} {
+			if v, err := strconv.ParseFloat(info["CPU"][k], 64); err == nil {
+				m.redis += time.Duration(v * float64(time.Second))
+			}
+		}
+	}
+	return m
+}
+
+// logCPU logs the CPU time per job between two marks: a figure that other
+// load on the machine moves much less than a rate.
+func (e *Env) logCPU(name string, from, to cpuMark, jobs int) {
+	if jobs <= 0 || to.proc <= from.proc {
+		return
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(jobs) }
+	e.Logf("%-22s CPU per job: %.0f µs in this process (worker, SDK, simulator), %.0f µs in redis-server",
+		name, per(to.proc-from.proc), per(to.redis-from.redis))
+}

@@ -48,7 +48,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.n, "n", 50000, "tasks per scenario repetition")
 	fs.IntVar(&c.reps, "reps", 3, "repetitions of each scenario (the table shows median, min, max)")
 	fs.StringVar(&c.out, "out", "", "also write the table to this file")
-	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound on the whole run; scenarios not finished by then are reported as not run")
+	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "bound on the whole run; scenarios not finished by then are reported as not run")
 	fs.StringVar(&c.redisURL, "redis-url", "", "use this Redis instead of a private redis-server (bench queues are deleted after each repetition; nothing is flushed)")
 	fs.StringVar(&c.redisBin, "redis-server", "redis-server", "redis-server binary for the private Redis")
 	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")

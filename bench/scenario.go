@@ -62,6 +62,9 @@ func scenarios() []Scenario {
 	var all []Scenario
 	all = append(all, asynqEnqueueScenarios()...)
 	all = append(all, asynqDrainScenarios()...)
+	all = append(all, workerDrainScenarios()...)
+	all = append(all, dyplsimSDKScenarios()...)
+	all = append(all, limiterScenarios()...)
 	return all
 }
 

@@ -35,7 +35,7 @@ func workerDrainScenarios() []Scenario {
 		{
 			Name:     "naive/worker/c50",
 			Group:    "naive/worker",
-			Figure:   "naive asynq worker (Decode + dypls call), sim through the SDK, concurrency 50",
+			Figure:   "naive asynq worker (Decode, SDK call to dyplsim), concurrency 50",
 			Unit:     "tasks/s",
 			Baseline: "asynq/drain/c50",
 			Timeout:  90 * time.Second,
@@ -44,7 +44,7 @@ func workerDrainScenarios() []Scenario {
 		{
 			Name:     "dyplsq/worker/c50",
 			Group:    "dyplsq/worker",
-			Figure:   "dyplsq worker (fence, state, results; no limiter), sim through the SDK, concurrency 50",
+			Figure:   "dyplsq worker, no limiter, SDK calls to dyplsim, concurrency 50",
 			Unit:     "tasks/s",
 			Baseline: "naive/worker/c50",
 			Timeout:  90 * time.Second,
@@ -55,7 +55,7 @@ func workerDrainScenarios() []Scenario {
 		{
 			Name:     "dyplsq/worker-limited/c50",
 			Group:    "dyplsq/worker-limited",
-			Figure:   "dyplsq worker with the shared limiter (QPS 1e6, never binding), sim through the SDK, concurrency 50",
+			Figure:   "dyplsq worker, shared limiter at QPS 1e6 (never binding), concurrency 50",
 			Unit:     "tasks/s",
 			Baseline: "naive/worker/c50",
 			Timeout:  90 * time.Second,
@@ -132,11 +132,13 @@ func runWorkerDrain(ctx context.Context, env *Env, name string, qps float64) (Re
 	if err != nil {
 		return Result{}, err
 	}
+	cpu0 := env.cpuNow(ctx)
 	start := time.Now()
 	if err := w.Start(); err != nil {
 		return Result{}, fmt.Errorf("start worker: %w", err)
 	}
 	end, err := env.waitCompleted(ctx, d.queue, d.jobs)
+	cpu1 := env.cpuNow(ctx)
 	w.Shutdown()
 	if err != nil {
 		return Result{}, err
@@ -144,6 +146,7 @@ func runWorkerDrain(ctx context.Context, env *Env, name string, qps float64) (Re
 	if err := env.checkApplied(name, d.sim, d.jobs); err != nil {
 		return Result{}, err
 	}
+	env.logCPU(name, cpu0, cpu1, d.jobs)
 	return Rate(d.jobs, end.Sub(start)), nil
 }
 
@@ -166,11 +169,13 @@ func runNaiveDrain(ctx context.Context, env *Env) (Result, error) {
 		Logger:                   asynqLogger{env.Stderr},
 		LogLevel:                 asynq.WarnLevel,
 	})
+	cpu0 := env.cpuNow(ctx)
 	start := time.Now()
 	if err := srv.Start(naiveHandler(d.api)); err != nil {
 		return Result{}, fmt.Errorf("start asynq server: %w", err)
 	}
 	end, err := env.waitCompleted(ctx, d.queue, d.jobs)
+	cpu1 := env.cpuNow(ctx)
 	srv.Shutdown()
 	if err != nil {
 		return Result{}, err
@@ -178,6 +183,7 @@ func runNaiveDrain(ctx context.Context, env *Env) (Result, error) {
 	if err := env.checkApplied("naive/worker/c50", d.sim, d.jobs); err != nil {
 		return Result{}, err
 	}
+	env.logCPU("naive/worker/c50", cpu0, cpu1, d.jobs)
 	return Rate(d.jobs, end.Sub(start)), nil
 }
 

@@ -137,7 +137,7 @@ func (h *harness) runCtx(ctx context.Context, stdin string, args ...string) resu
 
 // withQueue adds --queue for the main command and dlq filters.
 func (h *harness) withQueue(args []string) []string {
-	if len(args) > 0 && (args[0] == "batch" || args[0] == "queue" || args[0] == "dlq") {
+	if len(args) > 0 && (args[0] == "batch" || args[0] == "queue" || args[0] == "dlq" || args[0] == "help") {
 		return args
 	}
 	for _, a := range args {

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/dyplsq/dyplsq/admin"
+	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/deadletter"
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/tasks"
+	"github.com/dyplsq/dyplsq/worker"
+)
+
+// startSim starts the simulator with n sample bindings.
+func startSim(t *testing.T, n int) (*dyplsim.Sim, *dypls.Client) {
+	t.Helper()
+	sim, srv, addr, err := dyplsim.Start(dyplsim.Config{Seed: n, RandSeed: 1}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	api, err := dypls.New(dypls.Config{Endpoint: "http://" + addr, AccessKeyID: dyplsim.DefaultAccessKeyID,
+		AccessKeySecret: dyplsim.DefaultAccessKeySecret, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Close)
+	return sim, api
+}
+
+// startWorker runs an in-process worker on queues of the harness's Redis;
+// stop it with Shutdown (also done when the test ends).
+func startWorker(t *testing.T, h *harness, api *dypls.Client, queues ...string) *worker.Worker {
+	t.Helper()
+	qs := map[string]int{}
+	for _, q := range queues {
+		qs[q] = 1
+	}
+	w, err := worker.New(worker.Config{
+		Queues: qs, Concurrency: 10, MaxAttempts: 3,
+		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ThrottleDelay: 100 * time.Millisecond,
+		HaltProbeMin: 5 * time.Second, HaltProbeMax: 10 * time.Second, HaltWait: 500 * time.Millisecond,
+		SweepInterval: 500 * time.Millisecond, TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond,
+		KeyPrefix: h.ns, WorkerID: h.ns + "-w-" + strings.Join(queues, "+"), Logger: zerolog.Nop(),
+	}, h.rdb, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	return w
+}
+
+// readCSV reads a whole CSV file.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// TestWaitAndReportThroughWorker queues a file whose rows end applied,
+// superseded and dead through a real worker and the simulator, follows it
+// with --wait and checks the outcome table and --report.
+func TestWaitAndReportThroughWorker(t *testing.T) {
+	h := newHarness(t)
+	_, api := startSim(t, 20)
+	var b strings.Builder
+	b.WriteString("PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA,PhoneNoB\n")
+	for i := 1; i <= 10; i++ { // lines 2-11: applied
+		s := dyplsim.SeedBinding(i)
+		fmt.Fprintf(&b, "%s,%s,%s,updateNoA,137%08d,\n", s.PoolKey, s.SubsId, s.PhoneNoX, i)
+	}
+	fmt.Fprintf(&b, "FC100000000000001,1000000000000099,17000000098,updateNoA,13700000099,\n") // line 12: no such binding
+	fmt.Fprintf(&b, "FC100000000000001,1000000000000011,17100000000,updateNoA,13700000011,\n") // line 13: X not in the pool
+	s12 := dyplsim.SeedBinding(12)
+	fmt.Fprintf(&b, "%s,%s,%s,updateNoB,,13600000012\n", s12.PoolKey, s12.SubsId, s12.PhoneNoX) // line 14: superseded
+	p := h.write("mixed.csv", b.String())
+
+	// Queue the file with no worker running, then apply a newer update of
+	// line 14's field from the Go API, so that line 14 loses to it.
+	r := h.run(p)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	id := batchID(t, r)
+	live := h.ns + "-live"
+	prod := &tasks.Producer{Client: asynq.NewClientFromRedisClient(h.rdb), Redis: h.rdb, Queue: live, KeyPrefix: h.ns}
+	newer, err := prod.Enqueue(context.Background(), tasks.Update{PoolKey: s12.PoolKey, SubsId: s12.SubsId, PhoneNoX: s12.PhoneNoX,
+		OperateType: "updateNoB", PhoneNoB: "13600000999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := startWorker(t, h, api, live)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, err := h.insp.GetTaskInfo(live, newer.TaskID)
+		if err == nil && info.State == asynq.TaskStateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live update did not complete: %v %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wl.Shutdown()
+
+	startWorker(t, h, api, h.queue)
+	report := h.dir + "/report.csv"
+	r = h.run("--wait", "--wait-timeout", "30s", "--report", report, p)
+	if r.code != exitFailed { // dead rows make --wait exit 1
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stdout", "read 13, valid 13, queued 0, already queued 13, invalid 0")
+	mustContain(t, r, "stderr", "2 rows are dead", "enqueue dlq list")
+	table := r.stdout[strings.Index(r.stdout, "OUTCOME"):]
+	for _, want := range []string{"applied     OK", "superseded  Superseded", "dead        isv."} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if !strings.Contains(table, "total") || !strings.Contains(table, "13") {
+		t.Errorf("table:\n%s", table)
+	}
+	st, err := h.store.Status(context.Background(), id)
+	if err != nil || st.Applied != 10 || st.Superseded != 1 || st.Dead != 2 || !st.Done() {
+		t.Errorf("batch %+v %v", st.Counts, err)
+	}
+
+	recs := readCSV(t, report)
+	if len(recs) != 14 {
+		t.Fatalf("report has %d rows", len(recs))
+	}
+	for _, rec := range recs[1:] {
+		line, outcome, code, msg, rid := rec[0], rec[4], rec[5], rec[6], rec[7]
+		switch line {
+		case "12", "13":
+			if outcome != "dead" || !strings.HasPrefix(code, "isv.") || msg == "" {
+				t.Errorf("line %s: %q", line, rec)
+			}
+		case "14":
+			if outcome != "superseded" || code != "Superseded" || rec[3] != batch.TaskID(id, 14) {
+				t.Errorf("line 14: %q", rec)
+			}
+		default:
+			if outcome != "applied" || code != "OK" || rid == "" {
+				t.Errorf("line %s: %q", line, rec)
+			}
+		}
+		if strings.Contains(strings.Join(rec, ","), "13700000") || !strings.Contains(rec[8], "****") {
+			t.Errorf("line %s: numbers not masked: %q", line, rec)
+		}
+	}
+
+	// --show-numbers: in full, in a file only its owner reads.
+	r = h.run("--report", report, "--show-numbers", p)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if fi, err := os.Stat(report); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("report mode %v %v", fi.Mode(), err)
+	}
+	if recs := readCSV(t, report); recs[1][8] != "17000000000" || recs[1][9] != "13700000001" {
+		t.Errorf("--show-numbers: %q", recs[1])
+	}
+
+	// batch status shows the same.
+	r = h.run("batch", "status", id)
+	mustContain(t, r, "stdout", "every row has ended", "superseded  Superseded")
+}
+
+// TestHaltDuringWait: workers halted by an account-wide code stop --wait
+// with exit 3 and the reason.
+func TestHaltDuringWait(t *testing.T) {
+	h := newHarness(t)
+	sim, api := startSim(t, 5)
+	sim.AddFault(dyplsim.FaultRule{Kind: dyplsim.FaultCode, Code: "isv.ACCOUNT_ABNORMAL", Message: "account abnormal"})
+	startWorker(t, h, api, h.queue)
+	start := time.Now()
+	r := h.run("--wait", "--wait-timeout", "30s", h.write("a.csv", csvRows(5)))
+	if r.code != exitGaveUp {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stderr", "workers are halted", "by isv.ACCOUNT_ABNORMAL", "enqueue batch status --wait")
+	if el := time.Since(start); el > 15*time.Second {
+		t.Errorf("took %s to notice the halt", el)
+	}
+	// queue status shows the halt too.
+	r = h.run("queue", "status", h.queue)
+	if r.code != exitGaveUp {
+		t.Errorf("queue status: %s", r)
+	}
+	mustContain(t, r, "stdout", h.queue, "isv.ACCOUNT_ABNORMAL")
+}
+
+// TestWaitTimeout: nothing runs the jobs, so --wait gives up.
+func TestWaitTimeout(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("--wait", "--wait-timeout", "300ms", h.write("a.csv", csvRows(3)))
+	if r.code != exitGaveUp {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stderr", "gave up waiting after 300ms", "3 of 3 rows have not ended (pending 3")
+	// A halt record written by a worker elsewhere stops it at once.
+	halts := &admin.Halts{Redis: h.rdb, Prefix: h.ns}
+	if err := halts.Report(context.Background(), admin.Halt{Worker: "w9", Code: "InvalidAccessKeyId.NotFound", Message: "Specified access key is not found."}); err != nil {
+		t.Fatal(err)
+	}
+	r = h.run("batch", "status", "--wait", batchID(t, r))
+	if r.code != exitGaveUp {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stderr", "worker w9 halted since", "InvalidAccessKeyId.NotFound: Specified access key is not found.")
+}
+
+// TestDeadLetterRoundTrip: rows die, dlq export writes them to a 0600 file,
+// the fixed file is queued as new versions and applied, and the dead
+// letters are purged.
+func TestDeadLetterRoundTrip(t *testing.T) {
+	h := newHarness(t)
+	_, api := startSim(t, 10)
+	var b strings.Builder
+	b.WriteString("PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA\n")
+	for i := 1; i <= 3; i++ { // X numbers outside the pool: isv.NO_NOT_EXIST
+		fmt.Fprintf(&b, "FC100000000000001,%s,1710000000%d,updateNoA,1370000000%d\n", dyplsim.SeedBinding(i).SubsId, i, i)
+	}
+	startWorker(t, h, api, h.queue)
+	r := h.run("--wait", "--wait-timeout", "30s", h.write("bad.csv", b.String()))
+	if r.code != exitFailed {
+		t.Fatalf("%s", r)
+	}
+	id := batchID(t, r)
+
+	r = h.run("dlq", "list", "--code", "isv.NO_NOT_EXIST", "--since", "1h")
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stdout", "3 dead letters shown", id+":2", "isv.NO_NOT_EXIST")
+	if strings.Contains(r.stdout, "17100000001") {
+		t.Errorf("list shows a full number:\n%s", r.stdout)
+	}
+
+	out := h.dir + "/dead.csv"
+	r = h.run("dlq", "export", "--code", "isv.NO_NOT_EXIST", "--queue", h.queue, "--out", out)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stdout", "exported 3 dead letters")
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("export mode %v %v", fi, err)
+	}
+	recs := readCSV(t, out)
+	if want := strings.Join(append(append([]string(nil), tasks.KnownColumns...), "_code", "_message", "_task_id"), ","); strings.Join(recs[0], ",") != want {
+		t.Fatalf("export header %q", recs[0])
+	}
+	oldVersion := map[string]int64{}
+	for _, rec := range recs[1:] {
+		if rec[3] != "1710000000"+rec[2][len(rec[2])-1:] || rec[17] != "isv.NO_NOT_EXIST" || rec[19] == "" {
+			t.Errorf("export row %q", rec)
+		}
+		dl, ok, _ := (&deadletter.Store{Redis: h.rdb, Prefix: h.ns}).Get(context.Background(), rec[19])
+		if !ok {
+			t.Fatalf("no record for %s", rec[19])
+		}
+		oldVersion[rec[2]] = dl.Version
+		// The fix: the binding's real X number.
+		i := int(rec[2][len(rec[2])-1] - '0')
+		rec[3] = dyplsim.SeedBinding(i).PhoneNoX
+	}
+	f, _ := os.Create(out)
+	cw := csv.NewWriter(f)
+	_ = cw.WriteAll(recs)
+	f.Close()
+
+	r = h.run("--wait", "--wait-timeout", "30s", out)
+	if r.code != 0 {
+		t.Fatalf("fixed file: %s", r)
+	}
+	mustContain(t, r, "stdout", "queued 3", "applied  OK    3")
+	for _, q := range h.tasksInState(asynq.TaskStateCompleted) {
+		if q.u.Meta.Batch != batchID(t, r) {
+			continue
+		}
+		if q.u.Meta.Version <= oldVersion[q.u.SubsId] {
+			t.Errorf("fixed row %s has version %d, not above %d", q.u.SubsId, q.u.Meta.Version, oldVersion[q.u.SubsId])
+		}
+	}
+
+	r = h.run("dlq", "requeue", "--code", "isv.NO_NOT_EXIST", "--dry-run")
+	mustContain(t, r, "stdout", "dry run, nothing changed: would requeue 3")
+	r = h.run("dlq", "purge", "--code", "isv.NO_NOT_EXIST")
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stdout", "purged 3")
+	r = h.run("dlq", "list")
+	mustContain(t, r, "stdout", "no dead letters match (0 in all)")
+}
+
+// tasksInState lists the tasks of the harness's queue in state.
+func (h *harness) tasksInState(state asynq.TaskState) []queued {
+	h.t.Helper()
+	var infos []*asynq.TaskInfo
+	var err error
+	switch state {
+	case asynq.TaskStateCompleted:
+		infos, err = h.insp.ListCompletedTasks(h.queue, asynq.PageSize(1000))
+	case asynq.TaskStateArchived:
+		infos, err = h.insp.ListArchivedTasks(h.queue, asynq.PageSize(1000))
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []queued
+	for _, in := range infos {
+		u, err := tasks.Decode(in.Payload)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, queued{id: in.ID, u: u})
+	}
+	return out
+}
