@@ -2,12 +2,24 @@
 GO ?= go
 WITH_REDIS = ./.ci/with-redis
 
-.PHONY: all build vet test chaos bench demo demo-ui fmt
+.PHONY: all build bins vet test chaos bench demo demo-ui fmt
 
 all: build
 
 build:
 	$(GO) build ./...
+
+## bins: the commands (worker, enqueue, dyplsim, demo) into bin/.
+bins:
+	$(GO) build -o bin/ ./cmd/...
+
+## demo: the whole pipeline on a throwaway Redis, then everything stops.
+demo: bins
+	./bin/demo
+
+## demo-ui: the same, and everything keeps running with the UI until Ctrl-C.
+demo-ui: bins
+	./bin/demo --keep
 
 vet:
 	$(GO) vet ./...

@@ -121,25 +121,26 @@ func (r FaultRule) kind() string {
 }
 
 type faultRuleJSON struct {
-	Action      string          `json:"Action,omitempty"`
-	SubsId      string          `json:"SubsId,omitempty"`
-	OperateType string          `json:"OperateType,omitempty"`
-	Kind        string          `json:"Kind,omitempty"`
-	Code        string          `json:"Code,omitempty"`
-	Message     string          `json:"Message,omitempty"`
-	Status      int             `json:"Status,omitempty"`
-	Body        string          `json:"Body,omitempty"`
-	Delay       json.RawMessage `json:"Delay,omitempty"`
-	Count       int             `json:"Count,omitempty"`
-	Rate        float64         `json:"Rate,omitempty"`
-	After       int             `json:"After,omitempty"`
-	Apply       bool            `json:"Apply,omitempty"`
+	Action      string            `json:"Action,omitempty"`
+	SubsId      string            `json:"SubsId,omitempty"`
+	OperateType string            `json:"OperateType,omitempty"`
+	Params      map[string]string `json:"Params,omitempty"`
+	Kind        string            `json:"Kind,omitempty"`
+	Code        string            `json:"Code,omitempty"`
+	Message     string            `json:"Message,omitempty"`
+	Status      int               `json:"Status,omitempty"`
+	Body        string            `json:"Body,omitempty"`
+	Delay       json.RawMessage   `json:"Delay,omitempty"`
+	Count       int               `json:"Count,omitempty"`
+	Rate        float64           `json:"Rate,omitempty"`
+	After       int               `json:"After,omitempty"`
+	Apply       bool              `json:"Apply,omitempty"`
 }
 
 // MarshalJSON encodes the rule with Delay as a duration string.
 func (r FaultRule) MarshalJSON() ([]byte, error) {
 	j := faultRuleJSON{
-		Action: r.Action, SubsId: r.SubsId, OperateType: r.OperateType, Kind: r.Kind,
+		Action: r.Action, SubsId: r.SubsId, OperateType: r.OperateType, Params: r.Params, Kind: r.Kind,
 		Code: r.Code, Message: r.Message, Status: r.Status, Body: r.Body,
 		Count: r.Count, Rate: r.Rate, After: r.After, Apply: r.Apply,
 	}
@@ -171,7 +172,7 @@ func (r *FaultRule) UnmarshalJSON(b []byte) error {
 		}
 	}
 	*r = FaultRule{
-		Action: j.Action, SubsId: j.SubsId, OperateType: j.OperateType, Kind: j.Kind,
+		Action: j.Action, SubsId: j.SubsId, OperateType: j.OperateType, Params: j.Params, Kind: j.Kind,
 		Code: j.Code, Message: j.Message, Status: j.Status, Body: j.Body, Delay: d,
 		Count: j.Count, Rate: j.Rate, After: j.After, Apply: j.Apply,
 	}

@@ -343,3 +343,17 @@ func TestFaultTargetingParams(t *testing.T) {
 		t.Fatalf("after Count: %s", got)
 	}
 }
+
+func TestFaultParamsJSON(t *testing.T) {
+	var r FaultRule
+	if err := json.Unmarshal([]byte(`{"Params":{"OutId":"old"},"Code":"isp.SYSTEM_ERROR"}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Params["OutId"] != "old" {
+		t.Fatalf("%+v", r)
+	}
+	b, _ := json.Marshal(r)
+	if !strings.Contains(string(b), `"Params":{"OutId":"old"}`) {
+		t.Fatalf("%s", b)
+	}
+}
