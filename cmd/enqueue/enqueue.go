@@ -328,10 +328,18 @@ func waitOutcome(res followResult, err error, timeout time.Duration, id, resume 
 		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled\n", id)
 		return exitGaveUp
 	case res.st.Dead > 0:
-		fmt.Fprintf(e.stderr, "enqueue: %d rows are dead; see them with: enqueue dlq list, and fix them with: enqueue dlq export --out dead.csv\n", res.st.Dead)
+		fmt.Fprintf(e.stderr, "enqueue: %s dead; see them with: enqueue dlq list, and fix them with: enqueue dlq export --out dead.csv\n", rows(res.st.Dead, "row is", "rows are"))
 		return exitFailed
 	}
 	return exitOK
+}
+
+// rows says "1 row is" or "N rows are".
+func rows(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // origin names who runs the command, for batch status.

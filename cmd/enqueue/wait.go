@@ -33,7 +33,7 @@ func follow(ctx context.Context, store *batch.Store, halts *admin.Halts, guard *
 		deadline = start.Add(timeout)
 	}
 	lastPlain := time.Time{}
-	lastLine := ""
+	lastLine, lastCounts := "", ""
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
@@ -60,13 +60,18 @@ func follow(ctx context.Context, store *batch.Store, halts *admin.Halts, guard *
 			return res, err
 		}
 		line := liveLine(res.st, time.Since(start))
+		counts := liveLine(res.st, 0)
 		switch {
 		case terminal:
 			fmt.Fprintf(w, "\r\033[K%s", line)
 			lastLine = line
-		case line != lastLine && time.Since(lastPlain) >= plainEvery || lastPlain.IsZero():
+		case lastPlain.IsZero(),
+			counts != lastCounts && time.Since(lastPlain) >= plainEvery,
+			time.Since(lastPlain) >= 12*plainEvery:
+			// Plain output: on change at most every few seconds, else a
+			// line a minute to show it is alive.
 			fmt.Fprintln(w, "enqueue: "+line)
-			lastPlain, lastLine = time.Now(), line
+			lastPlain, lastLine, lastCounts = time.Now(), line, counts
 		}
 		stop := res.st.Done() || len(res.halts) > 0
 		if !deadline.IsZero() && !time.Now().Before(deadline) && !stop {
