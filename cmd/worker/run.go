@@ -69,6 +69,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	monUser := s.String("MONITOR_USER", "monitor-user", "", "basic-auth user for the UI and /metrics (required off loopback)")
 	monPass := s.Secret("MONITOR_PASSWORD", "monitor-password", "basic-auth password")
 	monRO := s.Bool("MONITOR_READONLY", "monitor-readonly", true, "the UI cannot change tasks or queues")
+	keyPrefix := s.String("DYPLSQ_KEY_PREFIX", "key-prefix", "dyplsq", "advanced: prefix of dyplsq's own Redis keys; must match enqueue's")
 	if err := s.Parse(args, stdout); err != nil {
 		return nil, err
 	}
@@ -103,7 +104,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if err != nil {
 		return nil, err
 	}
-	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps}
+	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps, KeyPrefix: *keyPrefix}
 	c.monitor = monitor.Config{Addr: *monAddr, User: *monUser, Password: *monPass, ReadOnly: *monRO}
 	if (*monUser == "") != (*monPass == "") {
 		return nil, errors.New("MONITOR_USER and MONITOR_PASSWORD must be set together")
