@@ -536,11 +536,28 @@ type Recorded struct {
 
 // Record records entries of batch id whose lines have no outcome yet. A line
 // that has one (recorded before, or already reported by a worker) is left as
-// it is. Entries must lie within 16 buckets of [BucketLines] lines.
+// it is. Entries must lie within 16 buckets of [BucketLines] lines; each
+// script call records at most recordPerCall of them.
 func (s *Store) Record(ctx context.Context, id string, entries []Entry) (Recorded, error) {
-	if len(entries) == 0 {
-		return Recorded{}, nil
+	var out Recorded
+	for len(entries) > 0 {
+		n := min(len(entries), recordPerCall)
+		rec, err := s.record(ctx, id, entries[:n])
+		if err != nil {
+			return out, err
+		}
+		out.New += rec.New
+		out.Cancelled = out.Cancelled || rec.Cancelled
+		entries = entries[n:]
 	}
+	return out, nil
+}
+
+// recordPerCall bounds the entries of one script call, so that its
+// BITFIELD arguments stay well within what Lua can unpack.
+const recordPerCall = 512
+
+func (s *Store) record(ctx context.Context, id string, entries []Entry) (Recorded, error) {
 	first, last := entries[0].Line/BucketLines, entries[0].Line/BucketLines
 	for _, e := range entries {
 		b := e.Line / BucketLines

@@ -362,3 +362,23 @@ func TestMarkRejectsUnknownOutcome(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordManyEntries(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	id := begin(t, s, "g").ID
+	var entries []Entry
+	for l := 1; l < 16*BucketLines; l++ {
+		entries = append(entries, Entry{Line: l, Outcome: OutcomePending})
+	}
+	rec, err := s.Record(ctx, id, entries)
+	if err != nil || rec.New != len(entries) {
+		t.Fatalf("Record = %+v, %v", rec, err)
+	}
+	if st := status(t, s, id); st.Pending != int64(len(entries)) {
+		t.Errorf("pending %d", st.Pending)
+	}
+	if _, err := s.Record(ctx, id, []Entry{{Line: 1, Outcome: OutcomePending}, {Line: 16 * BucketLines, Outcome: OutcomePending}}); err == nil {
+		t.Error("entries over 17 buckets accepted")
+	}
+}

@@ -39,7 +39,7 @@ func newSub(name string, e env) *subcommand {
 
 func (sc *subcommand) parse(args []string, e env, help string) error {
 	pos, err := parseArgs(sc.set, args, func() {
-		fmt.Fprint(e.stdout, help+"\n"+settingsHelp(sc.set)+"  --redis-timeout D\n        how long to retry while Redis is unreachable (default 60s)\n")
+		fmt.Fprint(e.stdout, help+"\nCommon flags\n  --redis-timeout D     how long to retry while Redis is unreachable before\n                        giving up with exit 2 (default 60s)\n\n"+settingsHelp(sc.set))
 	})
 	if err != nil {
 		return err
@@ -155,7 +155,7 @@ func runBatch(ctx context.Context, args []string, e env) int {
 	}
 	halts := &admin.Halts{Redis: rdb, Prefix: sc.prefix()}
 	res, err := follow(ctx, store, halts, guard, id, waitTimeout, e.stderr, isTerminal(e.stderr))
-	return waitOutcome(res, err, waitTimeout, id, "", e)
+	return waitOutcome(res, err, waitTimeout, id, e)
 }
 
 func printBatch(e env, st batch.Status) {

@@ -267,15 +267,29 @@ func shellQuote(s string) string {
 }
 
 // commandLine rebuilds a command line from args for the user to run again,
-// leaving out secrets given as flags.
+// leaving out secrets given as flags: --redis-password is dropped (the
+// variable REDIS_PASSWORD still applies) and a password in --redis-url is
+// shown as xxxxx.
 func commandLine(name string, args []string) string {
 	out := []string{name}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if strings.HasPrefix(a, "--redis-password") || strings.HasPrefix(a, "-redis-password") {
-			if !strings.Contains(a, "=") {
+		flagName, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") {
+			flagName, hasValue = "", false
+		}
+		switch flagName {
+		case "redis-password":
+			if !hasValue {
 				i++ // the value is the next argument
 			}
+			continue
+		case "redis-url":
+			if !hasValue && i+1 < len(args) {
+				i++
+				value = args[i]
+			}
+			out = append(out, "--redis-url", shellQuote(redisconn.Config{URL: value}.String()))
 			continue
 		}
 		out = append(out, shellQuote(a))

@@ -89,15 +89,16 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 
 // summary is what a run did, printed as its last line.
 type summary struct {
-	id                                 string
-	read, valid, invalid               int64
-	queued, already                    int64
-	elapsed, queueTime                 time.Duration
-	dryRun                             bool
-	pass2                              bool
-	recordInvalid, recordDupes, turned int64
+	id                   string
+	read, valid, invalid int64 // rows of the input
+	queued, already      int64 // rows queued by this run, and found queued before
+	elapsed, queueTime   time.Duration
+	dryRun               bool
+	note                 string // why nothing was read, if nothing was
 }
 
+// line is the summary line: read, valid, queued, already queued, invalid,
+// rows/s (of the queueing pass), elapsed time and batch id.
 func (s summary) line() string {
 	rate := 0.0
 	if s.queueTime > 0 {
@@ -107,6 +108,12 @@ func (s summary) line() string {
 		s.read, s.valid, s.queued, s.already, s.invalid, rate, s.elapsed.Round(time.Millisecond))
 	if s.dryRun {
 		msg += "; dry run: nothing queued"
+	}
+	if s.note != "" {
+		msg += "; " + s.note
+	}
+	if s.id == "" {
+		return msg
 	}
 	return msg + "; batch " + s.id
 }
@@ -140,7 +147,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		var he *headerError
 		if errors.As(err, &he) {
 			fmt.Fprintln(e.stderr, he.Error())
-			fmt.Fprintf(e.stdout, "read 0 rows: the header of %s is not valid; nothing queued\n", in.display)
+			fmt.Fprintln(e.stdout, summary{elapsed: time.Since(start), note: "the header is not valid: nothing queued"}.line())
 			return exitFailed
 		}
 		if errors.Is(err, context.Canceled) {
@@ -192,9 +199,10 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	}
 
 	var info batch.Info
+	created := false
 	err = guard.do(ctx, func(ctx context.Context) error {
 		var err error
-		info, _, err = store.Begin(ctx, batch.Info{ID: p1.id, File: in.display, Format: in.format, Queue: cfg.queue,
+		info, created, err = store.Begin(ctx, batch.Info{ID: p1.id, File: in.display, Format: in.format, Queue: cfg.queue,
 			Origin: origin(e), Lines: p1.lines, Rows: int(p1.rows), ValidRows: int(p1.rows - p1.invalid), InvalidRows: int(p1.invalid)})
 		return err
 	})
@@ -214,7 +222,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "enqueue: %s was already queued as batch %s on %s; nothing is queued twice (the batch window ends %s)\n",
 			in.display, info.ID, info.Created.Local().Format(time.DateTime), info.Expires.Local().Format(time.DateTime))
 	default:
-		if !info.Created.After(start) {
+		if !created {
 			fmt.Fprintf(e.stderr, "enqueue: resuming batch %s, started %s: rows already queued are skipped\n", info.ID, info.Created.Local().Format(time.DateTime))
 		} else {
 			fmt.Fprintf(e.stderr, "enqueue: batch %s: queueing %d rows to %s\n", info.ID, p1.rows-p1.invalid, cfg.queue)
@@ -227,6 +235,11 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	f, err := os.Open(in.path)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
+		return exitUsage
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != in.size || !fi.ModTime().Equal(in.modTime) {
+		f.Close()
+		fmt.Fprintf(e.stderr, "enqueue: %s changed after it was validated; nothing was queued from it: run the command again on the finished file\n", in.display)
 		return exitUsage
 	}
 	rr, err := newRowReader(f, in.display, in.format)
@@ -263,7 +276,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled while it was being queued: queueing stopped, and the jobs this run had just queued were removed\n", info.ID)
 		return exitGaveUp
 	case qerr != nil && !errors.Is(qerr, context.Canceled):
-		if errors.Is(qerr, errRecordGone) {
+		if errors.Is(qerr, errRecordGone) || errors.Is(qerr, errFileChanged) {
 			fmt.Fprintf(e.stderr, "enqueue: %s\n", qerr)
 			return exitUsage
 		}
@@ -282,7 +295,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	if cfg.wait {
 		halts := &admin.Halts{Redis: rdb, Prefix: cfg.prefix()}
 		res, err := follow(ctx, store, halts, guard, info.ID, cfg.waitTimeout, e.stderr, terminal)
-		if c := waitOutcome(res, err, cfg.waitTimeout, info.ID, resume, e); c != exitOK {
+		if c := waitOutcome(res, err, cfg.waitTimeout, info.ID, e); c != exitOK {
 			code = max(code, c)
 			if c == exitUsage || c == exitInterrupted {
 				return c
@@ -303,7 +316,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 }
 
 // waitOutcome prints the end of --wait and returns its exit status.
-func waitOutcome(res followResult, err error, timeout time.Duration, id, resume string, e env) int {
+func waitOutcome(res followResult, err error, timeout time.Duration, id string, e env) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintf(e.stderr, "enqueue: stopped following batch %s; its jobs go on. Follow it again with: enqueue batch status --wait %s\n", id, id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -409,5 +410,98 @@ func TestHelp(t *testing.T) {
 		"REDIS_URL", "LOG_LEVEL", "BATCH_WINDOW", "Exit status", "PoolKey, ProductType, SubsId")
 	if strings.Contains(r.stdout, "Other flags") {
 		t.Errorf("help lists flags twice:\n%s", r.stdout)
+	}
+}
+
+// TestCancelWhileQueueing: batch cancel during the run stops it, and no job
+// of the batch is left in the queue.
+func TestCancelWhileQueueing(t *testing.T) {
+	h := newHarness(t)
+	p := h.write("wrong.csv", csvRows(30000))
+	done := make(chan result, 1)
+	go func() { done <- h.run("--concurrency", "2", p) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for h.pending() < 1500 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	list, err := h.store.List(context.Background(), 1)
+	if err != nil || len(list) != 1 {
+		t.Fatal(list, err)
+	}
+	c := h.run("batch", "cancel", list[0].ID)
+	if c.code != 0 {
+		t.Fatalf("cancel: %s", c)
+	}
+	mustContain(t, c, "stderr", "was still being queued")
+	r := <-done
+	if r.code != exitGaveUp {
+		t.Fatalf("%s\ncancel:\n%s", r, c)
+	}
+	mustContain(t, r, "stderr", "was cancelled while it was being queued")
+	if n := h.pending(); n != 0 {
+		t.Errorf("%d jobs left in the queue", n)
+	}
+	st, _ := h.store.Status(context.Background(), list[0].ID)
+	if st.Pending != 0 || st.Cancelled != st.Queued || st.State != batch.StateCancelled {
+		t.Errorf("record %+v", st)
+	}
+}
+
+// TestIdempotencyKey: a row with an IdempotencyKey gets the key's task id;
+// a key another producer already queued makes the row a duplicate.
+func TestIdempotencyKey(t *testing.T) {
+	h := newHarness(t)
+	prod := &tasks.Producer{Client: asynq.NewClientFromRedisClient(h.rdb), Redis: h.rdb, Queue: h.queue, KeyPrefix: h.ns}
+	if _, err := prod.Enqueue(context.Background(), tasks.Update{PoolKey: "FC1", SubsId: "1000000000000001", PhoneNoX: "17000000000",
+		OperateType: "updateNoA", PhoneNoA: "13800000001", IdempotencyKey: "order-1"}); err != nil {
+		t.Fatal(err)
+	}
+	p := h.write("k.csv", "PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA,IdempotencyKey\n"+
+		"FC1,1000000000000001,17000000000,updateNoA,13800000001,order-1\n"+
+		"FC1,1000000000000002,17000000001,updateNoA,13800000002,order-2\n")
+	report := h.dir + "/r.csv"
+	r := h.run("--report", report, p)
+	if r.code != 0 || counts(t, r) != [5]int{2, 2, 1, 1, 0} {
+		t.Fatalf("%s", r)
+	}
+	b, _ := os.ReadFile(report)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if !strings.HasPrefix(lines[1], "2,1000000000000001,updateNoA,"+tasks.TaskIDForKey("order-1")+",duplicate,,\"IdempotencyKey already used") ||
+		!strings.HasPrefix(lines[2], "3,1000000000000002,updateNoA,"+tasks.TaskIDForKey("order-2")+",pending,") {
+		t.Errorf("report:\n%s", b)
+	}
+	r = h.run(p)
+	if r.code != 0 || counts(t, r) != [5]int{2, 2, 0, 2, 0} {
+		t.Fatalf("re-run: %s", r)
+	}
+	st, _ := h.store.Status(context.Background(), batchID(t, r))
+	if st.Duplicate != 1 || st.Pending != 1 || st.Queued != 2 {
+		t.Errorf("record %+v", st.Counts)
+	}
+}
+
+func TestQueueControl(t *testing.T) {
+	h := newHarness(t)
+	h.run(h.write("a.csv", csvRows(2)))
+	r := h.run("queue", "pause", h.queue)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stdout", "paused ["+h.queue+"]", "enqueue queue resume "+h.queue)
+	r = h.run("queue", "status", h.queue)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if !regexp.MustCompile(h.queue + ` +paused +2 +2 `).MatchString(r.stdout) {
+		t.Errorf("status:\n%s", r.stdout)
+	}
+	mustContain(t, r, "stdout", "no worker is halted")
+	r = h.run("queue", "resume", h.queue)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	r = h.run("queue", "status", h.queue)
+	if !regexp.MustCompile(h.queue + ` +running +2 +2 `).MatchString(r.stdout) {
+		t.Errorf("status after resume:\n%s", r.stdout)
 	}
 }

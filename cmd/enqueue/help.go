@@ -42,9 +42,9 @@ more about those commands.
 The file
   CSV (UTF-8, with or without a BOM, CRLF or LF line ends, quoted fields)
   whose first line names the columns, in any case; or JSON Lines, one JSON
-  object per line. The format comes from the extension (.csv, .jsonl), else
-  --format, else the first character ({ is JSON Lines). The columns, or keys,
-  are the API's parameters:
+  object per line. The format is --format if given, else the extension's
+  (.csv; .jsonl, .ndjson, .json), else the first character's ({ is JSON
+  Lines). The columns, or keys, are the API's parameters:
     ` + "%s" + `
   Columns starting with _ are ignored: notes, or the _code, _message and
   _task_id of a dead-letter export. Any other column is an error. One row is
@@ -72,12 +72,17 @@ What happens
      code, message, RequestId (and PhoneNoX and the value set, masked).
 
 Examples
-  enqueue --dry-run updates.csv                  check the file, queue nothing
-  enqueue updates.csv                            queue it
-  enqueue --wait --report result.csv updates.csv queue it, follow it, report each row
-  enqueue --skip-invalid updates.csv             queue the valid rows only
-  zcat updates.jsonl.gz | enqueue -              queue from stdin
-  enqueue batch status                           list recent batches
+  # Check a file; queue nothing:
+  enqueue --dry-run updates.csv
+  # Queue it, follow it until every row has ended, and report each row:
+  enqueue --wait --report result.csv updates.csv
+  # Queue the valid rows only:
+  enqueue --skip-invalid updates.csv
+  # Queue from stdin:
+  zcat updates.jsonl.gz | enqueue -
+  # List the recent batches, or follow one:
+  enqueue batch status
+  enqueue batch status --wait bq4hz7kpmw2rtx9ca
 
 Exit status
   0 done; 1 rows invalid, or jobs dead (with --wait); 2 usage, configuration
@@ -152,9 +157,12 @@ marks the batch cancelled: running the same file again queues nothing.
 Jobs already running finish; rows already applied stay applied.
 
 Examples
+  # List the batches of the last 7 days:
   enqueue batch status
+  # Show one, then follow it for at most an hour:
   enqueue batch status bq4hz7kpmw2rtx9ca
   enqueue batch status --wait --wait-timeout 1h bq4hz7kpmw2rtx9ca
+  # The wrong file went out: remove what has not run yet.
   enqueue batch cancel bq4hz7kpmw2rtx9ca
 
 Exit status: 0 done; 1 jobs dead (status --wait); 2 usage, configuration
@@ -191,12 +199,18 @@ Filters
                 (2025-01-31, "2025-01-31 15:04", RFC 3339) or an age
                 (90m, 36h, 7d) counted back from now
   --queue Q     only jobs of queue Q
+  --limit N     list: show at most N (default 100; 0 shows all)
 
 Examples
+  # What died in the last day because a binding does not exist?
   enqueue dlq list --code isv.NO_NOT_EXIST --since 24h
+  # Fix bad numbers: export them, correct the file, queue it, drop the records.
   enqueue dlq export --code isv.MOBILE_NUMBER_ILLEGAL --out fix.csv
-  (edit fix.csv) && enqueue fix.csv && enqueue dlq purge --code isv.MOBILE_NUMBER_ILLEGAL
+  enqueue fix.csv
+  enqueue dlq purge --code isv.MOBILE_NUMBER_ILLEGAL
+  # Send back what died of server errors, after a look at what would go:
   enqueue dlq requeue --code 'isp.*' --dry-run
+  enqueue dlq requeue --code 'isp.*'
 
 Exit status: 0 done; 1 some records could not be requeued or purged; 2
 usage, configuration or Redis error.
@@ -219,7 +233,10 @@ call succeeds.
 The default queues are dyplsq-live (the Go API) and dyplsq-bulk (this CLI).
 
 Examples
+  # Hold the bulk queue while live updates go on, then let it run again:
   enqueue queue pause dyplsq-bulk
+  enqueue queue resume dyplsq-bulk
+  # Sizes, pauses and halted workers:
   enqueue queue status
 
 Exit status: 0 done (status: 3 when workers are halted); 2 usage,

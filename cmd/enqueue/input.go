@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/tasks"
@@ -28,6 +30,7 @@ type input struct {
 	display string // how messages name it: the argument, or "stdin"
 	format  string
 	size    int64
+	modTime time.Time
 	cleanup func()
 }
 
@@ -59,7 +62,7 @@ func openInput(arg, formatFlag string, stdin io.Reader) (*input, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("%s is a directory: give a CSV or JSON Lines file", arg)
 	}
-	in.size = st.Size()
+	in.size, in.modTime = st.Size(), st.ModTime()
 	switch f := strings.ToLower(strings.TrimSpace(formatFlag)); f {
 	case formatCSV, formatJSONL:
 		in.format = f
@@ -123,6 +126,7 @@ type rowReader struct {
 
 	csv  *csv.Reader
 	cols []string // canonical field per column; "" for ignored columns
+	idx  [][]int  // index of each column's field in tasks.Update; nil for ignored columns
 
 	br   *bufio.Reader
 	line int
@@ -198,7 +202,30 @@ func newRowReader(r io.Reader, name, format string) (*rowReader, error) {
 	if len(problems) > 0 {
 		return nil, &headerError{file: name, problems: problems}
 	}
+	rr.idx = make([][]int, len(rr.cols))
+	for i, f := range rr.cols {
+		if f != "" {
+			rr.idx[i] = fieldIndex(f)
+		}
+	}
 	return rr, nil
+}
+
+// updateType is the type the CSV reader fills.
+var updateType = reflect.TypeFor[tasks.Update]()
+
+// fieldIndex returns the index of the string field of tasks.Update that
+// tasks.FieldValue names field, found once per column rather than per cell.
+func fieldIndex(field string) []int {
+	var u tasks.Update
+	p := tasks.FieldValue(&u, field)
+	v := reflect.ValueOf(&u).Elem()
+	for i := range updateType.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.String && f.Addr().Interface() == any(p) {
+			return []int{i}
+		}
+	}
+	panic("enqueue: no field of tasks.Update for column " + field)
 }
 
 // next returns the next data row, or io.EOF after the last.
@@ -230,9 +257,10 @@ func (rr *rowReader) next() (inRow, error) {
 			row.err = fmt.Errorf("has %d fields, the header has %d: check the commas and the quoting of this line", len(rec), len(rr.cols))
 			return row, nil
 		}
-		for i, f := range rr.cols {
-			if f != "" {
-				*tasks.FieldValue(&row.u, f) = rec[i]
+		v := reflect.ValueOf(&row.u).Elem()
+		for i, idx := range rr.idx {
+			if idx != nil {
+				v.FieldByIndex(idx).SetString(rec[i])
 			}
 		}
 		return row, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -123,6 +122,11 @@ func (q *queuer) run(rr *rowReader) error {
 			q.fail(err)
 			break
 		}
+		if r.line > q.lines {
+			// Versions were reserved for the lines the first pass saw.
+			q.fail(permanentError{errFileChanged})
+			break
+		}
 		idx := r.line / chunkLines
 		if cur != nil && idx != cur.index {
 			q.dispatch(cur)
@@ -220,6 +224,8 @@ func (q *queuer) version(line int) (int64, error) {
 	return q.blockFirst + int64(line-block*batch.BlockLines), nil
 }
 
+var errFileChanged = errors.New("the input file changed while it was being queued: what was queued is recorded; run the command again on the finished file (a changed file is a new batch)")
+
 var errRecordGone = errors.New("the batch record disappeared from Redis (was Redis restarted without persistence, or flushed?): nothing more is queued; check Redis, then run the same command again")
 
 func (q *queuer) markInvalid(r *qrow, problems []string) {
@@ -275,7 +281,7 @@ func (q *queuer) enqueue(r *qrow) {
 		q.queued.Add(1)
 	case keyID != "" && !q.ours(keyID, r.line):
 		r.outcome = batch.OutcomeDuplicate
-		r.message = fmt.Sprintf("IdempotencyKey already used: task %s was queued by another producer or batch, so this row was not queued again", keyID)
+		r.message = "IdempotencyKey already used: another producer or batch queued a task with this key (see task_id), so this row was not queued again"
 		q.already.Add(1)
 	default:
 		q.already.Add(1)

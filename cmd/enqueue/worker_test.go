@@ -83,7 +83,7 @@ func readCSV(t *testing.T, path string) [][]string {
 // with --wait and checks the outcome table and --report.
 func TestWaitAndReportThroughWorker(t *testing.T) {
 	h := newHarness(t)
-	_, api := startSim(t, 20)
+	sim, api := startSim(t, 20)
 	var b strings.Builder
 	b.WriteString("PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA,PhoneNoB\n")
 	for i := 1; i <= 10; i++ { // lines 2-11: applied
@@ -94,6 +94,8 @@ func TestWaitAndReportThroughWorker(t *testing.T) {
 	fmt.Fprintf(&b, "FC100000000000001,1000000000000011,17100000000,updateNoA,13700000011,\n") // line 13: X not in the pool
 	s12 := dyplsim.SeedBinding(12)
 	fmt.Fprintf(&b, "%s,%s,%s,updateNoB,,13600000012\n", s12.PoolKey, s12.SubsId, s12.PhoneNoX) // line 14: superseded
+	s13 := dyplsim.SeedBinding(13)                                                              // lines 15, 16: one field twice, the later wins
+	fmt.Fprintf(&b, "%s,%s,%s,updateNoA,13500000001,\n%s,%s,%s,updateNoA,13500000002,\n", s13.PoolKey, s13.SubsId, s13.PhoneNoX, s13.PoolKey, s13.SubsId, s13.PhoneNoX)
 	p := h.write("mixed.csv", b.String())
 
 	// Queue the file with no worker running, then apply a newer update of
@@ -130,7 +132,7 @@ func TestWaitAndReportThroughWorker(t *testing.T) {
 	if r.code != exitFailed { // dead rows make --wait exit 1
 		t.Fatalf("%s", r)
 	}
-	mustContain(t, r, "stdout", "read 13, valid 13, queued 0, already queued 13, invalid 0")
+	mustContain(t, r, "stdout", "read 15, valid 15, queued 0, already queued 15, invalid 0")
 	mustContain(t, r, "stderr", "2 rows are dead", "enqueue dlq list")
 	table := r.stdout[strings.Index(r.stdout, "OUTCOME"):]
 	for _, want := range []string{"applied     OK", "superseded  Superseded", "dead        isv."} {
@@ -138,16 +140,20 @@ func TestWaitAndReportThroughWorker(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
 	}
-	if !strings.Contains(table, "total") || !strings.Contains(table, "13") {
+	if !strings.Contains(table, "total") || !strings.Contains(table, "15") {
 		t.Errorf("table:\n%s", table)
 	}
 	st, err := h.store.Status(context.Background(), id)
-	if err != nil || st.Applied != 10 || st.Superseded != 1 || st.Dead != 2 || !st.Done() {
+	if err != nil || st.Applied+st.Superseded != 13 || st.Superseded < 1 || st.Dead != 2 || !st.Done() {
 		t.Errorf("batch %+v %v", st.Counts, err)
+	}
+	// Of lines 15 and 16 the later won, whatever order they ran in.
+	if b, _ := sim.Binding(s13.SubsId); b.PhoneNoA != "13500000002" {
+		t.Errorf("binding 13 holds A %s, want line 16's", b.PhoneNoA)
 	}
 
 	recs := readCSV(t, report)
-	if len(recs) != 14 {
+	if len(recs) != 16 {
 		t.Fatalf("report has %d rows", len(recs))
 	}
 	for _, rec := range recs[1:] {
@@ -160,6 +166,10 @@ func TestWaitAndReportThroughWorker(t *testing.T) {
 		case "14":
 			if outcome != "superseded" || code != "Superseded" || rec[3] != batch.TaskID(id, 14) {
 				t.Errorf("line 14: %q", rec)
+			}
+		case "15":
+			if outcome != "superseded" && (outcome != "applied" || rid == "") {
+				t.Errorf("line 15: %q", rec)
 			}
 		default:
 			if outcome != "applied" || code != "OK" || rid == "" {
@@ -243,6 +253,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	for i := 1; i <= 3; i++ { // X numbers outside the pool: isv.NO_NOT_EXIST
 		fmt.Fprintf(&b, "FC100000000000001,%s,1710000000%d,updateNoA,1370000000%d\n", dyplsim.SeedBinding(i).SubsId, i, i)
 	}
+	b.WriteString("FC100000000000001,1000000000000099,17000000098,updateNoA,13700000099\n") // no such binding
 	startWorker(t, h, api, h.queue)
 	r := h.run("--wait", "--wait-timeout", "30s", h.write("bad.csv", b.String()))
 	if r.code != exitFailed {
@@ -254,7 +265,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("%s", r)
 	}
-	mustContain(t, r, "stdout", "3 dead letters shown", id+":2", "isv.NO_NOT_EXIST")
+	mustContain(t, r, "stdout", "3 dead letters shown", id+":2", "isv.NO_NOT_EXIST", "4 in all")
 	if strings.Contains(r.stdout, "17100000001") {
 		t.Errorf("list shows a full number:\n%s", r.stdout)
 	}
@@ -307,11 +318,34 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 
 	r = h.run("dlq", "requeue", "--code", "isv.NO_NOT_EXIST", "--dry-run")
 	mustContain(t, r, "stdout", "dry run, nothing changed: would requeue 3")
-	r = h.run("dlq", "purge", "--code", "isv.NO_NOT_EXIST")
+	r = h.run("dlq", "purge", "--code", "isv.NO_NOT_EXIST", "--dry-run")
+	mustContain(t, r, "stdout", "dry run, nothing changed: would purge 3")
+	r = h.run("dlq", "list", "--limit", "2")
+	mustContain(t, r, "stdout", "2 dead letters shown (the first 2; --limit 0 shows all), 4 in all")
+
+	// Requeued as they were, with their old versions, the dead jobs lose to
+	// the fixed rows: superseded, not applied.
+	r = h.run("dlq", "requeue", "--code", "isv.NO_NOT_EXIST")
 	if r.code != 0 {
 		t.Fatalf("%s", r)
 	}
-	mustContain(t, r, "stdout", "purged 3")
+	mustContain(t, r, "stdout", "requeued 3")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, _ := h.store.Status(context.Background(), id)
+		if st.Superseded == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requeued jobs were not superseded: batch %+v", st.Counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r = h.run("dlq", "purge", "--all")
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stdout", "purged 1")
 	r = h.run("dlq", "list")
 	mustContain(t, r, "stdout", "no dead letters match (0 in all)")
 }
