@@ -147,6 +147,9 @@ var canonical = func() map[string]string {
 // case ("subsid", "SUBSID" → "SubsId"), ignoring surrounding white space. It
 // knows the names in [KnownColumns] and reports false for any other.
 func CanonicalField(name string) (string, bool) {
+	if exactField(new(Update), name) != nil {
+		return name, true // already canonical: no lower-casing, no allocation
+	}
 	f, ok := canonical[strings.ToLower(trimSpace(name))]
 	return f, ok
 }
@@ -155,11 +158,21 @@ func CanonicalField(name string) (string, bool) {
 // [CanonicalField]), including IdempotencyKey, or nil if there is no such
 // field. It lets readers of CSV and JSON Lines files set fields by name.
 func FieldValue(u *Update, name string) *string {
+	if p := exactField(u, name); p != nil {
+		return p
+	}
 	f, ok := CanonicalField(name)
 	if !ok {
 		return nil
 	}
-	switch f {
+	return exactField(u, f)
+}
+
+// exactField returns a pointer to the field of u whose name is exactly name
+// (a [KnownColumns] spelling), or nil. It is the allocation-free path of
+// [FieldValue] and [CanonicalField] for names the code itself spells.
+func exactField(u *Update, name string) *string {
+	switch name {
 	case "PoolKey":
 		return &u.PoolKey
 	case "ProductType":

@@ -230,3 +230,26 @@ func BenchmarkFieldValue(b *testing.B) {
 		}
 	}
 }
+
+func TestFieldValueExactNamesDoNotAllocate(t *testing.T) {
+	var u Update
+	for _, f := range allColumns {
+		p := FieldValue(&u, f)
+		for _, spelling := range []string{strings.ToLower(f), strings.ToUpper(f), " " + f + "\u3000"} {
+			if q := FieldValue(&u, spelling); q != p {
+				t.Errorf("FieldValue(%q) is not the field of %q", spelling, f)
+			}
+			if c, ok := CanonicalField(spelling); !ok || c != f {
+				t.Errorf("CanonicalField(%q) = %q, %v", spelling, c, ok)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, f := range allColumns {
+			_ = FieldValue(&u, f)
+			_, _ = CanonicalField(f)
+		}
+	}); n != 0 {
+		t.Errorf("exact names allocate %v times per lookup of every column", n)
+	}
+}
