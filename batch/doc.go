@@ -36,9 +36,13 @@
 //	                           rows, ...) and its counters: "n:<outcome>" rows
 //	                           per outcome, "n:queued" rows queued, and
 //	                           "c:<outcome>:<code>" rows per outcome and code
-//	dyplsq:batch:{B}:rows      string used as a bit field: 4 bits per line,
-//	                           the line's outcome (0 = not queued); half a
-//	                           byte per line, 500 KB for a million lines
+//	dyplsq:batch:{B}:rows      string of 4 bits per line, the line's
+//	                           outcome (0 = not queued): line L is the high
+//	                           nibble of byte L/2 for an even L, the low one
+//	                           for an odd L; half a byte per line, 500 KB for
+//	                           a million lines. The scripts use GETRANGE and
+//	                           SETRANGE on it (no BITFIELD), so that they run
+//	                           on miniredis too
 //	dyplsq:batch:{B}:d:<N>     hash per [BucketLines] lines (N = line /
 //	                           BucketLines): field "<line>" holds code,
 //	                           RequestId and message of the line's last state,

@@ -8,7 +8,16 @@ import (
 )
 
 // luaPrelude defines, for every script, the outcome names by their 4-bit
-// code and the codes the scripts treat specially.
+// code, the codes the scripts treat specially, and the helpers that read and
+// write a line's code in the rows string.
+//
+// The rows string holds 4 bits per line, line L in byte L/2 (high nibble
+// for an even L, low nibble for an odd one): the layout of BITFIELD u4 at
+// offset #L. The scripts read and write it with GETRANGE and SETRANGE and
+// plain arithmetic, not BITFIELD, so that they run on every Redis 7 server
+// and Cluster and on miniredis (the in-memory Redis of make demo), which has
+// no BITFIELD; Lua's bit library is not needed either. Records written by
+// earlier versions, which used BITFIELD, read the same.
 var luaPrelude = func() string {
 	names := make([]string, 0, len(outcomes)-1)
 	for _, o := range outcomes[1:] {
@@ -18,8 +27,21 @@ var luaPrelude = func() string {
 	cancelled, _ := outcomeCode(OutcomeCancelled)
 	invalid, _ := outcomeCode(OutcomeInvalid)
 	return fmt.Sprintf("local names = {%s}\nlocal PENDING, CANCELLED, INVALID, BUCKET = %d, %d, %d, %d\n",
-		strings.Join(names, ", "), pending, cancelled, invalid, BucketLines)
+		strings.Join(names, ", "), pending, cancelled, invalid, BucketLines) + luaNibbles
 }()
+
+// luaNibbles gets and sets the 4-bit code of line l in byte v of the rows
+// string (v is 0 to 255; byte l/2 holds lines l-l%2 and l-l%2+1).
+const luaNibbles = `
+local function nibble(v, l)
+	if l % 2 == 0 then return math.floor(v / 16) end
+	return v % 16
+end
+local function setnibble(v, l, c)
+	if l % 2 == 0 then return c * 16 + v % 16 end
+	return v - v % 16 + c
+end
+`
 
 func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
 
@@ -75,30 +97,44 @@ return redis.call('HGET', KEYS[2], ARGV[1])
 // KEYS: batch hash, rows, then the detail buckets from ARGV[1] on.
 // ARGV: first bucket, then per row: line, outcome code, task id, detail, code.
 // Returns {recorded, cancelled}; {-1, 0} when the batch does not exist.
+//
+// It reads the bytes of the rows string that hold the entries' lines with one
+// GETRANGE (Record's entries lie within 16 buckets: at most 1024 bytes), and
+// writes back the bytes it changed with one SETRANGE. A line given twice is
+// recorded once.
 var recordScript = script(`
 local exp = redis.call('HGET', KEYS[1], 'expires_at')
 if not exp then return {-1, 0} end
 local cancelled = redis.call('HGET', KEYS[1], 'state') == 'cancelled'
 local first = tonumber(ARGV[1])
-local get = {}
+local lo, hi
 for i = 2, #ARGV, 5 do
-	get[#get + 1] = 'GET'; get[#get + 1] = 'u4'; get[#get + 1] = '#' .. ARGV[i]
+	local b = math.floor(tonumber(ARGV[i]) / 2)
+	if not lo or b < lo then lo = b end
+	if not hi or b > hi then hi = b end
 end
-local olds = redis.call('BITFIELD', KEYS[2], unpack(get))
-local set, incr, touched = {}, {}, {}
+local cur = redis.call('GETRANGE', KEYS[2], lo, hi)
+local bytes = {}
+for k = 1, hi - lo + 1 do bytes[k] = string.byte(cur, k) or 0 end
+local dlo, dhi
+local incr, touched = {}, {}
 local n = 0
 local function add(k, v) incr[k] = (incr[k] or 0) + v end
 for i = 2, #ARGV, 5 do
 	local line, st = ARGV[i], tonumber(ARGV[i + 1])
 	local tid, detail, code = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-	local bi = 3 + math.floor(tonumber(line) / BUCKET) - first
+	local l = tonumber(line)
+	local bi = 3 + math.floor(l / BUCKET) - first
 	if tid ~= '' then
 		redis.call('HSET', KEYS[bi], 't' .. line, tid)
 		touched[bi] = true
 	end
-	if olds[(i + 3) / 5] == 0 then
+	local k = math.floor(l / 2) - lo + 1
+	if nibble(bytes[k], l) == 0 then
 		if cancelled and st == PENDING then st = CANCELLED end
-		set[#set + 1] = 'SET'; set[#set + 1] = 'u4'; set[#set + 1] = '#' .. line; set[#set + 1] = st
+		bytes[k] = setnibble(bytes[k], l, st)
+		if not dlo or k < dlo then dlo = k end
+		if not dhi or k > dhi then dhi = k end
 		add('n:' .. names[st], 1)
 		if st ~= INVALID then add('n:queued', 1) end
 		if detail ~= '' then
@@ -109,7 +145,11 @@ for i = 2, #ARGV, 5 do
 		n = n + 1
 	end
 end
-if #set > 0 then redis.call('BITFIELD', KEYS[2], unpack(set)) end
+if dlo then
+	local out = {}
+	for k = dlo, dhi do out[#out + 1] = string.char(bytes[k]) end
+	redis.call('SETRANGE', KEYS[2], lo + dlo - 1, table.concat(out))
+end
 for k, v in pairs(incr) do redis.call('HINCRBY', KEYS[1], k, v) end
 for bi in pairs(touched) do redis.call('PEXPIREAT', KEYS[bi], exp) end
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIREAT', KEYS[2], exp) end
@@ -124,7 +164,10 @@ var markScript = script(`
 local exp = redis.call('HGET', KEYS[1], 'expires_at')
 if not exp then return -1 end
 local line, st = ARGV[1], tonumber(ARGV[2])
-local old = redis.call('BITFIELD', KEYS[2], 'GET', 'u4', '#' .. line)[1]
+local l = tonumber(line)
+local at = math.floor(l / 2)
+local v = string.byte(redis.call('GETRANGE', KEYS[2], at, at)) or 0
+local old = nibble(v, l)
 local oldd = redis.call('HGET', KEYS[3], line)
 if old == 0 or old == INVALID then
 	redis.call('HINCRBY', KEYS[1], 'n:queued', 1)
@@ -136,7 +179,7 @@ if old ~= 0 then
 		if c and c ~= '' then redis.call('HINCRBY', KEYS[1], 'c:' .. names[old] .. ':' .. c, -1) end
 	end
 end
-redis.call('BITFIELD', KEYS[2], 'SET', 'u4', '#' .. line, st)
+redis.call('SETRANGE', KEYS[2], at, string.char(setnibble(v, l, st)))
 redis.call('PEXPIREAT', KEYS[2], exp)
 redis.call('HINCRBY', KEYS[1], 'n:' .. names[st], 1)
 if ARGV[4] ~= '' then redis.call('HINCRBY', KEYS[1], 'c:' .. names[st] .. ':' .. ARGV[4], 1) end

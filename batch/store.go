@@ -51,7 +51,7 @@ const (
 	OutcomeDuplicate  = "duplicate"  // ended: its IdempotencyKey was already queued by another producer
 )
 
-// outcomes lists the outcomes by their 4-bit code in the rows bit field;
+// outcomes lists the outcomes by their 4-bit code in the rows string;
 // code 0 is a line not queued.
 var outcomes = [...]string{"", OutcomePending, OutcomeApplied, OutcomeSuperseded, OutcomeDead,
 	OutcomeRetrying, OutcomeHalted, OutcomeCancelled, OutcomeInvalid, OutcomeDuplicate}
@@ -120,7 +120,10 @@ func (s *Store) ttl() time.Duration {
 // Key is the hash holding batch id's Info and counters.
 func (s *Store) Key(id string) string { return s.prefix() + ":batch:{" + id + "}" }
 
-// RowsKey is the bit field of batch id's row outcomes, 4 bits per line.
+// RowsKey is the string of batch id's row outcomes, 4 bits per line: line
+// L's outcome code is the high nibble of byte L/2 for an even L, the low
+// nibble for an odd one (the layout of BITFIELD u4 at offset #L; the
+// scripts read and write it with GETRANGE and SETRANGE).
 func (s *Store) RowsKey(id string) string { return s.Key(id) + ":rows" }
 
 // VersionsKey is the hash of batch id's version blocks.
@@ -553,8 +556,9 @@ func (s *Store) Record(ctx context.Context, id string, entries []Entry) (Recorde
 	return out, nil
 }
 
-// recordPerCall bounds the entries of one script call, so that its
-// BITFIELD arguments stay well within what Lua can unpack.
+// recordPerCall bounds the entries of one script call, so that each call
+// stays short (Redis runs nothing else while a script runs) and its
+// arguments stay well within what Lua can unpack.
 const recordPerCall = 512
 
 func (s *Store) record(ctx context.Context, id string, entries []Entry) (Recorded, error) {
@@ -643,7 +647,7 @@ type Row struct {
 
 // Outcomes returns the outcome of every line of batch id from first to last
 // (inclusive), indexed from first; "" for a line not queued. It reads only
-// the bit field: one command for any range.
+// the rows string: one GETRANGE for any range.
 func (s *Store) Outcomes(ctx context.Context, id string, first, last int) ([]string, error) {
 	if first < 0 || last < first {
 		return nil, nil

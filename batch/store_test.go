@@ -12,6 +12,11 @@ import (
 	"github.com/dyplsq/dyplsq/internal/redistest"
 )
 
+// backend makes the Store a test runs against.
+type backend func(t *testing.T) *Store
+
+// newStore is a Store on the real Redis of REDIS_URL, under a key prefix of
+// its own.
 func newStore(t *testing.T) *Store {
 	t.Helper()
 	rdb := redistest.Client(t)
@@ -68,9 +73,11 @@ func TestIDs(t *testing.T) {
 	}
 }
 
-func TestBeginFindsExisting(t *testing.T) {
+func TestBeginFindsExisting(t *testing.T) { testBeginFindsExisting(t, newStore) }
+
+func testBeginFindsExisting(t *testing.T, open backend) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := open(t)
 	info := begin(t, s, "a")
 	if info.State != StateQueueing || info.Created.IsZero() || info.Expires.Sub(info.Created) != time.Hour || info.Lines != 2000 {
 		t.Fatalf("info %+v", info)
@@ -89,8 +96,12 @@ func TestBeginFindsExisting(t *testing.T) {
 }
 
 func TestRecordAndMarkKeepCountersExact(t *testing.T) {
+	testRecordAndMarkKeepCountersExact(t, newStore)
+}
+
+func testRecordAndMarkKeepCountersExact(t *testing.T, open backend) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := open(t)
 	id := begin(t, s, "b").ID
 
 	// The worker may report on a row before the CLI has recorded it.
@@ -196,9 +207,11 @@ func TestRecordAndMarkKeepCountersExact(t *testing.T) {
 	}
 }
 
-func TestMarkConcurrent(t *testing.T) {
+func TestMarkConcurrent(t *testing.T) { testMarkConcurrent(t, newStore) }
+
+func testMarkConcurrent(t *testing.T, open backend) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := open(t)
 	id := begin(t, s, "c").ID
 	var entries []Entry
 	for l := 1; l <= 200; l++ {
@@ -251,8 +264,12 @@ func TestMarkConcurrent(t *testing.T) {
 }
 
 func TestCancelledBatchRecordsCancelled(t *testing.T) {
+	testCancelledBatchRecordsCancelled(t, newStore)
+}
+
+func testCancelledBatchRecordsCancelled(t *testing.T, open backend) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := open(t)
 	id := begin(t, s, "d").ID
 	if _, err := s.Record(ctx, id, []Entry{{Line: 2, Outcome: OutcomePending}}); err != nil {
 		t.Fatal(err)
@@ -274,9 +291,11 @@ func TestCancelledBatchRecordsCancelled(t *testing.T) {
 	}
 }
 
-func TestVersionsAgreeAndFollowBlocks(t *testing.T) {
+func TestVersionsAgreeAndFollowBlocks(t *testing.T) { testVersionsAgreeAndFollowBlocks(t, newStore) }
+
+func testVersionsAgreeAndFollowBlocks(t *testing.T, open backend) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := open(t)
 	id := begin(t, s, "e").ID
 	var mu sync.Mutex
 	seen := map[int]map[int64]bool{}
@@ -318,9 +337,11 @@ func TestVersionsAgreeAndFollowBlocks(t *testing.T) {
 	}
 }
 
-func TestKeysExpireTogether(t *testing.T) {
+func TestKeysExpireTogether(t *testing.T) { testKeysExpireTogether(t, newStore) }
+
+func testKeysExpireTogether(t *testing.T, open backend) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := open(t)
 	id := begin(t, s, "f").ID
 	if _, err := s.Versions(ctx, id, 0, 10); err != nil {
 		t.Fatal(err)
@@ -363,9 +384,11 @@ func TestMarkRejectsUnknownOutcome(t *testing.T) {
 	}
 }
 
-func TestRecordManyEntries(t *testing.T) {
+func TestRecordManyEntries(t *testing.T) { testRecordManyEntries(t, newStore) }
+
+func testRecordManyEntries(t *testing.T, open backend) {
 	ctx := context.Background()
-	s := newStore(t)
+	s := open(t)
 	id := begin(t, s, "g").ID
 	var entries []Entry
 	for l := 1; l < 16*BucketLines; l++ {
