@@ -253,7 +253,23 @@ func (e permanentError) Unwrap() error { return e.err }
 
 func retryable(err error) bool {
 	var p permanentError
-	return !errors.As(err, &p) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	if errors.As(err, &p) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	// An error reply (a script error, a wrong type, no permission) is not an
+	// outage: waiting cannot fix it. Only replies that say the server is
+	// busy or failing over are worth waiting for.
+	var re redis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		for _, p := range []string{"LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "NOREPLICAS"} {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.
