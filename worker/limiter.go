@@ -71,7 +71,7 @@ func newLimiter(rdb redis.UniversalClient, prefix string, qps float64, now func(
 	return &limiter{
 		rdb: rdb, rl: redis_rate.NewLimiter(rdb),
 		key: prefix + ":limit:UpdateSubscription", gcraKey: prefix + ":limit:UpdateSubscription:gcra",
-		cap: qps, min: math.Max(1, qps/100), window: time.Second, recovery: 0.01,
+		cap: qps, min: math.Max(1, qps/100), window: 300 * time.Millisecond, recovery: 0.01,
 		refresh: 250 * time.Millisecond, onRate: onRate, nowFunc: now,
 	}
 }
@@ -141,7 +141,8 @@ func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan s
 	}
 }
 
-// count records a local call (throttled or not) in the last-second window.
+// count records a local call (throttled or not) in 100 ms buckets covering
+// the last second.
 func (l *limiter) count(throttled bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -162,16 +163,25 @@ func (l *limiter) count(throttled bool) {
 	}
 }
 
+// lookback is the window in 100 ms buckets (1 to 10).
+func (l *limiter) lookback() int64 {
+	return min(10, max(1, int64(l.window/(100*time.Millisecond))))
+}
+
 // throttled reports a throttling answer: it proposes a cut proportional to
-// the share of calls throttled in the last second (at least 3 %), which
-// the shared state applies at most once per window.
+// the share of calls throttled in the last window (at least 3 %, at most
+// half), which the shared state applies at most once per window however
+// many answers arrive.
 func (l *limiter) throttled(ctx context.Context) error {
 	l.count(true)
 	l.mu.Lock()
+	// The share is measured over the last window only, so that it reflects
+	// the rate since the previous cut rather than before it.
 	var calls, thr int
-	for i := range l.calls {
-		calls += l.calls[i]
-		thr += l.thrott[i]
+	for i := int64(0); i < l.lookback(); i++ {
+		b := (l.slot - i) % 10
+		calls += l.calls[b]
+		thr += l.thrott[b]
 	}
 	rate := l.rate
 	l.mu.Unlock()
