@@ -10,10 +10,16 @@
 // not-ready with the code, probes with backoff and resumes by itself. Every
 // job is bounded by JOB_MAX_AGE. asynq's own MaxRetry is only a backstop.
 //
-// Timeouts nest so that a job is never cut mid-call without knowing it: the
-// API call timeout (DYPLS_TIMEOUT) is below the job's own deadline (two
-// calls and a margin), which is below the shutdown timeout, which is below
-// the asynq task timeout set at enqueue.
+// Timeouts nest so that a job is never cut mid-call without knowing it. The
+// SDK takes no context, so a call ends only at its own timeout
+// (DYPLS_TIMEOUT, at most 1m). A job makes at most two calls (the update and
+// an ambiguity check); every other wait in the handler (a halt, a busy
+// binding, the rate limit) ends at once when shutdown begins. The shutdown
+// timeout is two call timeouts plus 5 s, so calls in flight finish before
+// asynq gives up on them; the task timeout set at enqueue (5 min) is above
+// all of it, as a backstop. Before each call an attempt-started marker is
+// written to Redis: if the process dies mid-call anyway, the next attempt
+// knows the outcome is unknown.
 package worker
 
 import (
