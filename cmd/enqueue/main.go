@@ -1,7 +1,7 @@
 // Command enqueue queues Dyplsapi binding updates from CSV and JSON Lines
 // files as a batch that is safe to re-run, follows the batch to the outcome
 // of every row, and works the dead-letter queue and the queues. Run
-// `enqueue --help` for its usage.
+// `enqueue --help` for its usage; the command is package enqueuecli.
 package main
 
 import (
@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/dyplsq/dyplsq/enqueuecli"
 )
 
 func main() {
@@ -20,7 +22,7 @@ func main() {
 		debug.SetMemoryLimit(64 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	code := enqueuecli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -1,4 +1,4 @@
-package main
+package enqueuecli
 
 import (
 	"bytes"
@@ -131,7 +131,7 @@ func (h *harness) runCtx(ctx context.Context, stdin string, args ...string) resu
 	h.t.Helper()
 	args = h.withQueue(args)
 	var out, errb syncBuffer
-	code := run(ctx, args, h.getenv, strings.NewReader(stdin), &out, &errb)
+	code := Run(ctx, args, h.getenv, strings.NewReader(stdin), &out, &errb)
 	return result{code, out.String(), errb.String()}
 }
 

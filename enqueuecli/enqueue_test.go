@@ -1,4 +1,4 @@
-package main
+package enqueuecli
 
 import (
 	"context"
@@ -389,7 +389,7 @@ func TestExitCodes(t *testing.T) {
 		}
 		return ""
 	}
-	code := run(context.Background(), []string{ok}, env, strings.NewReader(""), &out, &errb)
+	code := Run(context.Background(), []string{ok}, env, strings.NewReader(""), &out, &errb)
 	if code != exitUsage || !strings.Contains(errb.String(), "cannot reach Redis at redis://:xxxxx@127.0.0.1:1/0") || strings.Contains(errb.String(), "s3cret") ||
 		strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
 		t.Errorf("unreachable Redis: exit %d:\n%s", code, errb.String())

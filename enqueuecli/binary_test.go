@@ -1,4 +1,4 @@
-package main
+package enqueuecli
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "enqueue")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/enqueue").CombinedOutput()
 		if err != nil {
 			binErr = errors.New(string(out))
 		}

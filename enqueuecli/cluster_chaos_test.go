@@ -1,6 +1,6 @@
 //go:build chaos
 
-package main
+package enqueuecli
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func TestChaosRedisCluster(t *testing.T) {
 	}
 	runC := func(args ...string) result {
 		var out, errb syncBuffer
-		code := run(context.Background(), h.withQueue(args), env, strings.NewReader(""), &out, &errb)
+		code := Run(context.Background(), h.withQueue(args), env, strings.NewReader(""), &out, &errb)
 		return result{code, out.String(), errb.String()}
 	}
 

@@ -1,12 +1,12 @@
-package main
+package enqueuecli
 
 import (
 	"context"
 	"io"
 )
 
-// run is the whole command: it returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Run is the whole command: it returns the exit status.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) > 0 {
 		switch args[0] {
