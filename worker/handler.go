@@ -71,6 +71,7 @@ type job struct {
 	payload   []byte
 	version   int64
 	st        *jobState
+	stateGone bool // the fence's commit already removed the job state
 	start     time.Time
 	attempt   int
 }
@@ -100,7 +101,10 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		j.version = u.Meta.Version
 		requeues = u.Meta.Requeues
 	}
-	st, err := h.state.load(ctx, u.SubsId, j.id, requeues, j.start)
+	// The first pick-up time matters only to a job that does not say when
+	// it was enqueued (plain asynq): only then is it stored at once.
+	needFirstSeen := u.Meta == nil || u.Meta.EnqueuedAt.IsZero()
+	st, err := h.state.load(ctx, u.SubsId, j.id, requeues, j.start, needFirstSeen)
 	if err != nil {
 		return h.redisRetry(j, err)
 	}
@@ -139,7 +143,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	token := lockToken(j.id)
 	locked := false
 	if h.fence != nil {
-		verdict, applied, err := h.fenceBegin(ctx, u, j.version, token)
+		verdict, applied, err := h.fenceBegin(ctx, st, u, j.version, token)
 		if err != nil {
 			giveBack()
 			return h.redisRetry(j, err)
@@ -160,7 +164,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	unlock := func() {
 		if locked {
-			if err := h.fence.release(context.WithoutCancel(ctx), u.SubsId, token); err != nil {
+			if err := h.fence.release(context.WithoutCancel(ctx), st, u.SubsId, token); err != nil {
 				h.log.Warn().Err(err).Str("task_id", j.id).Msg("binding lock not released; it expires by itself")
 			}
 			locked = false
@@ -179,10 +183,13 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 
-	if err := h.state.begin(ctx, st, h.now()); err != nil {
-		unlock()
-		giveBack()
-		return h.redisRetry(j, err)
+	if !locked {
+		// Without the fence, the attempt marker is written on its own;
+		// with it, the fence's begin wrote it.
+		if err := h.state.begin(ctx, st, h.now()); err != nil {
+			giveBack()
+			return h.redisRetry(j, err)
+		}
 	}
 	res, callErr := h.api.UpdateSubscription(ctx, toAPI(u))
 	h.observe("UpdateSubscription", res, callErr)
@@ -253,10 +260,10 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // fenceBegin runs the fence's begin, waiting a moment (BusyWait) when
 // another job holds the binding.
-func (h *handler) fenceBegin(ctx context.Context, u tasks.Update, version int64, token string) (fenceVerdict, int64, error) {
+func (h *handler) fenceBegin(ctx context.Context, st *jobState, u tasks.Update, version int64, token string) (fenceVerdict, int64, error) {
 	deadline := h.now().Add(h.cfg.BusyWait)
 	for {
-		verdict, applied, err := h.fence.begin(ctx, u.SubsId, u.OperateType, version, token)
+		verdict, applied, err := h.fence.begin(ctx, st, u.SubsId, u.OperateType, version, token, h.now(), h.state.ttl)
 		if err != nil || verdict != fenceBusy || !h.now().Before(deadline) {
 			return verdict, applied, err
 		}
@@ -280,7 +287,8 @@ func (h *handler) commit(ctx context.Context, j *job, token string, locked bool)
 	ctx = context.WithoutCancel(ctx)
 	var err error
 	for i := 0; i < 5; i++ {
-		if err = h.fence.commit(ctx, j.u.SubsId, j.u.OperateType, j.version, token); err == nil {
+		if err = h.fence.commit(ctx, j.st, j.u.SubsId, j.u.OperateType, j.version, token); err == nil {
+			j.stateGone = true
 			return
 		}
 		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
@@ -341,7 +349,7 @@ func (h *handler) applied(ctx context.Context, j *job, requestID, note string) e
 	res := Result{Outcome: OutcomeApplied, Code: dypls.CodeOK, RequestID: requestID, Version: j.version,
 		Attempts: j.attempt, Note: note, At: h.now().UTC()}
 	h.writeResult(j.t, res)
-	if j.st != nil {
+	if j.st != nil && !j.stateGone {
 		_ = h.state.drop(ctx, j.st)
 	}
 	h.metrics.Jobs.WithLabelValues(OutcomeApplied, dypls.CodeOK).Inc()

@@ -38,7 +38,7 @@ func (s *stateStore) key(subsID, taskID string, requeues int) string {
 }
 
 // load reads the state and records the first pick-up time.
-func (s *stateStore) load(ctx context.Context, subsID, taskID string, requeues int, now time.Time) (*jobState, error) {
+func (s *stateStore) load(ctx context.Context, subsID, taskID string, requeues int, now time.Time, persistFirstSeen bool) (*jobState, error) {
 	st := &jobState{key: s.key(subsID, taskID, requeues)}
 	m, err := s.rdb.HGetAll(ctx, st.key).Result()
 	if err != nil {
@@ -59,6 +59,9 @@ func (s *stateStore) load(ctx context.Context, subsID, taskID string, requeues i
 	}
 	if st.FirstSeen.IsZero() {
 		st.FirstSeen = now
+		if !persistFirstSeen {
+			return st, nil
+		}
 		pipe := s.rdb.Pipeline()
 		pipe.HSetNX(ctx, st.key, "first_seen", now.UnixMilli())
 		pipe.Expire(ctx, st.key, s.ttl)
@@ -97,6 +100,7 @@ func (s *stateStore) ensureVersion(ctx context.Context, st *jobState, versionKey
 func (s *stateStore) begin(ctx context.Context, st *jobState, now time.Time) error {
 	pipe := s.rdb.Pipeline()
 	pipe.HSet(ctx, st.key, "inflight", now.UnixMilli())
+	pipe.HSetNX(ctx, st.key, "first_seen", now.UnixMilli())
 	pipe.Expire(ctx, st.key, s.ttl)
 	_, err := pipe.Exec(ctx)
 	return err
