@@ -105,6 +105,7 @@ func Server(t testing.TB, extra ...string) *Proc {
 func (p *Proc) Start() {
 	p.t.Helper()
 	p.cmd = exec.Command(p.bin, p.args...)
+	dieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start redis-server: %v", err)
 	}
