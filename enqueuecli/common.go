@@ -48,10 +48,9 @@ func isTerminal(w io.Writer) bool {
 // common holds the settings every command shares: Redis, logging, key
 // prefix.
 type common struct {
-	redisURL, clusterAddrs, redisUser, redisPass *string
-	redisTLS                                     *bool
-	logLevel, logFmt                             *string
-	keyPrefix                                    *string
+	redisSettings    *redisconn.Settings
+	logLevel, logFmt *string
+	keyPrefix        *string
 
 	redis redisconn.Config
 	log   zerolog.Logger
@@ -60,32 +59,17 @@ type common struct {
 // addCommon declares the common settings on s.
 func addCommon(s *envflag.Set) *common {
 	return &common{
-		redisURL:     s.String("REDIS_URL", "redis-url", redisconn.DefaultURL, "Redis URL: redis://, rediss:// or redis-sentinel://"),
-		clusterAddrs: s.String("REDIS_CLUSTER_ADDRS", "redis-cluster-addrs", "", "comma-separated Redis Cluster nodes (instead of REDIS_URL)"),
-		redisUser:    s.String("REDIS_USERNAME", "redis-username", "", "Redis ACL user name"),
-		redisPass:    s.Secret("REDIS_PASSWORD", "redis-password", "Redis password (prefer the variable: flags show in ps)"),
-		redisTLS:     s.Bool("REDIS_TLS", "redis-tls", false, "use TLS to Redis Cluster nodes"),
-		logLevel:     s.String("LOG_LEVEL", "log-level", "warn", "debug, info, warn or error (diagnostics on stderr)"),
-		logFmt:       s.String("LOG_FORMAT", "log-format", "console", "json or console"),
-		keyPrefix:    s.String("DYPLSQ_KEY_PREFIX", "key-prefix", "dyplsq", "advanced: prefix of dyplsq's own Redis keys; must match the worker's"),
+		redisSettings: redisconn.AddSettings(s),
+		logLevel:      s.String("LOG_LEVEL", "log-level", "warn", "debug, info, warn or error (diagnostics on stderr)"),
+		logFmt:        s.String("LOG_FORMAT", "log-format", "console", "json or console"),
+		keyPrefix:     s.String("DYPLSQ_KEY_PREFIX", "key-prefix", "dyplsq", "advanced: prefix of dyplsq's own Redis keys; must match the worker's"),
 	}
 }
 
 // finish checks the common settings after parsing.
 func (c *common) finish(e env) error {
-	c.redis = redisconn.Config{URL: *c.redisURL, Username: *c.redisUser, Password: *c.redisPass, TLS: *c.redisTLS}
-	if *c.clusterAddrs != "" {
-		if e.getenv("REDIS_URL") != "" {
-			return errors.New("REDIS_URL and REDIS_CLUSTER_ADDRS are both set: set REDIS_URL for one server or Sentinel, or REDIS_CLUSTER_ADDRS for Redis Cluster, not both")
-		}
-		c.redis.URL = ""
-		for _, a := range strings.Split(*c.clusterAddrs, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				c.redis.ClusterAddrs = append(c.redis.ClusterAddrs, a)
-			}
-		}
-	}
-	if err := c.redis.Validate(); err != nil {
+	var err error
+	if c.redis, err = c.redisSettings.Config(e.getenv); err != nil {
 		return err
 	}
 	if strings.TrimSpace(*c.keyPrefix) == "" || strings.ContainsAny(*c.keyPrefix, "{} ") {

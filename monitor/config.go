@@ -62,15 +62,23 @@ func (c *Config) check() error {
 	if c.RedisConnOpt == nil {
 		return errors.New("monitor: RedisConnOpt is required")
 	}
-	if (c.User == "") != (c.Password == "") {
+	return CheckAddr(c.Addr, c.User, c.Password)
+}
+
+// CheckAddr applies the rule for where the UI may listen: MONITOR_USER and
+// MONITOR_PASSWORD go together, and without them only a loopback address
+// is allowed. Commands call it while reading their settings, before they
+// connect to anything.
+func CheckAddr(addr, user, password string) error {
+	if (user == "") != (password == "") {
 		return errors.New("MONITOR_USER and MONITOR_PASSWORD must be set together")
 	}
-	host, _, err := net.SplitHostPort(c.Addr)
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("MONITOR_ADDR %s: %v", c.Addr, err)
+		return fmt.Errorf("MONITOR_ADDR %s: %v", addr, err)
 	}
-	if c.User == "" && !isLoopback(host) {
-		return fmt.Errorf("MONITOR_ADDR %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", c.Addr)
+	if user == "" && !isLoopback(host) {
+		return fmt.Errorf("MONITOR_ADDR %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", addr)
 	}
 	return nil
 }

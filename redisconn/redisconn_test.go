@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyplsq/dyplsq/envflag"
 	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -267,5 +268,28 @@ func TestOpenAndPing(t *testing.T) {
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		t.Fatalf("PING %s: %v", c, err)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	parse := func(env map[string]string, args ...string) (Config, error) {
+		getenv := func(k string) string { return env[k] }
+		s := envflag.New("x", "", getenv)
+		r := AddSettings(s)
+		if err := s.Parse(args, nil); err != nil {
+			t.Fatal(err)
+		}
+		return r.Config(getenv)
+	}
+	c, err := parse(nil)
+	if err != nil || c.URL != DefaultURL || len(c.ClusterAddrs) != 0 {
+		t.Fatalf("default: %#v %v", c, err)
+	}
+	c, err = parse(nil, "--redis-cluster-addrs", "a:1, b:2,", "--redis-tls", "true")
+	if err != nil || c.URL != "" || len(c.ClusterAddrs) != 2 || c.ClusterAddrs[1] != "b:2" || !c.TLS {
+		t.Fatalf("cluster: %#v %v", c, err)
+	}
+	if _, err := parse(map[string]string{"REDIS_URL": "redis://h:1/0", "REDIS_CLUSTER_ADDRS": "a:1"}); err != errBothSet {
+		t.Fatalf("both set: %v", err)
 	}
 }

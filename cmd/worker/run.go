@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -47,11 +46,7 @@ type config struct {
 
 func parse(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
 	s := envflag.New("worker", usage, getenv)
-	redisURL := s.String("REDIS_URL", "redis-url", "redis://127.0.0.1:6379/0", "Redis URL: redis://, rediss:// or redis-sentinel://")
-	clusterAddrs := s.String("REDIS_CLUSTER_ADDRS", "redis-cluster-addrs", "", "comma-separated Redis Cluster nodes (instead of REDIS_URL)")
-	redisUser := s.String("REDIS_USERNAME", "redis-username", "", "Redis ACL user name")
-	redisPass := s.Secret("REDIS_PASSWORD", "redis-password", "Redis password")
-	redisTLS := s.Bool("REDIS_TLS", "redis-tls", false, "use TLS to Redis Cluster nodes")
+	redisSettings := redisconn.AddSettings(s)
 	logLevel := s.String("LOG_LEVEL", "log-level", "info", "debug, info, warn or error")
 	logFmt := s.String("LOG_FORMAT", "log-format", "json", "json or console")
 	akID := s.String("ALIBABA_CLOUD_ACCESS_KEY_ID", "access-key-id", "", "AccessKey ID for Dyplsapi (required)")
@@ -77,19 +72,8 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 		return nil, fmt.Errorf("unexpected argument %q (worker takes flags only; see --help)", s.Args()[0])
 	}
 	c := &config{logLevel: *logLevel, logFmt: *logFmt, qps: *qps}
-	c.redis = redisconn.Config{URL: *redisURL, Username: *redisUser, Password: *redisPass, TLS: *redisTLS}
-	if *clusterAddrs != "" {
-		if getenv("REDIS_URL") != "" {
-			return nil, errors.New("REDIS_URL and REDIS_CLUSTER_ADDRS are both set: use one")
-		}
-		c.redis.URL = ""
-		for _, a := range strings.Split(*clusterAddrs, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				c.redis.ClusterAddrs = append(c.redis.ClusterAddrs, a)
-			}
-		}
-	}
-	if err := c.redis.Validate(); err != nil {
+	var err error
+	if c.redis, err = redisSettings.Config(getenv); err != nil {
 		return nil, err
 	}
 	c.api = dypls.Config{Endpoint: *endpoint, Region: *region, AccessKeyID: *akID, AccessKeySecret: *akSecret,
@@ -106,26 +90,10 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	}
 	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps, KeyPrefix: *keyPrefix}
 	c.monitor = monitor.Config{Addr: *monAddr, User: *monUser, Password: *monPass, ReadOnly: *monRO}
-	if (*monUser == "") != (*monPass == "") {
-		return nil, errors.New("MONITOR_USER and MONITOR_PASSWORD must be set together")
-	}
-	if *monUser == "" && !loopback(*monAddr) {
-		return nil, fmt.Errorf("MONITOR_ADDR %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", *monAddr)
+	if err := monitor.CheckAddr(*monAddr, *monUser, *monPass); err != nil {
+		return nil, err
 	}
 	return c, nil
-}
-
-// loopback reports whether addr (host:port) only listens on loopback.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // parseQueues reads "name:weight,name:weight".
