@@ -216,6 +216,8 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return h.applied(ctx, j, rid, "an earlier ambiguous attempt had applied it: QuerySubscriptionDetail shows the wanted number")
 		}
 	}
+	// Releasing the fence's lock also clears the attempt marker.
+	markerCleared := locked
 	unlock()
 	if de.Class == dypls.Throttled && h.limit != nil {
 		if err := h.limit.throttled(ctx); err != nil {
@@ -233,7 +235,9 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID)
 		return &retryError{reason: StateThrottled, delay: jitter(h.cfg.ThrottleDelay), err: de}
 	case dypls.Systemic:
-		_ = h.state.clearInflight(ctx, st)
+		if !markerCleared {
+			_ = h.state.clearInflight(ctx, st)
+		}
 		h.halt.trip(de.Code, de.Message, probe)
 		h.metrics.Jobs.WithLabelValues(StateHalted, de.Code).Inc()
 		h.logJob(zerolog.ErrorLevel, j, StateHalted, de)
@@ -241,7 +245,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		info := h.halt.info()
 		return &retryError{reason: StateHalted, delay: max(info.NextProbe.Sub(h.now()), 0) + jitter(time.Second), err: de}
 	case dypls.Permanent:
-		_ = h.state.clearInflight(ctx, st)
+		// die drops the job's state, marker included.
 		return h.die(ctx, j, "permanent", de)
 	}
 	// Transient: counted.
