@@ -20,6 +20,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -181,7 +182,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 	}()
 	b.ResetTimer()
-	var out, errb syncBuffer
+	var out, errb safebuf.Buffer
 	if code := Run(context.Background(), []string{"--queue", queue, path}, env, strings.NewReader(""), &out, &errb); code != 0 {
 		b.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}

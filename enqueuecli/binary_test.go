@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 )
 
 var (
@@ -50,12 +52,12 @@ func binary(t *testing.T) string {
 }
 
 // start runs the built binary with the harness's environment.
-func (h *harness) start(stdin string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+func (h *harness) start(stdin string, args ...string) (*exec.Cmd, *safebuf.Buffer, *safebuf.Buffer) {
 	h.t.Helper()
 	cmd := exec.Command(binary(h.t), h.withQueue(args)...)
 	cmd.Env = h.env()
 	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb syncBuffer
+	var out, errb safebuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
@@ -63,7 +65,7 @@ func (h *harness) start(stdin string, args ...string) (*exec.Cmd, *syncBuffer, *
 	return cmd, &out, &errb
 }
 
-func wait(cmd *exec.Cmd, out, errb *syncBuffer) result {
+func wait(cmd *exec.Cmd, out, errb *safebuf.Buffer) result {
 	err := cmd.Wait()
 	code := 0
 	var ee *exec.ExitError

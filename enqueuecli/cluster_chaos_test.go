@@ -11,6 +11,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 	"github.com/dyplsq/dyplsq/redisconn"
 )
 
@@ -37,7 +38,7 @@ func TestChaosRedisCluster(t *testing.T) {
 		return ""
 	}
 	runC := func(args ...string) result {
-		var out, errb syncBuffer
+		var out, errb safebuf.Buffer
 		code := Run(context.Background(), h.withQueue(args), env, strings.NewReader(""), &out, &errb)
 		return result{code, out.String(), errb.String()}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -382,7 +383,7 @@ func TestExitCodes(t *testing.T) {
 	}
 
 	// Redis unreachable: one clear line, exit 2, password hidden.
-	var out, errb syncBuffer
+	var out, errb safebuf.Buffer
 	env := func(k string) string {
 		if k == "REDIS_URL" {
 			return "redis://:s3cret@127.0.0.1:1/0"

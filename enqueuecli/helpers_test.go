@@ -1,7 +1,6 @@
 package enqueuecli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,28 +18,11 @@ import (
 
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
 func init() { pollEvery = 100 * time.Millisecond }
-
-// syncBuffer collects output written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // harness runs the command against a real Redis, in keys and a queue of its
 // own.
@@ -130,7 +111,7 @@ func (h *harness) run(args ...string) result {
 func (h *harness) runCtx(ctx context.Context, stdin string, args ...string) result {
 	h.t.Helper()
 	args = h.withQueue(args)
-	var out, errb syncBuffer
+	var out, errb safebuf.Buffer
 	code := Run(ctx, args, h.getenv, strings.NewReader(stdin), &out, &errb)
 	return result{code, out.String(), errb.String()}
 }

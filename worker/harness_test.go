@@ -1,11 +1,9 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,27 +16,10 @@ import (
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 	"github.com/dyplsq/dyplsq/tasks"
 	"github.com/dyplsq/dyplsq/worker"
 )
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // env is one end-to-end set-up: a real Redis (namespaced), the simulator
 // over HTTP, the real SDK through dypls, and a worker.
@@ -55,7 +36,7 @@ type env struct {
 	prod    *tasks.Producer
 	insp    *asynq.Inspector
 	dlq     *deadletter.Store
-	logs    *syncBuffer
+	logs    *safebuf.Buffer
 	reg     *prometheus.Registry
 	cfg     worker.Config
 	w       *worker.Worker
@@ -72,7 +53,7 @@ func newEnv(t *testing.T, simCfg dyplsim.Config, mod func(*worker.Config)) *env 
 // which the caller cleans up.
 func newEnvOn(t *testing.T, rdb redis.UniversalClient, simCfg dyplsim.Config, mod func(*worker.Config)) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), ns: redistest.Namespace(t), rdb: rdb, logs: &syncBuffer{}}
+	e := &env{t: t, ctx: context.Background(), ns: redistest.Namespace(t), rdb: rdb, logs: &safebuf.Buffer{}}
 	e.queue = e.ns + "-live"
 	if simCfg.Seed == 0 {
 		simCfg.Seed = 20

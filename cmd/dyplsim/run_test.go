@@ -17,25 +17,8 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/dyplsapi"
 
 	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -43,10 +26,10 @@ func env(m map[string]string) func(string) string {
 
 // startRun runs the command in the background and returns its address, a
 // stop function that returns the exit status, and the output buffers.
-func startRun(t *testing.T, args []string, getenv func(string) string) (addr string, stop func() int, stdout, stderr *syncBuffer) {
+func startRun(t *testing.T, args []string, getenv func(string) string) (addr string, stop func() int, stdout, stderr *safebuf.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &safebuf.Buffer{}, &safebuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, getenv, stdout, stderr) }()
 	deadline := time.Now().Add(5 * time.Second)
