@@ -3,7 +3,6 @@
 package worker_test
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -30,19 +29,7 @@ func TestChaosRedisCluster(t *testing.T) {
 	e.start()
 	e.cfg.WorkerID = e.ns + "-w2"
 	e.start()
-	var jobs []sent
-	n := 0
-	for round := 0; round < 10; round++ {
-		for b := 1; b <= 6; b++ {
-			for _, op := range []string{"updateOutId", "updateNoB"} {
-				n++
-				u := seed(b, op)
-				u.OutId = fmt.Sprintf("c%d-b%d", round, b)
-				u.PhoneNoB = fmt.Sprintf("1391111%04d", n)
-				jobs = append(jobs, sent{e.enqueue(u), u.SubsId, op, valueOf(u)})
-			}
-		}
-	}
+	jobs := enqueueRounds(e, 10, 6, "c", "1391111")
 	bad, outcomes := violations(t, e, jobs, 90*time.Second)
 	for _, b := range bad {
 		t.Error(b)

@@ -25,6 +25,26 @@ func valueOf(u tasks.Update) string {
 	return u.OutId
 }
 
+// enqueueRounds enqueues, rounds times, an updateOutId and an updateNoB for
+// each of the first bindings seeded bindings, every one with a value of its
+// own (OutId tag+round, PhoneNoB prefix+a 4-digit counter).
+func enqueueRounds(e *env, rounds, bindings int, tag, prefix string) []sent {
+	var jobs []sent
+	n := 0
+	for round := 0; round < rounds; round++ {
+		for b := 1; b <= bindings; b++ {
+			for _, op := range []string{"updateOutId", "updateNoB"} {
+				n++
+				u := seed(b, op)
+				u.OutId = fmt.Sprintf("%s%d-b%d", tag, round, b)
+				u.PhoneNoB = fmt.Sprintf("%s%04d", prefix, n)
+				jobs = append(jobs, sent{e.enqueue(u), u.SubsId, op, valueOf(u)})
+			}
+		}
+	}
+	return jobs
+}
+
 // violations waits until every job has ended, then compares each binding
 // field in the simulator with the value of its highest-version applied job.
 func violations(t *testing.T, e *env, jobs []sent, timeout time.Duration) (bad []string, outcomes map[string]int) {
@@ -81,19 +101,7 @@ func TestNewestWinsUnderChaos(t *testing.T) {
 	e.start()
 	e.cfg.WorkerID = e.ns + "-w2"
 	e.start()
-	var jobs []sent
-	n := 0
-	for round := 0; round < 25; round++ {
-		for b := 1; b <= 3; b++ {
-			for _, op := range []string{"updateOutId", "updateNoB"} {
-				n++
-				u := seed(b, op)
-				u.OutId = fmt.Sprintf("r%d-b%d", round, b)
-				u.PhoneNoB = fmt.Sprintf("1390000%04d", n)
-				jobs = append(jobs, sent{e.enqueue(u), u.SubsId, op, valueOf(u)})
-			}
-		}
-	}
+	jobs := enqueueRounds(e, 25, 3, "r", "1390000")
 	bad, outcomes := violations(t, e, jobs, 60*time.Second)
 	for _, b := range bad {
 		t.Error(b)
