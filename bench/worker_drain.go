@@ -195,12 +195,7 @@ func naiveHandler(api *dypls.Client) asynq.Handler {
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
-		_, err = api.UpdateSubscription(ctx, dypls.Update{
-			PoolKey: u.PoolKey, ProductType: u.ProductType, SubsId: u.SubsId, PhoneNoX: u.PhoneNoX,
-			OperateType: u.OperateType, PhoneNoA: u.PhoneNoA, PhoneNoB: u.PhoneNoB, Expiration: u.Expiration,
-			GroupId: u.GroupId, CallRestrict: u.CallRestrict, CallDisplayType: u.CallDisplayType, OutId: u.OutId,
-			IsRecordingEnabled: u.IsRecordingEnabled, RingConfig: u.RingConfig, ASRStatus: u.ASRStatus, ASRModelId: u.ASRModelId,
-		})
+		_, err = api.UpdateSubscription(ctx, dypls.UpdateOf(u))
 		var de *dypls.Error
 		if errors.As(err, &de) && de.Class == dypls.Permanent {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)

@@ -191,7 +191,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return h.redisRetry(j, err)
 		}
 	}
-	res, callErr := h.api.UpdateSubscription(ctx, toAPI(u))
+	res, callErr := h.api.UpdateSubscription(ctx, dypls.UpdateOf(u))
 	h.observe("UpdateSubscription", res, callErr)
 
 	var de *dypls.Error
@@ -470,15 +470,6 @@ func lockToken(taskID string) string {
 
 func isTransport(e *dypls.Error) bool {
 	return e.HTTPStatus == 0 && e.RequestID == "" && e.Class == dypls.Transient
-}
-
-func toAPI(u tasks.Update) dypls.Update {
-	return dypls.Update{
-		PoolKey: u.PoolKey, ProductType: u.ProductType, SubsId: u.SubsId, PhoneNoX: u.PhoneNoX,
-		OperateType: u.OperateType, PhoneNoA: u.PhoneNoA, PhoneNoB: u.PhoneNoB, Expiration: u.Expiration,
-		GroupId: u.GroupId, CallRestrict: u.CallRestrict, CallDisplayType: u.CallDisplayType, OutId: u.OutId,
-		IsRecordingEnabled: u.IsRecordingEnabled, RingConfig: u.RingConfig, ASRStatus: u.ASRStatus, ASRModelId: u.ASRModelId,
-	}
 }
 
 func validJSON(b []byte) []byte {

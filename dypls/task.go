@@ -1,0 +1,13 @@
+package dypls
+
+import "github.com/dyplsq/dyplsq/tasks"
+
+// UpdateOf returns the UpdateSubscription parameters of a queued job.
+func UpdateOf(u tasks.Update) Update {
+	return Update{
+		PoolKey: u.PoolKey, ProductType: u.ProductType, SubsId: u.SubsId, PhoneNoX: u.PhoneNoX,
+		OperateType: u.OperateType, PhoneNoA: u.PhoneNoA, PhoneNoB: u.PhoneNoB, Expiration: u.Expiration,
+		GroupId: u.GroupId, CallRestrict: u.CallRestrict, CallDisplayType: u.CallDisplayType, OutId: u.OutId,
+		IsRecordingEnabled: u.IsRecordingEnabled, RingConfig: u.RingConfig, ASRStatus: u.ASRStatus, ASRModelId: u.ASRModelId,
+	}
+}
