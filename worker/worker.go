@@ -137,9 +137,6 @@ type Worker struct {
 	sweeper   *deadletter.Sweeper
 	metrics   *Metrics
 
-	redisMu  sync.Mutex
-	redisErr error
-
 	stopOnce sync.Once
 	loops    sync.WaitGroup
 	cancel   context.CancelFunc
@@ -206,8 +203,6 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		TaskCheckInterval:        cfg.TaskCheckInterval,
 		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
-		HealthCheckFunc:          w.redisHealth,
-		HealthCheckInterval:      5 * time.Second,
 		Logger:                   asynqLogger{cfg.Logger},
 		LogLevel:                 asynqLogLevel(cfg.Logger.GetLevel()),
 	})
@@ -258,12 +253,6 @@ func (w *Worker) Ready(ctx context.Context) error {
 		return fmt.Errorf("redis unreachable: %s", dypls.Mask(err.Error()))
 	}
 	return w.Halt().Err()
-}
-
-func (w *Worker) redisHealth(err error) {
-	w.redisMu.Lock()
-	w.redisErr = err
-	w.redisMu.Unlock()
 }
 
 func (w *Worker) loop(ctx context.Context, every time.Duration, fn func(context.Context)) {
