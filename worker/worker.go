@@ -137,6 +137,8 @@ type Worker struct {
 	sweeper   *deadletter.Sweeper
 	metrics   *Metrics
 
+	haltReported bool // a halt is in Redis; only the halt loop uses it
+
 	stopOnce sync.Once
 	loops    sync.WaitGroup
 	cancel   context.CancelFunc
@@ -287,7 +289,10 @@ func (w *Worker) reportHalt(ctx context.Context) {
 	info := w.Halt()
 	w.metrics.Halted.Reset()
 	if !info.Halted {
-		_ = w.halts.Clear(ctx, w.cfg.WorkerID)
+		// Clear the report once, after a halt ends, not on every tick.
+		if w.haltReported && w.halts.Clear(ctx, w.cfg.WorkerID) == nil {
+			w.haltReported = false
+		}
 		return
 	}
 	w.metrics.Halted.WithLabelValues(info.Code).Set(1)
@@ -297,6 +302,7 @@ func (w *Worker) reportHalt(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		w.cfg.Logger.Warn().Err(err).Msg("halt not reported to Redis")
 	}
+	w.haltReported = true
 }
 
 func asynqLogLevel(l zerolog.Level) asynq.LogLevel {
