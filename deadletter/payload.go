@@ -81,11 +81,15 @@ func scalar(raw json.RawMessage) string {
 // errNotObject reports a payload a requeue cannot rewrite.
 var errNotObject = errors.New("payload is not a JSON object (malformed: export it, fix it and enqueue it again)")
 
-// requeuePayload returns payload with its "_meta" object marked as a requeue
-// at now: "requeues" goes up by one, "requeued_at" is now, "source" is
-// "requeue" and "requeued_from" is taskID. Everything else, "version"
-// included, is kept, and so are the bytes outside "_meta".
-func requeuePayload(payload []byte, taskID string, now time.Time) ([]byte, error) {
+// requeuePayload returns the payload of record r with its "_meta" object
+// marked as a requeue at now: "requeues" goes up by one, "requeued_at" is
+// now, "source" is "requeue" and "requeued_from" is the task id. The job
+// keeps its version: the payload's, or the one the worker gave it
+// (r.Version) when the payload has none; "ambiguous" passes on that an
+// attempt may have applied it. Everything else is kept, and so are the
+// bytes outside "_meta".
+func requeuePayload(payload []byte, r Record, now time.Time) ([]byte, error) {
+	taskID := r.TaskID
 	start, end, err := metaSpan(payload)
 	if err != nil {
 		return nil, err
@@ -108,6 +112,14 @@ func requeuePayload(payload []byte, taskID string, now time.Time) ([]byte, error
 	set("requeued_at", now.UTC().Format(time.RFC3339))
 	set("source", "requeue")
 	set("requeued_from", taskID)
+	if v, _ := strconv.ParseInt(scalar(meta["version"]), 10, 64); v == 0 && r.Version > 0 {
+		// A plain-asynq job got its version when first picked up: it
+		// keeps it, so a newer update applied meanwhile still wins.
+		set("version", r.Version)
+	}
+	if r.Ambiguous {
+		set("ambiguous", true)
+	}
 	mb, err := json.Marshal(meta)
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func TestRequeuePayload(t *testing.T) {
 		},
 	}
 	for _, c := range cases {
-		got, err := requeuePayload([]byte(c.in), "T", now)
+		got, err := requeuePayload([]byte(c.in), Record{TaskID: "T"}, now)
 		if err != nil {
 			t.Errorf("%s: %v", c.in, err)
 			continue
@@ -44,7 +44,7 @@ func TestRequeuePayload(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{``, `[1]`, `"x"`, `{"a":`, `{"_meta":[1]}`, `{"_meta":{},"_META":{}}`} {
-		if _, err := requeuePayload([]byte(bad), "T", now); err == nil {
+		if _, err := requeuePayload([]byte(bad), Record{TaskID: "T"}, now); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}

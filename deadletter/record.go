@@ -73,6 +73,11 @@ type Record struct {
 	Batch               string
 	Line                int
 
+	// Ambiguous says that an attempt of the job may have applied its update
+	// without the worker knowing (a timeout, a crash mid-call). A requeue
+	// passes it on, so the replay settles a conflict by reading the binding.
+	Ambiguous bool
+
 	// Payload is the job exactly as queued. It holds phone numbers by design:
 	// show it only through [Record.MaskedPayload]. It is normally JSON but
 	// keeps the queued bytes even when they are not (a malformed payload).
@@ -98,6 +103,7 @@ type recordJSON struct {
 	Version      int64           `json:"version,omitempty"`
 	Batch        string          `json:"batch,omitempty"`
 	Line         int             `json:"line,omitempty"`
+	Ambiguous    bool            `json:"ambiguous,omitempty"`
 	Payload      json.RawMessage `json:"payload,omitempty"`
 	PayloadBytes []byte          `json:"payload_bytes,omitempty"` // a payload that is not valid JSON, base64
 }
@@ -112,7 +118,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		Reason: r.Reason, Attempts: r.Attempts,
 		FirstFailure: r.FirstFailure, LastFailure: r.LastFailure, DiedAt: r.DiedAt,
 		SubsId: r.SubsId, OperateType: r.OperateType, Version: r.Version,
-		Batch: r.Batch, Line: r.Line,
+		Batch: r.Batch, Line: r.Line, Ambiguous: r.Ambiguous,
 	}
 	if len(r.Payload) > 0 {
 		if isCompactJSON(r.Payload) {
@@ -155,7 +161,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		Reason: j.Reason, Attempts: j.Attempts,
 		FirstFailure: j.FirstFailure, LastFailure: j.LastFailure, DiedAt: j.DiedAt,
 		SubsId: j.SubsId, OperateType: j.OperateType, Version: j.Version,
-		Batch: j.Batch, Line: j.Line,
+		Batch: j.Batch, Line: j.Line, Ambiguous: j.Ambiguous,
 		Payload: j.Payload,
 	}
 	if len(j.PayloadBytes) > 0 {

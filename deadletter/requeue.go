@@ -90,7 +90,7 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, dryRun bool) Outcome {
 	if r.Type == "" || r.Queue == "" {
 		return fail(errors.New("record has no task type or queue"))
 	}
-	payload, err := requeuePayload(r.Payload, r.TaskID, q.now())
+	payload, err := requeuePayload(r.Payload, r, q.now())
 	if err != nil {
 		return fail(err)
 	}

@@ -151,6 +151,7 @@ func merge(prev, r Record) Record {
 	if out.Line == 0 {
 		out.Line = prev.Line
 	}
+	out.Ambiguous = out.Ambiguous || prev.Ambiguous
 	if len(out.Payload) == 0 {
 		out.Payload = prev.Payload
 	}

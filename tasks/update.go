@@ -102,6 +102,11 @@ type Meta struct {
 	// RequeuedAt is when the job was last requeued; its max age counts
 	// from then.
 	RequeuedAt time.Time `json:"requeued_at,omitzero"`
+
+	// Ambiguous is set by a requeue when an attempt before the job died may
+	// have applied the update without the worker knowing, so that a
+	// conflict on the replay is settled by reading the binding.
+	Ambiguous bool `json:"ambiguous,omitempty"`
 }
 
 // Sources written to [Meta.Source].

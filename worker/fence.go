@@ -8,42 +8,114 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The fence makes the newest update of a binding field win. Per SubsId it
-// keeps, in one hash, the last applied version of each OperateType, and one
-// lock so that two jobs for a binding are never in flight at once. Both keys
-// are hash-tagged on the SubsId, so the scripts work on Redis Cluster.
+// The fence makes the newest update of a binding field win and keeps one
+// UpdateSubscription per binding in flight. Per SubsId it keeps, in one
+// hash, for each OperateType:
 //
-// begin: superseded at once if a newer version was applied (or already
-// applied, if this very version was); busy if another job holds the lock;
-// otherwise take the lock with a TTL above the call timeout and record, in
-// the job's state hash (same slot), that an attempt is starting.
-// commit: record the version if it is newer, release the lock if ours, and
-// forget the job's state (it has ended).
-// release: release the lock if ours and clear the attempt marker (a call
-// that applied nothing, or none made).
+//	<op>    the last applied version
+//	r:<op>  the RequestId of that application
+//	i:<op>  the intent "<version>|<task id>|<deadline ms>" of a call whose
+//	        outcome is not known yet
+//
+// and one lock (a string holding the attempt's token, with a TTL above
+// everything the lock guards). Every key of a binding, job states
+// included, is hash-tagged on the SubsId, so the scripts work on Redis
+// Cluster. The scripts read Redis's clock, never a worker's.
+//
+// The intent is what keeps an older job from overwriting a newer one whose
+// call may have applied: it is written when the lock is taken, removed when
+// the version is recorded (commit) or when the job proved nothing was applied
+// or ended, and it is kept while an attempt's outcome is unknown (a timeout,
+// a crash, a commit that Redis refused). While it stands, jobs with an older
+// version of the field wait ("blocked"); newer ones go ahead, since their
+// value is meant to win anyway. An intent expires at its deadline (the job
+// state's lifetime), after which its job cannot run any more.
+// docs/ARCHITECTURE.md describes the keys; RELIABILITY.md the guarantees.
 var (
+	// fenceBegin KEYS: fence, lock, state. ARGV: op, version, token,
+	// lock TTL ms, state TTL ms, task id.
+	// Returns {verdict, n, RequestId}: superseded (n = applied version),
+	// busy (n = the lock's PTTL), go, done (this version was applied; the
+	// RequestId of that call), blocked (n = the newer version in doubt).
 	fenceBegin = redis.NewScript(`
-local applied = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local v = tonumber(ARGV[2])
-if applied > v then return {0, applied} end
-if applied == v then return {3, applied} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local op, v, task = ARGV[1], tonumber(ARGV[2]), ARGV[6]
+local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
+if applied > v then return {0, applied, ''} end
+if applied == v then return {3, applied, redis.call('HGET', KEYS[1], 'r:' .. op) or ''} end
+local intent = redis.call('HGET', KEYS[1], 'i:' .. op)
+if intent then
+  local iv, itask, idl = string.match(intent, '^(%d+)|(.*)|(%d+)$')
+  if iv and tonumber(iv) > v and itask ~= task and tonumber(idl) > now then
+    return {4, tonumber(iv), ''}
+  end
+end
 local cur = redis.call('GET', KEYS[2])
-if cur and cur ~= ARGV[3] then return {1, redis.call('PTTL', KEYS[2])} end
+if cur and cur ~= ARGV[3] then return {1, redis.call('PTTL', KEYS[2]), ''} end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-redis.call('HSET', KEYS[3], 'inflight', ARGV[5])
-redis.call('HSETNX', KEYS[3], 'first_seen', ARGV[5])
-redis.call('PEXPIRE', KEYS[3], ARGV[6])
-return {2, applied}`)
+redis.call('HSET', KEYS[1], 'i:' .. op, ARGV[2] .. '|' .. task .. '|' .. (now + tonumber(ARGV[5])))
+redis.call('HSET', KEYS[3], 'inflight', now)
+redis.call('HSETNX', KEYS[3], 'first_seen', now)
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+return {2, applied, ''}`)
+
+	// fenceCommit KEYS: fence, lock, state. ARGV: op, version, token,
+	// RequestId, keep state ("1": keep the job's state, for a job whose
+	// version lives only there). Records the version if it is newer,
+	// resolves intents up to it, releases the lock if ours, and ends the
+	// job's state. Returns the version applied before. Running it twice is
+	// harmless.
 	fenceCommit = redis.NewScript(`
-local applied = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > applied then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+local op, v = ARGV[1], tonumber(ARGV[2])
+local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
+if v > applied then redis.call('HSET', KEYS[1], op, ARGV[2], 'r:' .. op, ARGV[4]) end
+local intent = redis.call('HGET', KEYS[1], 'i:' .. op)
+if intent then
+  local iv = tonumber(string.match(intent, '^(%d+)|') or '0')
+  if iv <= v then redis.call('HDEL', KEYS[1], 'i:' .. op) end
+end
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
-redis.call('DEL', KEYS[3])
+if ARGV[5] == '1' then
+  redis.call('HDEL', KEYS[3], 'inflight')
+  redis.call('HSET', KEYS[3], 'ambiguous', '0')
+else
+  redis.call('DEL', KEYS[3])
+end
 return applied`)
-	fenceRelease = redis.NewScript(`
-redis.call('HDEL', KEYS[2], 'inflight')
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
+
+	// fenceEnd KEYS: fence, lock, state. ARGV: op, version, token, task,
+	// lock ("release", or "hold" to keep it ARGV[6] ms more), hold ms,
+	// clear intent ("1"), state ("record", "drop" or "keep"), counted
+	// ("1"), ambiguous ("1"), code, message, RequestId, state TTL ms.
+	// Ends an attempt that applied nothing for certain, or whose outcome
+	// is unknown; returns the counted attempts so far.
+	fenceEnd = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local op = ARGV[1]
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
+  if ARGV[5] == 'hold' then redis.call('PEXPIRE', KEYS[2], ARGV[6]) else redis.call('DEL', KEYS[2]) end
+end
+if ARGV[7] == '1' then
+  local intent = redis.call('HGET', KEYS[1], 'i:' .. op)
+  local mine = ARGV[2] .. '|' .. ARGV[4] .. '|'
+  if intent and string.sub(intent, 1, #mine) == mine then redis.call('HDEL', KEYS[1], 'i:' .. op) end
+end
+if ARGV[8] == 'drop' then
+  redis.call('DEL', KEYS[3])
+  return 0
+end
+redis.call('HDEL', KEYS[3], 'inflight')
+if ARGV[8] == 'record' then
+  if ARGV[9] == '1' then redis.call('HINCRBY', KEYS[3], 'attempts', 1) end
+  if ARGV[10] == '1' then redis.call('HSET', KEYS[3], 'ambiguous', '1') end
+  redis.call('HSET', KEYS[3], 'last_code', ARGV[11], 'last_message', ARGV[12], 'last_request_id', ARGV[13], 'last_failure', now)
+  redis.call('HSETNX', KEYS[3], 'first_failure', now)
+  redis.call('HSETNX', KEYS[3], 'first_seen', now)
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[14]) end
+return tonumber(redis.call('HGET', KEYS[3], 'attempts') or '0')`)
 )
 
 type fenceVerdict int
@@ -53,36 +125,81 @@ const (
 	fenceBusy                           // another job holds the binding
 	fenceGo                             // the lock is ours: call the API
 	fenceDone                           // this version was already applied
+	fenceBlocked                        // a newer version's call may have applied: wait for it to settle
 )
 
 type fence struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	lockTTL time.Duration
+	rdb      redis.UniversalClient
+	prefix   string
+	lockTTL  time.Duration // above the limiter wait, the call and the check
+	stateTTL time.Duration // a job state's lifetime, and an intent's
 }
 
 func (f *fence) keys(subsID string) (fenceKey, lockKey string) {
 	return fmt.Sprintf("%s:{%s}:fence", f.prefix, subsID), fmt.Sprintf("%s:{%s}:lock", f.prefix, subsID)
 }
 
-// begin runs the begin script. It returns the verdict and the newest
-// applied version (or, when busy, the lock's remaining time in ms).
-func (f *fence) begin(ctx context.Context, st *jobState, subsID, op string, version int64, token string, now time.Time, stateTTL time.Duration) (fenceVerdict, int64, error) {
-	fk, lk := f.keys(subsID)
-	res, err := fenceBegin.Run(ctx, f.rdb, []string{fk, lk, st.key}, op, version, token, f.lockTTL.Milliseconds(),
-		now.UnixMilli(), stateTTL.Milliseconds()).Int64Slice()
+// beginResult is the fence's answer to a job that wants to call.
+type beginResult struct {
+	verdict   fenceVerdict
+	n         int64  // applied version, lock PTTL (busy) or version in doubt (blocked)
+	requestID string // for fenceDone: the RequestId of the call that applied it
+}
+
+// begin runs the begin script for attempt token of job j.
+func (f *fence) begin(ctx context.Context, j *job, token string) (beginResult, error) {
+	fk, lk := f.keys(j.u.SubsId)
+	vals, err := fenceBegin.Run(ctx, f.rdb, []string{fk, lk, j.st.key}, j.u.OperateType, j.version, token,
+		f.lockTTL.Milliseconds(), f.stateTTL.Milliseconds(), j.id).Slice()
 	if err != nil {
-		return 0, 0, err
+		return beginResult{}, err
 	}
-	return fenceVerdict(res[0]), res[1], nil
+	if len(vals) != 3 {
+		return beginResult{}, fmt.Errorf("fence begin: unexpected reply %v", vals)
+	}
+	v, _ := vals[0].(int64)
+	n, _ := vals[1].(int64)
+	rid, _ := vals[2].(string)
+	return beginResult{verdict: fenceVerdict(v), n: n, requestID: rid}, nil
 }
 
-func (f *fence) commit(ctx context.Context, st *jobState, subsID, op string, version int64, token string) error {
-	fk, lk := f.keys(subsID)
-	return fenceCommit.Run(ctx, f.rdb, []string{fk, lk, st.key}, op, version, token).Err()
+// commit records j's version as applied, with the call's RequestId. It
+// returns the version applied before.
+func (f *fence) commit(ctx context.Context, j *job, token, requestID string) (int64, error) {
+	fk, lk := f.keys(j.u.SubsId)
+	return fenceCommit.Run(ctx, f.rdb, []string{fk, lk, j.st.key}, j.u.OperateType, j.version, token,
+		requestID, boolArg(j.versionInState())).Int64()
 }
 
-func (f *fence) release(ctx context.Context, st *jobState, subsID, token string) error {
-	_, lk := f.keys(subsID)
-	return fenceRelease.Run(ctx, f.rdb, []string{lk, st.key}, token).Err()
+// attemptEnd says how fence.end leaves the binding and the job's state.
+type attemptEnd struct {
+	token       string // the attempt's lock token; "" when it took none
+	hold        time.Duration
+	clearIntent bool   // nothing of this job can have been applied, or the job ended
+	state       string // "record", "drop" or "keep"
+	counted     bool
+	ambiguous   bool
+	code, msg   string
+	requestID   string
+}
+
+// end ends an attempt that did not apply its update for certain; it
+// returns the job's counted attempts so far.
+func (f *fence) end(ctx context.Context, j *job, e attemptEnd) (int, error) {
+	fk, lk := f.keys(j.u.SubsId)
+	lockMode := "release"
+	if e.hold > 0 {
+		lockMode = "hold"
+	}
+	n, err := fenceEnd.Run(ctx, f.rdb, []string{fk, lk, j.st.key}, j.u.OperateType, j.version, e.token, j.id,
+		lockMode, max(e.hold.Milliseconds(), 1), boolArg(e.clearIntent), e.state, boolArg(e.counted),
+		boolArg(e.ambiguous), e.code, e.msg, e.requestID, f.stateTTL.Milliseconds()).Int64()
+	return int(n), err
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }

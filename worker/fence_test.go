@@ -122,7 +122,10 @@ func TestFenceOffLosesTheNewest(t *testing.T) {
 	t.Parallel()
 	for _, fenced := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fence=%v", fenced), func(t *testing.T) {
-			e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.UnsafeNoFence = !fenced })
+			e := newEnv(t, dyplsim.Config{}, nil)
+			if !fenced {
+				e.rdb.AddHook(worker.BrokenFence("off"))
+			}
 			u1 := seed(4, "updateOutId")
 			u1.OutId = "older"
 			u2 := u1

@@ -28,11 +28,23 @@ const (
 
 // Codes dyplsq gives to outcomes that have no API code.
 const (
-	CodeMalformed   = "Job.Malformed"
-	CodeMaxAge      = "Job.MaxAgePassed"
-	CodeUnknownType = "Job.UnknownType"
-	CodeSuperseded  = "Superseded"
-	StateBusy       = "busy"
+	CodeMalformed         = "Job.Malformed"
+	CodeMaxAge            = "Job.MaxAgePassed"
+	CodeUnknownType       = "Job.UnknownType"
+	CodeUnsupportedSchema = "Job.UnsupportedSchema"
+	CodeRetryLimit        = "Job.RetryLimit"
+	CodeSuperseded        = "Superseded"
+	StateBusy             = "busy"
+)
+
+// Reasons a job is dead, as dead-letter records give them.
+const (
+	reasonMalformed = deadletter.ReasonMalformed
+	reasonPermanent = deadletter.ReasonPermanent
+	reasonAttempts  = deadletter.ReasonAttempts
+	reasonMaxAge    = deadletter.ReasonMaxAge
+	reasonSchema    = "payload schema newer than every worker"
+	reasonAsynq     = "asynq retry limit reached"
 )
 
 // Result is what a completed job stores as its asynq result, shown in the
@@ -50,7 +62,7 @@ type Result struct {
 // handler runs one job to its next state.
 type handler struct {
 	cfg     Config
-	fence   *fence   // nil only when the fence is switched off for tests
+	fence   *fence
 	limit   *limiter // nil when DYPLS_QPS is 0
 	marker  func(ctx context.Context, batch string, line int, outcome, code, msg, requestID string) error
 	api     *dypls.Client
@@ -71,234 +83,434 @@ type job struct {
 	payload   []byte
 	version   int64
 	st        *jobState
-	stateGone bool // the fence's commit already removed the job state
 	start     time.Time
 	attempt   int
+	lastTry   bool // asynq archives the task whatever this attempt returns
+	stateGone bool // the fence's commit dropped the job's state
 }
 
-// ProcessTask implements asynq.Handler.
+// versionInState reports whether the job's version lives only in its
+// state (a plain-asynq job), which must then outlive the job's end.
+func (j *job) versionInState() bool { return j.u.Meta == nil || j.u.Meta.Version == 0 }
+
+// lease is what an attempt holds between acquire and its end: the
+// binding's lock and, in a halt, the probe. It is ended exactly once.
+type lease struct {
+	token string
+	probe bool
+	ended bool
+}
+
+// ProcessTask implements asynq.Handler. A job goes through four phases:
+// prepare (decode, state, version, age), acquire (halt, fence, rate
+// limit), call (one UpdateSubscription), settle (a pure decision, see
+// settle, then its effects). Whatever a phase returns passes through
+// finish, which turns a retry on asynq's last try into a death with its
+// true reason, since asynq would archive it without one.
 func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	j := &job{t: t, payload: t.Payload(), start: h.now()}
 	j.id, _ = asynq.GetTaskID(ctx)
 	j.queue, _ = asynq.GetQueueName(ctx)
-	if t.Type() != tasks.TypeUpdateSubscription {
-		return h.die(ctx, j, "malformed payload", &dypls.Error{Code: CodeUnknownType,
-			Message: fmt.Sprintf("task type %q is not %q: this worker only runs binding updates", t.Type(), tasks.TypeUpdateSubscription),
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	j.lastTry = ok && retried >= maxRetry
+	if err := h.prepare(ctx, j); err != nil {
+		return h.finish(ctx, j, nil, err)
+	}
+	l, err := h.acquire(ctx, j)
+	if err != nil {
+		return h.finish(ctx, j, nil, err)
+	}
+	de, res := h.call(ctx, j, l)
+	return h.finish(ctx, j, l, h.settle(ctx, j, l, de, res))
+}
+
+// ended is returned by a phase that ended the job (applied, superseded:
+// asynq completes it).
+var errEnded = errors.New("job ended")
+
+// finish turns a phase's result into asynq's answer.
+func (h *handler) finish(ctx context.Context, j *job, l *lease, err error) error {
+	if l != nil && !l.ended {
+		// Every path ends its lease; this is the safety net.
+		h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
+	}
+	var re *retryError
+	switch {
+	case err == nil, errors.Is(err, errEnded):
+		return nil
+	case errors.As(err, &re) && j.lastTry:
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		de := re.cause()
+		if re.reason == reasonSchema {
+			return h.die(ctx, j, l, reasonSchema, &dypls.Error{Code: CodeUnsupportedSchema, Class: dypls.Permanent,
+				Message: fmt.Sprintf("asynq's retry limit (%d) was reached while no worker could read the payload: %s", maxRetry, de.Message)})
+		}
+		msg := fmt.Sprintf("asynq's retry limit (MaxRetry %d) was reached before the job ended (last: %s)", maxRetry, re.reason)
+		if de.Message != "" {
+			msg += ": " + de.Message
+		}
+		code := de.Code
+		if code == "" {
+			code = CodeRetryLimit
+		}
+		return h.die(ctx, j, l, reasonAsynq, &dypls.Error{Code: code, Message: msg, RequestID: de.RequestID, Class: de.Class})
+	}
+	return err
+}
+
+// prepare decodes the job, loads its state, gives it its version and
+// checks its age.
+func (h *handler) prepare(ctx context.Context, j *job) error {
+	if j.t.Type() != tasks.TypeUpdateSubscription {
+		return h.die(ctx, j, nil, reasonMalformed, &dypls.Error{Code: CodeUnknownType,
+			Message: fmt.Sprintf("task type %q is not %q: this worker only runs binding updates", j.t.Type(), tasks.TypeUpdateSubscription),
 			Class:   dypls.Permanent})
 	}
-	u, err := tasks.Decode(t.Payload())
+	u, err := tasks.Decode(j.payload)
 	if errors.Is(err, tasks.ErrUnsupportedSchema) {
 		// Written by a newer producer: an upgraded worker will run it.
 		h.log.Warn().Str("task_id", j.id).Msg("payload schema is newer than this worker; leaving it for an upgraded worker")
-		return &retryError{reason: "unsupported schema", failure: true, delay: jitter(time.Minute), err: err}
+		return &retryError{reason: reasonSchema, failure: true, delay: jitter(time.Minute),
+			err: &dypls.Error{Code: CodeUnsupportedSchema, Message: dypls.Mask(err.Error()), Class: dypls.Transient}}
 	}
 	if err != nil {
-		return h.die(ctx, j, "malformed payload", &dypls.Error{Code: CodeMalformed, Message: dypls.Mask(err.Error()), Class: dypls.Permanent})
+		return h.die(ctx, j, nil, reasonMalformed, &dypls.Error{Code: CodeMalformed, Message: dypls.Mask(err.Error()), Class: dypls.Permanent})
 	}
 	j.u = u
-	var requeues int
+	gen := 0
 	if u.Meta != nil {
 		j.version = u.Meta.Version
-		requeues = u.Meta.Requeues
+		gen = u.Meta.Requeues
 	}
 	// The first pick-up time matters only to a job that does not say when
 	// it was enqueued (plain asynq): only then is it stored at once.
 	needFirstSeen := u.Meta == nil || u.Meta.EnqueuedAt.IsZero()
-	st, err := h.state.load(ctx, u.SubsId, j.id, requeues, j.start, needFirstSeen)
+	st, err := h.state.load(ctx, u.SubsId, j.id, gen, j.start, needFirstSeen)
 	if err != nil {
 		return h.redisRetry(j, err)
 	}
+	if u.Meta != nil && u.Meta.Ambiguous {
+		st.Ambiguous = true // an earlier life of this job, before a requeue, may have applied it
+	}
 	j.st = st
 	j.attempt = st.Attempts + 1
-
-	if h.expired(j) {
-		code, msg := st.LastCode, st.LastMessage
-		if code == "" {
-			code, msg = CodeMaxAge, fmt.Sprintf("the job is older than JOB_MAX_AGE (%s)", h.cfg.MaxAge)
-		}
-		return h.die(ctx, j, "max age passed", &dypls.Error{Code: code, Message: msg, RequestID: st.LastRequest, Class: dypls.Classify(code)})
-	}
-
 	if j.version == 0 {
-		// Enqueued by plain asynq without a version: take one now.
-		v, err := h.state.ensureVersion(ctx, st, tasks.VersionKey(h.cfg.KeyPrefix))
-		if err != nil {
+		// Enqueued by plain asynq without a version: take one now, once.
+		if j.version, err = h.state.ensureVersion(ctx, st, tasks.VersionKey(h.cfg.KeyPrefix)); err != nil {
 			return h.redisRetry(j, err)
 		}
-		j.version = v
 	}
+	if h.expired(j) {
+		return h.maxAgePassed(ctx, j)
+	}
+	return nil
+}
 
+// ambiguous reports whether an earlier attempt of the job may have
+// applied its update.
+func (j *job) ambiguous() bool { return j.st != nil && j.st.Ambiguous }
+
+// acquire waits out a halt, takes the binding in the fence and a token
+// from the shared rate limit. It returns the lease, or the job's end or
+// retry.
+func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
 	ok, probe, retryIn := h.halt.admit(ctx, h.stop, h.cfg.HaltWait)
 	if !ok {
 		h.metrics.Jobs.WithLabelValues(StateHalted, h.halt.info().Code).Inc()
-		return &retryError{reason: StateHalted, delay: retryIn}
+		return nil, &retryError{reason: StateHalted, delay: retryIn}
 	}
-	// From here on, every return that made no call gives the probe back.
+	l := &lease{token: lockToken(j.id), probe: probe}
 	giveBack := func() {
-		if probe {
+		if l.probe {
 			h.halt.release()
+			l.probe = false
 		}
 	}
-
-	token := lockToken(j.id)
-	locked := false
-	if h.fence != nil {
-		verdict, applied, err := h.fenceBegin(ctx, st, u, j.version, token)
-		if err != nil {
-			giveBack()
-			return h.redisRetry(j, err)
-		}
-		switch verdict {
-		case fenceSuperseded:
-			giveBack()
-			return h.superseded(ctx, j, applied)
-		case fenceDone:
-			giveBack()
-			return h.applied(ctx, j, st.LastRequest, "this version had already been applied")
-		case fenceBusy:
-			giveBack()
-			h.metrics.Jobs.WithLabelValues(StateBusy, "").Inc()
-			return &retryError{reason: StateBusy, delay: jitter(h.cfg.BusyDelay)}
-		}
-		locked = true
+	b, err := h.fenceBegin(ctx, j, l.token)
+	if err != nil {
+		giveBack()
+		return nil, h.redisRetry(j, err)
 	}
-	unlock := func() {
-		if locked {
-			if err := h.fence.release(context.WithoutCancel(ctx), st, u.SubsId, token); err != nil {
-				h.log.Warn().Err(err).Str("task_id", j.id).Msg("binding lock not released; it expires by itself")
-			}
-			locked = false
+	switch b.verdict {
+	case fenceSuperseded:
+		giveBack()
+		return nil, h.superseded(ctx, j, b.n)
+	case fenceDone:
+		giveBack()
+		return nil, h.applied(ctx, j, b.requestID, "this version had already been applied")
+	case fenceBusy, fenceBlocked:
+		giveBack()
+		h.metrics.Jobs.WithLabelValues(StateBusy, "").Inc()
+		reason := StateBusy
+		if b.verdict == fenceBlocked {
+			reason = fmt.Sprintf("busy: version %d of this field may have been applied; waiting for it to settle", b.n)
 		}
+		return nil, &retryError{reason: reason, delay: jitter(h.cfg.BusyDelay)}
 	}
-
 	if h.limit != nil {
 		ok, wait, err := h.limit.wait(ctx, h.cfg.LimitWait, h.stop)
 		if err != nil || !ok {
-			unlock()
-			giveBack()
+			h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
 			if err != nil {
-				return h.redisRetry(j, err)
+				return nil, h.redisRetry(j, err)
 			}
-			return &retryError{reason: "rate limited", delay: wait + jitter(50*time.Millisecond)}
+			return nil, &retryError{reason: "rate limited", delay: wait + jitter(50*time.Millisecond)}
 		}
 	}
-
-	if !locked {
-		// Without the fence, the attempt marker is written on its own;
-		// with it, the fence's begin wrote it.
-		if err := h.state.begin(ctx, st, h.now()); err != nil {
-			giveBack()
-			return h.redisRetry(j, err)
-		}
-	}
-	res, callErr := h.api.UpdateSubscription(ctx, dypls.UpdateOf(u))
-	h.observe("UpdateSubscription", res, callErr)
-
-	var de *dypls.Error
-	if callErr != nil && !errors.As(callErr, &de) {
-		de = &dypls.Error{Code: dypls.CodeTransport, Message: dypls.Mask(callErr.Error()), Class: dypls.Transient, Ambiguous: true}
-	}
-	if probe {
-		if de != nil && de.Class == dypls.Systemic {
-			// handled below by trip
-		} else if h.halt.resolve(de == nil || !isTransport(de)) {
-			h.log.Info().Str("code", "OK").Msg("halt ended: a probe call succeeded, resuming calls")
-		}
-	}
-	if de == nil {
-		h.commit(ctx, j, token, locked)
-		return h.applied(ctx, j, res.RequestID, "")
-	}
-	if de.Class == dypls.Permanent && de.Code == "isv.BIND_CONFLICT" && st.Ambiguous &&
-		(u.OperateType == "updateNoA" || u.OperateType == "updateNoB") {
-		if held, rid := h.alreadyHolds(ctx, u); held {
-			h.commit(ctx, j, token, locked)
-			return h.applied(ctx, j, rid, "an earlier ambiguous attempt had applied it: QuerySubscriptionDetail shows the wanted number")
-		}
-	}
-	// Releasing the fence's lock also clears the attempt marker.
-	markerCleared := locked
-	unlock()
-	if de.Class == dypls.Throttled && h.limit != nil {
-		if err := h.limit.throttled(ctx); err != nil {
-			h.log.Warn().Err(err).Msg("shared rate not lowered")
-		}
-	}
-	switch de.Class {
-	case dypls.Throttled:
-		// Not counted, but remembered: if the job runs out of age, its
-		// dead letter says it was throttled.
-		_ = h.state.end(ctx, st, h.now(), false, false, de.Code, de.Message, de.RequestID)
-		h.metrics.Throttled.Inc()
-		h.metrics.Jobs.WithLabelValues(StateThrottled, de.Code).Inc()
-		h.logJob(zerolog.DebugLevel, j, StateThrottled, de)
-		h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID)
-		return &retryError{reason: StateThrottled, delay: jitter(h.cfg.ThrottleDelay), err: de}
-	case dypls.Systemic:
-		if !markerCleared {
-			_ = h.state.clearInflight(ctx, st)
-		}
-		h.halt.trip(de.Code, de.Message, probe)
-		h.metrics.Jobs.WithLabelValues(StateHalted, de.Code).Inc()
-		h.logJob(zerolog.ErrorLevel, j, StateHalted, de)
-		h.mark(ctx, j, StateHalted, de.Code, de.Message, de.RequestID)
-		info := h.halt.info()
-		return &retryError{reason: StateHalted, delay: max(info.NextProbe.Sub(h.now()), 0) + jitter(time.Second), err: de}
-	case dypls.Permanent:
-		// die drops the job's state, marker included.
-		return h.die(ctx, j, "permanent", de)
-	}
-	// Transient: counted.
-	if err := h.state.end(ctx, st, h.now(), true, de.Ambiguous, de.Code, de.Message, de.RequestID); err != nil {
-		return h.redisRetry(j, err)
-	}
-	if st.Attempts >= h.cfg.MaxAttempts {
-		return h.die(ctx, j, "attempts exhausted", de)
-	}
-	h.metrics.Jobs.WithLabelValues(StateTransient, de.Code).Inc()
-	h.logJob(zerolog.InfoLevel, j, StateTransient, de)
-	h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID)
-	return &retryError{reason: StateTransient, failure: true, err: de,
-		delay: fullJitter(st.Attempts, h.cfg.BackoffBase, h.cfg.BackoffMax)}
+	return l, nil
 }
 
 // fenceBegin runs the fence's begin, waiting a moment (BusyWait) when
 // another job holds the binding.
-func (h *handler) fenceBegin(ctx context.Context, st *jobState, u tasks.Update, version int64, token string) (fenceVerdict, int64, error) {
+func (h *handler) fenceBegin(ctx context.Context, j *job, token string) (beginResult, error) {
 	deadline := h.now().Add(h.cfg.BusyWait)
 	for {
-		verdict, applied, err := h.fence.begin(ctx, st, u.SubsId, u.OperateType, version, token, h.now(), h.state.ttl)
-		if err != nil || verdict != fenceBusy || !h.now().Before(deadline) {
-			return verdict, applied, err
+		b, err := h.fence.begin(ctx, j, token)
+		if err != nil || b.verdict != fenceBusy || !h.now().Before(deadline) {
+			return b, err
 		}
 		select {
 		case <-time.After(10 * time.Millisecond):
 		case <-ctx.Done():
-			return verdict, applied, nil
+			return b, nil
 		case <-h.stop:
-			return verdict, applied, nil
+			return b, nil
 		}
 	}
 }
 
-// commit records an applied version in the fence and releases the
-// binding. It insists: a version applied but not recorded would let an
-// older job overwrite it.
-func (h *handler) commit(ctx context.Context, j *job, token string, locked bool) {
-	if h.fence == nil {
-		return
-	}
-	ctx = context.WithoutCancel(ctx)
-	var err error
-	for i := 0; i < 5; i++ {
-		if err = h.fence.commit(ctx, j.st, j.u.SubsId, j.u.OperateType, j.version, token); err == nil {
-			j.stateGone = true
-			return
+// call makes the one UpdateSubscription of the attempt. The fence's begin
+// has already recorded that an attempt started, so a crash from here on
+// leaves the next attempt knowing the outcome is unknown.
+func (h *handler) call(ctx context.Context, j *job, l *lease) (*dypls.Error, dypls.Result) {
+	res, err := h.api.UpdateSubscription(ctx, dypls.UpdateOf(j.u))
+	h.observe("UpdateSubscription", res, err)
+	de := asAPIError(err)
+	if l.probe && (de == nil || de.Class != dypls.Systemic) {
+		if h.halt.resolve(de == nil || !isTransport(de)) {
+			h.log.Info().Str("code", "OK").Msg("halt ended: a probe call succeeded, resuming calls")
 		}
-		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+		l.probe = false
 	}
-	h.log.Error().Err(err).Str("task_id", j.id).Str("SubsId", j.u.SubsId).Int64("version", j.version).
-		Msg("applied version not recorded in the fence")
+	return de, res
+}
+
+// settle carries out the decision for the attempt's answer.
+func (h *handler) settle(ctx context.Context, j *job, l *lease, de *dypls.Error, res dypls.Result) error {
+	s := settle(attempt{err: de, op: j.u.OperateType, ambiguous: j.ambiguous(),
+		attempts: j.st.Attempts, maxAttempts: h.cfg.MaxAttempts})
+	switch s.act {
+	case actApplied:
+		return h.commit(ctx, j, l, res.RequestID, "")
+	case actCheck:
+		exhausted := de.Class != dypls.Permanent
+		if exhausted {
+			// The attempt counts, whatever the check finds.
+			if _, err := h.endAttempt(ctx, j, l, de, s, "record"); err != nil {
+				return h.redisRetry(j, err)
+			}
+		}
+		return h.check(ctx, j, l, de, exhausted)
+	case actRetryNotSent:
+		h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
+		return &retryError{reason: "not sent", delay: jitter(time.Second), err: de}
+	case actRetryThrottled:
+		if _, err := h.endAttempt(ctx, j, l, de, s, "record"); err != nil {
+			return h.redisRetry(j, err)
+		}
+		return h.throttled(ctx, j, de)
+	case actHalt:
+		wasProbe := l.probe
+		l.probe = false // consumed: trip doubles its interval
+		h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
+		return h.halted(ctx, j, de, wasProbe)
+	case actDead:
+		return h.die(ctx, j, l, reasonPermanent, de)
+	case actExhausted:
+		if _, err := h.endAttempt(ctx, j, l, de, s, "record"); err != nil {
+			return h.redisRetry(j, err)
+		}
+		return h.die(ctx, j, l, reasonAttempts, de)
+	}
+	// Transient: counted.
+	n, err := h.endAttempt(ctx, j, l, de, s, "record")
+	if err != nil {
+		return h.redisRetry(j, err)
+	}
+	h.metrics.Jobs.WithLabelValues(StateTransient, de.Code).Inc()
+	h.logJob(zerolog.InfoLevel, j, StateTransient, de)
+	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
+		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
+	}
+	return &retryError{reason: StateTransient, failure: true, err: de,
+		delay: fullJitter(n, h.cfg.BackoffBase, h.cfg.BackoffMax)}
+}
+
+// endAttempt records the end of an attempt that did not apply for certain
+// and ends the lease: a call in doubt keeps the binding locked for
+// AmbiguousHold and keeps the job's intent in the fence.
+func (h *handler) endAttempt(ctx context.Context, j *job, l *lease, de *dypls.Error, s settlement, state string) (int, error) {
+	e := attemptEnd{state: state, counted: s.counted, ambiguous: s.inDoubt,
+		code: de.Code, msg: dypls.Mask(de.Message), requestID: de.RequestID,
+		clearIntent: !s.inDoubt && !j.ambiguous()}
+	if s.inDoubt {
+		j.st.Ambiguous = true
+	}
+	if s.running {
+		e.hold = h.cfg.AmbiguousHold
+	}
+	n, err := h.endLease(ctx, j, l, e)
+	if err == nil {
+		j.st.Attempts = n
+		if j.st.FirstFailure.IsZero() {
+			j.st.FirstFailure = h.now()
+		}
+	}
+	return n, err
+}
+
+// endLease ends the attempt's lease in the fence (lock, intent, job state)
+// and gives a probe back. Its error matters only to callers that need the
+// attempt count; a lease not ended expires by itself.
+func (h *handler) endLease(ctx context.Context, j *job, l *lease, e attemptEnd) (int, error) {
+	if l != nil {
+		if l.probe {
+			h.halt.release()
+			l.probe = false
+		}
+		if l.ended {
+			e.token = ""
+		} else {
+			e.token = l.token
+			l.ended = true
+		}
+	}
+	n, err := h.fence.end(context.WithoutCancel(ctx), j, e)
+	if err != nil {
+		h.log.Warn().Err(err).Str("task_id", j.id).Msg("attempt end not recorded; the binding's lock expires by itself")
+	}
+	return n, err
+}
+
+// commit records an applied version in the fence before the job is
+// reported applied: a version applied but not recorded would let an older
+// job overwrite it. It insists for a while; if Redis still refuses, the job
+// is not reported and runs again, and meanwhile its intent in the fence
+// keeps older jobs of the field waiting.
+func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note string) error {
+	ctx = context.WithoutCancel(ctx)
+	var (
+		prev int64
+		err  error
+	)
+	token := ""
+	if l != nil {
+		token = l.token
+	}
+	deadline := time.Now().Add(h.cfg.CommitWait)
+	for i := 0; ; i++ {
+		if prev, err = h.fence.commit(ctx, j, token, requestID); err == nil {
+			break
+		}
+		if !time.Now().Before(deadline) {
+			if l != nil {
+				// Left as it is: the lock expires, the intent and the
+				// attempt marker stay, so the next run knows.
+				l.ended = true
+			}
+			h.log.Error().Err(err).Str("task_id", j.id).Str("SubsId", j.u.SubsId).Int64("version", j.version).
+				Msg("applied version not recorded in the fence; the job runs again")
+			return h.redisRetry(j, err)
+		}
+		time.Sleep(min(time.Duration(i+1)*50*time.Millisecond, 500*time.Millisecond))
+	}
+	if l != nil {
+		l.ended = true
+	}
+	j.stateGone = !j.versionInState()
+	if prev > j.version {
+		// Settled by a check without the lock, after a newer version was
+		// recorded: the newer one stands.
+		return h.superseded(ctx, j, prev)
+	}
+	return h.applied(ctx, j, requestID, note)
+}
+
+// check settles an unknown outcome with QuerySubscriptionDetail: applied
+// when the binding holds the value. A query that fails is retried by its
+// class; it never makes the job dead.
+func (h *handler) check(ctx context.Context, j *job, l *lease, de *dypls.Error, exhausted bool) error {
+	held, rid, qerr := h.holds(ctx, j.u)
+	switch settleCheck(check{err: qerr, held: held, exhausted: exhausted}) {
+	case actApplied:
+		return h.commit(ctx, j, l, rid, "an earlier attempt whose outcome was unknown had applied it: QuerySubscriptionDetail shows the wanted number")
+	case actDead:
+		return h.die(ctx, j, l, reasonPermanent, de)
+	case actExhausted:
+		if qerr != nil {
+			de = &dypls.Error{Code: de.Code, Message: de.Message + fmt.Sprintf(" (an attempt's outcome is unknown and QuerySubscriptionDetail failed: %s)", qerr.Code),
+				RequestID: de.RequestID, Class: de.Class}
+		}
+		return h.die(ctx, j, l, reasonAttempts, de)
+	case actRetryThrottled:
+		h.endLease(ctx, j, l, attemptEnd{state: "keep"})
+		return h.throttled(ctx, j, qerr)
+	case actHalt:
+		h.endLease(ctx, j, l, attemptEnd{state: "keep"})
+		return h.halted(ctx, j, qerr, false)
+	}
+	h.endLease(ctx, j, l, attemptEnd{state: "keep"})
+	h.logJob(zerolog.InfoLevel, j, StateTransient, qerr)
+	return &retryError{reason: "check failed", err: qerr,
+		delay: fullJitter(j.st.Attempts, h.cfg.BackoffBase, h.cfg.BackoffMax)}
+}
+
+// maxAgePassed ends a job older than JOB_MAX_AGE: dead with its last
+// failure, unless an earlier attempt of unknown outcome is found applied.
+func (h *handler) maxAgePassed(ctx context.Context, j *job) error {
+	st := j.st
+	code, msg := st.LastCode, st.LastMessage
+	if code == "" {
+		code, msg = CodeMaxAge, fmt.Sprintf("the job is older than JOB_MAX_AGE (%s)", h.cfg.MaxAge)
+	}
+	de := &dypls.Error{Code: code, Message: msg, RequestID: st.LastRequest, Class: dypls.Classify(code)}
+	if st.Ambiguous && checkable(j.u.OperateType) {
+		held, rid, qerr := h.holds(ctx, j.u)
+		if qerr == nil && held {
+			return h.commit(ctx, j, nil, rid, "max age passed, but an earlier attempt had applied it: QuerySubscriptionDetail shows the wanted number")
+		}
+		if qerr != nil {
+			de.Message += fmt.Sprintf(" (an earlier attempt's outcome is unknown and QuerySubscriptionDetail failed: %s)", qerr.Code)
+		}
+	}
+	return h.die(ctx, j, nil, reasonMaxAge, de)
+}
+
+func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error {
+	if h.limit != nil {
+		if err := h.limit.throttled(ctx); err != nil {
+			h.log.Warn().Err(err).Msg("shared rate not lowered")
+		}
+	}
+	h.metrics.Throttled.Inc()
+	h.metrics.Jobs.WithLabelValues(StateThrottled, de.Code).Inc()
+	h.logJob(zerolog.DebugLevel, j, StateThrottled, de)
+	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
+		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
+	}
+	return &retryError{reason: StateThrottled, delay: jitter(h.cfg.ThrottleDelay), err: de}
+}
+
+func (h *handler) halted(ctx context.Context, j *job, de *dypls.Error, wasProbe bool) error {
+	h.halt.trip(de.Code, de.Message, wasProbe)
+	h.metrics.Jobs.WithLabelValues(StateHalted, de.Code).Inc()
+	h.logJob(zerolog.ErrorLevel, j, StateHalted, de)
+	if err := h.mark(ctx, j, StateHalted, de.Code, de.Message, de.RequestID); err != nil {
+		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
+	}
+	info := h.halt.info()
+	return &retryError{reason: StateHalted, delay: max(info.NextProbe.Sub(h.now()), 0) + jitter(time.Second), err: de}
 }
 
 // superseded completes a job that lost to a newer version of its field,
@@ -306,15 +518,126 @@ func (h *handler) commit(ctx context.Context, j *job, token string, locked bool)
 func (h *handler) superseded(ctx context.Context, j *job, newer int64) error {
 	note := fmt.Sprintf("version %d of %s %s was already applied; this job (version %d) would overwrite it", newer, j.u.SubsId, j.u.OperateType, j.version)
 	res := Result{Outcome: OutcomeSuperseded, Code: CodeSuperseded, Version: j.version, Attempts: j.attempt - 1, Note: note, At: h.now().UTC()}
-	h.writeResult(j.t, res)
-	if j.st != nil {
-		_ = h.state.drop(ctx, j.st)
+	if err := h.report(ctx, j, res); err != nil {
+		return err
 	}
 	h.metrics.Superseded.Inc()
 	h.metrics.Jobs.WithLabelValues(OutcomeSuperseded, CodeSuperseded).Inc()
 	h.logJob(zerolog.InfoLevel, j, OutcomeSuperseded, &dypls.Error{Code: CodeSuperseded, Message: note})
-	h.mark(ctx, j, OutcomeSuperseded, CodeSuperseded, note, "")
+	return errEnded
+}
+
+func (h *handler) applied(ctx context.Context, j *job, requestID, note string) error {
+	res := Result{Outcome: OutcomeApplied, Code: dypls.CodeOK, RequestID: requestID, Version: j.version,
+		Attempts: j.attempt, Note: note, At: h.now().UTC()}
+	if err := h.report(ctx, j, res); err != nil {
+		return err
+	}
+	h.metrics.Jobs.WithLabelValues(OutcomeApplied, dypls.CodeOK).Inc()
+	h.logJob(zerolog.InfoLevel, j, OutcomeApplied, &dypls.Error{Code: dypls.CodeOK, RequestID: requestID, Message: note})
+	return errEnded
+}
+
+// report stores the result of a job that ended applied or superseded,
+// marks its batch row and forgets its state. If the result or the row
+// cannot be written the job runs again: the fence then answers the same
+// outcome without a call, and the report is made again.
+func (h *handler) report(ctx context.Context, j *job, res Result) error {
+	b, _ := json.Marshal(res)
+	if w := j.t.ResultWriter(); w != nil {
+		if _, err := w.Write(b); err != nil {
+			return h.redisRetry(j, fmt.Errorf("result not stored: %w", err))
+		}
+	}
+	if err := h.mark(ctx, j, res.Outcome, res.Code, res.Note, res.RequestID); err != nil {
+		return h.redisRetry(j, err)
+	}
+	if !j.versionInState() && !j.stateGone {
+		// A plain-asynq job keeps its state, which holds its version, until
+		// it expires: a crash before asynq hears of the end must find it.
+		_, _ = h.fence.end(context.WithoutCancel(ctx), j, attemptEnd{state: "drop"})
+	}
 	return nil
+}
+
+// die writes the durable dead-letter record, ends the lease and the batch
+// row, and sends the job to the archive. If the record cannot be written
+// now, the periodic sweep writes one from the archived task.
+func (h *handler) die(ctx context.Context, j *job, l *lease, reason string, de *dypls.Error) error {
+	now := h.now()
+	rec := deadletter.Record{
+		TaskID: j.id, Queue: j.queue, Type: j.t.Type(),
+		Code: de.Code, Message: de.Message, RequestID: de.RequestID, Class: de.Class.String(), Reason: reason,
+		Attempts: j.attempt, FirstFailure: now, LastFailure: now, DiedAt: now,
+		Version: j.version, Ambiguous: j.ambiguous(),
+	}
+	rec.SetPayload(validJSON(j.payload))
+	if j.st != nil {
+		if !j.st.FirstFailure.IsZero() {
+			rec.FirstFailure = j.st.FirstFailure
+		}
+		if reason == reasonMaxAge || reason == reasonAttempts {
+			rec.Attempts = j.st.Attempts
+		}
+	}
+	if err := h.dead.Put(context.WithoutCancel(ctx), rec); err != nil {
+		h.log.Error().Err(err).Str("task_id", j.id).Msg("dead-letter record not written; the sweep will write it from the archive")
+	}
+	if j.st != nil {
+		// The job is over: its intent goes, so an older job may run (a
+		// lease still held here follows a definite answer; one that
+		// ended after a call that may still be running keeps its hold).
+		// Its state goes too, unless it holds the job's version.
+		state := "drop"
+		if j.versionInState() {
+			state = "keep"
+		}
+		h.endLease(ctx, j, l, attemptEnd{state: state, clearIntent: true})
+	}
+	h.metrics.Jobs.WithLabelValues(OutcomeDead, de.Code).Inc()
+	if err := h.markRow(ctx, rec.Batch, rec.Line, OutcomeDead, de.Code, de.Message, de.RequestID); err != nil {
+		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated; the sweep ends the row")
+	}
+	h.logJob(zerolog.WarnLevel, j, OutcomeDead, de)
+	return fmt.Errorf("dead (%s): %s: %w", reason, de.Error(), asynq.SkipRetry)
+}
+
+// holds reads the binding with QuerySubscriptionDetail and reports whether
+// it holds the number the job sets.
+func (h *handler) holds(ctx context.Context, u tasks.Update) (bool, string, *dypls.Error) {
+	d, res, err := h.api.QuerySubscriptionDetail(ctx, dypls.Binding{PoolKey: u.PoolKey, ProductType: u.ProductType, SubsId: u.SubsId, PhoneNoX: u.PhoneNoX})
+	h.observe("QuerySubscriptionDetail", res, err)
+	if de := asAPIError(err); de != nil {
+		return false, "", de
+	}
+	switch u.OperateType {
+	case "updateNoA":
+		return d.PhoneNoA == u.PhoneNoA, res.RequestID, nil
+	case "updateNoB":
+		return d.PhoneNoB == u.PhoneNoB, res.RequestID, nil
+	}
+	return false, res.RequestID, nil
+}
+
+// mark reports the job's state to its CLI batch, if it belongs to one.
+func (h *handler) mark(ctx context.Context, j *job, outcome, code, msg, requestID string) error {
+	if j.u.Meta == nil {
+		return nil
+	}
+	return h.markRow(ctx, j.u.Meta.Batch, j.u.Meta.Line, outcome, code, msg, requestID)
+}
+
+func (h *handler) markRow(ctx context.Context, batch string, line int, outcome, code, msg, requestID string) error {
+	if h.marker == nil || batch == "" {
+		return nil
+	}
+	return h.marker(context.WithoutCancel(ctx), batch, line, outcome, code, dypls.Mask(msg), requestID)
+}
+
+// redisRetry puts the job back when Redis failed under it; not counted.
+func (h *handler) redisRetry(j *job, err error) error {
+	h.log.Warn().Err(err).Str("task_id", j.id).Msg("Redis error; the job will run again")
+	return &retryError{reason: "redis", delay: jitter(2 * time.Second), err: errors.New(dypls.Mask(err.Error()))}
 }
 
 // expired reports whether the job is older than its max age, counted from
@@ -332,103 +655,10 @@ func (h *handler) expired(j *job) bool {
 	return h.now().Sub(born) > h.cfg.MaxAge
 }
 
-// alreadyHolds checks with QuerySubscriptionDetail whether the binding
-// already holds the number an ambiguous earlier attempt tried to set.
-func (h *handler) alreadyHolds(ctx context.Context, u tasks.Update) (bool, string) {
-	d, res, err := h.api.QuerySubscriptionDetail(ctx, dypls.Binding{PoolKey: u.PoolKey, ProductType: u.ProductType, SubsId: u.SubsId, PhoneNoX: u.PhoneNoX})
-	h.observe("QuerySubscriptionDetail", res, err)
-	if err != nil {
-		return false, ""
-	}
-	switch u.OperateType {
-	case "updateNoA":
-		return d.PhoneNoA == u.PhoneNoA, res.RequestID
-	case "updateNoB":
-		return d.PhoneNoB == u.PhoneNoB, res.RequestID
-	}
-	return false, ""
-}
-
-func (h *handler) applied(ctx context.Context, j *job, requestID, note string) error {
-	res := Result{Outcome: OutcomeApplied, Code: dypls.CodeOK, RequestID: requestID, Version: j.version,
-		Attempts: j.attempt, Note: note, At: h.now().UTC()}
-	h.writeResult(j.t, res)
-	if j.st != nil && !j.stateGone {
-		_ = h.state.drop(ctx, j.st)
-	}
-	h.metrics.Jobs.WithLabelValues(OutcomeApplied, dypls.CodeOK).Inc()
-	h.mark(ctx, j, OutcomeApplied, dypls.CodeOK, note, requestID)
-	h.logJob(zerolog.InfoLevel, j, OutcomeApplied, &dypls.Error{Code: dypls.CodeOK, RequestID: requestID, Message: note})
-	return nil
-}
-
-// die writes the durable dead-letter record and sends the job to the
-// archive. If the record cannot be written now, the periodic sweep writes
-// one from the archived task.
-func (h *handler) die(ctx context.Context, j *job, reason string, de *dypls.Error) error {
-	now := h.now()
-	rec := deadletter.Record{
-		TaskID: j.id, Queue: j.queue, Type: tasks.TypeUpdateSubscription,
-		Code: de.Code, Message: de.Message, RequestID: de.RequestID, Class: de.Class.String(), Reason: reason,
-		Attempts: j.attempt, FirstFailure: now, LastFailure: now, DiedAt: now,
-		SubsId: j.u.SubsId, OperateType: j.u.OperateType, Version: j.version,
-		Payload: json.RawMessage(validJSON(j.payload)),
-	}
-	if j.st != nil {
-		if !j.st.FirstFailure.IsZero() {
-			rec.FirstFailure = j.st.FirstFailure
-		}
-		if reason == "max age passed" {
-			rec.Attempts = j.st.Attempts
-		}
-	}
-	if j.u.Meta != nil {
-		rec.Batch, rec.Line = j.u.Meta.Batch, j.u.Meta.Line
-	}
-	if err := h.dead.Put(ctx, rec); err != nil {
-		h.log.Error().Err(err).Str("task_id", j.id).Msg("dead-letter record not written; the sweep will write it from the archive")
-	}
-	if j.st != nil {
-		_ = h.state.drop(ctx, j.st)
-	}
-	h.metrics.Jobs.WithLabelValues(OutcomeDead, de.Code).Inc()
-	h.mark(ctx, j, OutcomeDead, de.Code, de.Message, de.RequestID)
-	h.logJob(zerolog.WarnLevel, j, OutcomeDead, de)
-	return fmt.Errorf("dead (%s): %s: %w", reason, de.Error(), asynq.SkipRetry)
-}
-
-// mark reports the job's state to its CLI batch, if it belongs to one.
-func (h *handler) mark(ctx context.Context, j *job, outcome, code, msg, requestID string) {
-	if h.marker == nil || j.u.Meta == nil || j.u.Meta.Batch == "" {
-		return
-	}
-	if err := h.marker(context.WithoutCancel(ctx), j.u.Meta.Batch, j.u.Meta.Line, outcome, code, dypls.Mask(msg), requestID); err != nil {
-		h.log.Warn().Err(err).Str("task_id", j.id).Str("batch", j.u.Meta.Batch).Msg("batch record not updated")
-	}
-}
-
-// redisRetry puts the job back when Redis failed under it; not counted.
-func (h *handler) redisRetry(j *job, err error) error {
-	h.log.Warn().Err(err).Str("task_id", j.id).Msg("Redis error; the job will run again")
-	return &retryError{reason: "redis", delay: jitter(2 * time.Second), err: errors.New(dypls.Mask(err.Error()))}
-}
-
-func (h *handler) writeResult(t *asynq.Task, r Result) {
-	b, _ := json.Marshal(r)
-	if w := t.ResultWriter(); w != nil {
-		if _, err := w.Write(b); err != nil {
-			h.log.Warn().Err(err).Msg("job result not stored")
-		}
-	}
-}
-
 func (h *handler) observe(action string, res dypls.Result, err error) {
 	code, class := dypls.CodeOK, "ok"
-	var de *dypls.Error
-	if errors.As(err, &de) {
+	if de := asAPIError(err); de != nil {
 		code, class = de.Code, de.Class.String()
-	} else if err != nil {
-		code, class = dypls.CodeTransport, dypls.Transient.String()
 	}
 	h.metrics.Calls.WithLabelValues(action, code, class).Inc()
 	if res.Duration > 0 {
@@ -462,6 +692,19 @@ func (h *handler) logJob(level zerolog.Level, j *job, outcome string, de *dypls.
 		ev = ev.Str("note", de.Message)
 	}
 	ev.Msg("job " + outcome)
+}
+
+// asAPIError returns err as the client's error type; any other error is
+// an unknown transport failure, whose outcome is unknown.
+func asAPIError(err error) *dypls.Error {
+	if err == nil {
+		return nil
+	}
+	var de *dypls.Error
+	if errors.As(err, &de) {
+		return de
+	}
+	return &dypls.Error{Code: dypls.CodeTransport, Message: dypls.Mask(err.Error()), Class: dypls.Transient, Ambiguous: true}
 }
 
 func lockToken(taskID string) string {

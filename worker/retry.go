@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/dypls"
 )
 
 // retryError asks asynq to run the job again after delay. A retry that is
@@ -25,6 +27,18 @@ func (e *retryError) Error() string {
 }
 
 func (e *retryError) Unwrap() error { return e.err }
+
+// cause returns the API error behind the retry, or an empty one.
+func (e *retryError) cause() *dypls.Error {
+	var de *dypls.Error
+	if errors.As(e.err, &de) {
+		return de
+	}
+	if e.err != nil {
+		return &dypls.Error{Message: e.err.Error()}
+	}
+	return &dypls.Error{}
+}
 
 // retryDelay is asynq's RetryDelayFunc: the delay the handler chose, or a
 // conservative backoff for errors it did not make (panics, lease expiry).

@@ -10,12 +10,16 @@ import (
 )
 
 // jobState is what dyplsq remembers about one job between attempts, in a
-// Redis hash hash-tagged on the SubsId. A requeue from the dead-letter queue
-// starts a new hash (the requeue count is part of the key), so it gets a
-// fresh attempt budget.
+// Redis hash hash-tagged on the SubsId and keyed by the task id alone, so
+// that retries, crash recoveries and dead-letter requeues (which keep the
+// task id) all find it. A requeue gives a fresh attempt budget: the hash
+// remembers the requeue generation it counts for ("gen") and starts the
+// count again when the payload says it was requeued since. What must
+// outlive a requeue stays: the version a plain-asynq job was given, and
+// whether an earlier attempt may have applied the update.
 type jobState struct {
 	key          string
-	Attempts     int       // counted (transient) attempts so far
+	Attempts     int       // counted (transient) attempts in this generation
 	FirstSeen    time.Time // first pick-up by a worker
 	FirstFailure time.Time
 	LastFailure  time.Time
@@ -33,29 +37,62 @@ type stateStore struct {
 	ttl    time.Duration
 }
 
-func (s *stateStore) key(subsID, taskID string, requeues int) string {
-	return fmt.Sprintf("%s:{%s}:job:%s:%d", s.prefix, subsID, taskID, requeues)
+func (s *stateStore) key(subsID, taskID string) string {
+	return fmt.Sprintf("%s:{%s}:job:%s", s.prefix, subsID, taskID)
 }
 
-// load reads the state and records the first pick-up time.
-func (s *stateStore) load(ctx context.Context, subsID, taskID string, requeues int, now time.Time, persistFirstSeen bool) (*jobState, error) {
-	st := &jobState{key: s.key(subsID, taskID, requeues)}
-	m, err := s.rdb.HGetAll(ctx, st.key).Result()
-	if err != nil {
+// legacyKey is where workers before the requeue-proof layout kept the
+// state of generation gen; it is read once so an upgrade loses nothing.
+func (s *stateStore) legacyKey(subsID, taskID string, gen int) string {
+	return fmt.Sprintf("%s:{%s}:job:%s:%d", s.prefix, subsID, taskID, gen)
+}
+
+// load reads the state of a job in requeue generation gen. It records the
+// first pick-up time when persistFirstSeen (a job that does not say when
+// it was enqueued), and starts a new attempt budget when gen is newer than
+// the stored one.
+func (s *stateStore) load(ctx context.Context, subsID, taskID string, gen int, now time.Time, persistFirstSeen bool) (*jobState, error) {
+	st := &jobState{key: s.key(subsID, taskID)}
+	pipe := s.rdb.Pipeline()
+	cur := pipe.HGetAll(ctx, st.key)
+	old := pipe.HGetAll(ctx, s.legacyKey(subsID, taskID, gen))
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
-	st.Attempts, _ = strconv.Atoi(m["attempts"])
-	st.FirstSeen = unixMilli(m["first_seen"])
-	st.FirstFailure = unixMilli(m["first_failure"])
-	st.LastFailure = unixMilli(m["last_failure"])
-	st.LastCode = m["last_code"]
-	st.LastMessage = m["last_message"]
-	st.LastRequest = m["last_request_id"]
+	m := cur.Val()
+	if len(m) == 0 && len(old.Val()) > 0 {
+		m = old.Val()
+		m["gen"] = strconv.Itoa(gen)
+		if err := s.rdb.HSet(ctx, st.key, m).Err(); err != nil {
+			return nil, err
+		}
+	}
+	storedGen, _ := strconv.Atoi(m["gen"])
+	st.Version, _ = strconv.ParseInt(m["version"], 10, 64)
 	st.Ambiguous = m["ambiguous"] == "1"
 	st.Crashed = m["inflight"] != ""
-	st.Version, _ = strconv.ParseInt(m["version"], 10, 64)
 	if st.Crashed {
 		st.Ambiguous = true
+	}
+	st.FirstSeen = unixMilli(m["first_seen"])
+	if gen > storedGen {
+		// Requeued since: a fresh attempt budget, the rest kept.
+		pipe := s.rdb.Pipeline()
+		if len(m) > 0 {
+			pipe.HDel(ctx, st.key, "attempts", "first_failure", "last_failure", "last_code", "last_message", "last_request_id")
+		}
+		pipe.HSet(ctx, st.key, "gen", gen)
+		pipe.PExpire(ctx, st.key, s.ttl)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		st.Attempts, _ = strconv.Atoi(m["attempts"])
+		st.FirstFailure = unixMilli(m["first_failure"])
+		st.LastFailure = unixMilli(m["last_failure"])
+		st.LastCode = m["last_code"]
+		st.LastMessage = m["last_message"]
+		st.LastRequest = m["last_request_id"]
 	}
 	if st.FirstSeen.IsZero() {
 		st.FirstSeen = now
@@ -64,7 +101,8 @@ func (s *stateStore) load(ctx context.Context, subsID, taskID string, requeues i
 		}
 		pipe := s.rdb.Pipeline()
 		pipe.HSetNX(ctx, st.key, "first_seen", now.UnixMilli())
-		pipe.Expire(ctx, st.key, s.ttl)
+		pipe.HSetNX(ctx, st.key, "gen", gen)
+		pipe.PExpire(ctx, st.key, s.ttl)
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, err
 		}
@@ -73,8 +111,10 @@ func (s *stateStore) load(ctx context.Context, subsID, taskID string, requeues i
 }
 
 // ensureVersion gives a job enqueued without a version one from the shared
-// counter, once: retries reuse it. This is weaker than a version taken at
-// enqueue: it follows pick-up order, not enqueue order.
+// counter, once: retries, crash recoveries and requeues reuse it. This is
+// weaker than a version taken at enqueue: it follows pick-up order, not
+// enqueue order. A number taken but not stored (a lost reply) is skipped,
+// which is harmless.
 func (s *stateStore) ensureVersion(ctx context.Context, st *jobState, versionKey string) (int64, error) {
 	if st.Version > 0 {
 		return st.Version, nil
@@ -83,69 +123,20 @@ func (s *stateStore) ensureVersion(ctx context.Context, st *jobState, versionKey
 	if err != nil {
 		return 0, err
 	}
-	if ok, err := s.rdb.HSetNX(ctx, st.key, "version", v).Result(); err != nil {
+	pipe := s.rdb.Pipeline()
+	set := pipe.HSetNX(ctx, st.key, "version", v)
+	get := pipe.HGet(ctx, st.key, "version")
+	pipe.PExpire(ctx, st.key, s.ttl)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, err
-	} else if !ok {
-		v, err = s.rdb.HGet(ctx, st.key, "version").Int64()
-		if err != nil {
+	}
+	if !set.Val() {
+		if v, err = get.Int64(); err != nil {
 			return 0, err
 		}
 	}
 	st.Version = v
 	return v, nil
-}
-
-// begin records that a call is about to be made, so that a later attempt
-// knows the outcome of this one may be unknown if it never records its end.
-func (s *stateStore) begin(ctx context.Context, st *jobState, now time.Time) error {
-	pipe := s.rdb.Pipeline()
-	pipe.HSet(ctx, st.key, "inflight", now.UnixMilli())
-	pipe.HSetNX(ctx, st.key, "first_seen", now.UnixMilli())
-	pipe.Expire(ctx, st.key, s.ttl)
-	_, err := pipe.Exec(ctx)
-	return err
-}
-
-// end records the end of a call. A counted failure increments attempts;
-// an ambiguous one sets the flag for later attempts.
-func (s *stateStore) end(ctx context.Context, st *jobState, now time.Time, counted, ambiguous bool, code, msg, requestID string) error {
-	fields := map[string]any{"last_code": code, "last_message": msg, "last_request_id": requestID,
-		"last_failure": now.UnixMilli()}
-	if st.FirstFailure.IsZero() {
-		st.FirstFailure = now
-		fields["first_failure"] = now.UnixMilli()
-	}
-	if ambiguous {
-		fields["ambiguous"] = "1"
-		st.Ambiguous = true
-	}
-	st.LastFailure, st.LastCode, st.LastMessage, st.LastRequest = now, code, msg, requestID
-	pipe := s.rdb.Pipeline()
-	pipe.HDel(ctx, st.key, "inflight")
-	pipe.HSet(ctx, st.key, fields)
-	var incr *redis.IntCmd
-	if counted {
-		incr = pipe.HIncrBy(ctx, st.key, "attempts", 1)
-	}
-	pipe.Expire(ctx, st.key, s.ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return err
-	}
-	if incr != nil {
-		st.Attempts = int(incr.Val())
-	}
-	return nil
-}
-
-// clearInflight drops the in-flight marker after a call whose end needs no
-// record (success, or a failure recorded elsewhere).
-func (s *stateStore) clearInflight(ctx context.Context, st *jobState) error {
-	return s.rdb.HDel(ctx, st.key, "inflight").Err()
-}
-
-// drop forgets the job once it has ended.
-func (s *stateStore) drop(ctx context.Context, st *jobState) error {
-	return s.rdb.Del(ctx, st.key).Err()
 }
 
 func unixMilli(s string) time.Time {

@@ -64,10 +64,15 @@ type Config struct {
 	// sharing the Redis (DYPLS_QPS); 0 means no cap and no adaptation.
 	QPS float64
 
-	// UnsafeNoFence switches the newest-update-wins fence off. It exists
-	// only for tests that prove the fence matters: never set it in
-	// production.
-	UnsafeNoFence bool
+	// AmbiguousHold is how long a binding stays locked after a call whose
+	// outcome is unknown (a timeout, a dropped connection, a 5xx), so that
+	// the next call for the binding cannot reach the provider while it may
+	// still be applying this one; default the API call timeout (at least
+	// 1s). See RELIABILITY.md.
+	AmbiguousHold time.Duration
+	// CommitWait is how long the handler insists on recording an applied
+	// version before it gives up and lets the job run again; default 10s.
+	CommitWait time.Duration
 
 	// ShutdownTimeout is how long in-flight jobs may finish on shutdown;
 	// default twice the API call timeout plus 5 s.
@@ -110,6 +115,8 @@ func (c Config) withDefaults(callTimeout time.Duration) Config {
 	def(&c.BusyDelay, 300*time.Millisecond)
 	def(&c.LimitWait, time.Second)
 	def(&c.ShutdownTimeout, 2*callTimeout+5*time.Second)
+	def(&c.AmbiguousHold, max(callTimeout, time.Second))
+	def(&c.CommitWait, 10*time.Second)
 	def(&c.TaskCheckInterval, 100*time.Millisecond)
 	def(&c.DelayedTaskCheckInterval, 200*time.Millisecond)
 	if c.KeyPrefix == "" {
@@ -157,6 +164,12 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	if cfg.HaltWait > 2*time.Minute {
 		return nil, errors.New("halt wait must be at most 2m, below the task timeout")
 	}
+	if cfg.MaxAttempts >= tasks.DefaultMaxRetry {
+		return nil, fmt.Errorf("JOB_MAX_ATTEMPTS %d must be below asynq's retry limit for dyplsq jobs (%d)", cfg.MaxAttempts, tasks.DefaultMaxRetry)
+	}
+	// A job's state (and its intent in the fence) lives as long as the job
+	// can still run, and a day more.
+	stateTTL := cfg.MaxAge + 24*time.Hour
 	m := NewMetrics(cfg.Registry)
 	store := &deadletter.Store{Redis: rdb, Prefix: cfg.KeyPrefix}
 	w := &Worker{
@@ -174,7 +187,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	w.h = &handler{
 		cfg:     cfg,
 		api:     api,
-		state:   &stateStore{rdb: rdb, prefix: cfg.KeyPrefix, ttl: cfg.MaxAge + 24*time.Hour},
+		state:   &stateStore{rdb: rdb, prefix: cfg.KeyPrefix, ttl: stateTTL},
 		dead:    store,
 		halt:    newHaltState(cfg.HaltProbeMin, cfg.HaltProbeMax, cfg.Now),
 		metrics: m,
@@ -182,11 +195,9 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		stop:    make(chan struct{}),
 		now:     cfg.Now,
 	}
-	if !cfg.UnsafeNoFence {
-		// The lock outlives every call it guards: the limiter wait, the
-		// call, and the ambiguity check.
-		w.h.fence = &fence{rdb: rdb, prefix: cfg.KeyPrefix, lockTTL: cfg.LimitWait + 2*callTimeout + 5*time.Second}
-	}
+	// The lock outlives every call it guards: the limiter wait, the call,
+	// and the ambiguity check.
+	w.h.fence = &fence{rdb: rdb, prefix: cfg.KeyPrefix, lockTTL: cfg.LimitWait + 2*callTimeout + 5*time.Second, stateTTL: stateTTL}
 	batches := &batch.Store{Redis: rdb, Prefix: cfg.KeyPrefix}
 	w.h.marker = func(ctx context.Context, id string, line int, outcome, code, msg, requestID string) error {
 		return batches.Mark(ctx, id, line, batch.RowState{Outcome: outcome, Code: code, Message: msg, RequestID: requestID})
