@@ -26,8 +26,10 @@ var luaPrelude = func() string {
 	pending, _ := outcomeCode(OutcomePending)
 	cancelled, _ := outcomeCode(OutcomeCancelled)
 	invalid, _ := outcomeCode(OutcomeInvalid)
-	return fmt.Sprintf("local names = {%s}\nlocal PENDING, CANCELLED, INVALID, BUCKET = %d, %d, %d, %d\n",
-		strings.Join(names, ", "), pending, cancelled, invalid, BucketLines) + luaNibbles
+	retrying, _ := outcomeCode(OutcomeRetrying)
+	halted, _ := outcomeCode(OutcomeHalted)
+	return fmt.Sprintf("local names = {%s}\nlocal PENDING, CANCELLED, INVALID, RETRYING, HALTED, BUCKET = %d, %d, %d, %d, %d, %d\n",
+		strings.Join(names, ", "), pending, cancelled, invalid, retrying, halted, BucketLines) + luaNibbles
 }()
 
 // luaNibbles gets and sets the 4-bit code of line l in byte v of the rows
@@ -158,8 +160,10 @@ return {n, cancelled and 1 or 0}
 
 // markScript replaces the state of one line and moves the counters.
 // KEYS: batch hash, rows, the line's detail bucket.
-// ARGV: line, outcome code, detail ("" for none), code ("" for none).
-// Returns the previous outcome code, or -1 when the batch does not exist.
+// ARGV: line, outcome code, detail ("" for none), code ("" for none),
+// "1" to change only a line that is open (pending, retrying or halted).
+// Returns the previous outcome code, -1 when the batch does not exist, or
+// -2 when the line was not open and "1" was given.
 var markScript = script(`
 local exp = redis.call('HGET', KEYS[1], 'expires_at')
 if not exp then return -1 end
@@ -168,6 +172,7 @@ local l = tonumber(line)
 local at = math.floor(l / 2)
 local v = string.byte(redis.call('GETRANGE', KEYS[2], at, at)) or 0
 local old = nibble(v, l)
+if ARGV[5] == '1' and old ~= PENDING and old ~= RETRYING and old ~= HALTED then return -2 end
 local oldd = redis.call('HGET', KEYS[3], line)
 if old == 0 or old == INVALID then
 	redis.call('HINCRBY', KEYS[1], 'n:queued', 1)

@@ -623,15 +623,78 @@ func (s *Store) Mark(ctx context.Context, id string, line int, st RowState) erro
 	if line < 1 {
 		return fmt.Errorf("batch: Mark: line %d", line)
 	}
+	_, err := s.mark(ctx, id, line, code, st, false)
+	return err
+}
+
+// MarkOpen is [Store.Mark] for a row that is still open (pending, retrying
+// or halted): a row that has ended, or was never queued, is left as it is.
+// It reports whether it changed the row. The check and the change are one
+// script, so a report that ended the row first always wins.
+func (s *Store) MarkOpen(ctx context.Context, id string, line int, st RowState) (bool, error) {
+	code, ok := outcomeCode(st.Outcome)
+	if !ok || st.Outcome == OutcomeInvalid || st.Outcome == OutcomeDuplicate {
+		return false, fmt.Errorf("batch: MarkOpen: unknown outcome %q", st.Outcome)
+	}
+	if line < 1 {
+		return false, fmt.Errorf("batch: MarkOpen: line %d", line)
+	}
+	return s.mark(ctx, id, line, code, st, true)
+}
+
+func (s *Store) mark(ctx context.Context, id string, line, code int, st RowState, onlyOpen bool) (bool, error) {
 	detail := ""
 	if st.Code != "" || st.Message != "" || st.RequestID != "" {
 		detail = encodeDetail(st.Code, st.RequestID, st.Message)
 	}
-	keys := []string{s.Key(id), s.RowsKey(id), s.BucketKey(id, line/BucketLines)}
-	if err := markScript.Run(ctx, s.Redis, keys, line, code, detail, st.Code).Err(); err != nil {
-		return fmt.Errorf("batch: mark %s line %d: %w", id, line, err)
+	open := ""
+	if onlyOpen {
+		open = "1"
 	}
-	return nil
+	keys := []string{s.Key(id), s.RowsKey(id), s.BucketKey(id, line/BucketLines)}
+	old, err := markScript.Run(ctx, s.Redis, keys, line, code, detail, st.Code, open).Int()
+	if err != nil {
+		return false, fmt.Errorf("batch: mark %s line %d: %w", id, line, err)
+	}
+	return old >= 0, nil
+}
+
+// RowRef names one line of a batch.
+type RowRef struct {
+	Batch string
+	Line  int
+}
+
+// Open reports for each row whether it is open: queued and not ended yet
+// (pending, retrying or halted). Rows of batches that no longer exist are
+// not open. It reads one byte per row, in one pipeline.
+func (s *Store) Open(ctx context.Context, rows []RowRef) ([]bool, error) {
+	out := make([]bool, len(rows))
+	if len(rows) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.StringCmd, len(rows))
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range rows {
+			at := int64(r.Line / 2)
+			cmds[i] = p.GetRange(ctx, s.RowsKey(r.Batch), at, at)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("batch: read rows: %w", err)
+	}
+	for i, r := range rows {
+		b, err := cmds[i].Bytes()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("batch: read rows of %s: %w", r.Batch, err)
+		}
+		switch decodeOutcomes(b, r.Line, r.Line)[0] {
+		case OutcomePending, OutcomeRetrying, OutcomeHalted:
+			out[i] = true
+		}
+	}
+	return out, nil
 }
 
 // Row is the record of one line.

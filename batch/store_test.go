@@ -405,3 +405,48 @@ func testRecordManyEntries(t *testing.T, open backend) {
 		t.Error("entries over 17 buckets accepted")
 	}
 }
+
+// MarkOpen changes only rows that are open, and Open tells which are.
+func TestMarkOpen(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	info := begin(t, s, "mark open")
+	var es []Entry
+	for l := 2; l <= 5; l++ {
+		es = append(es, Entry{Line: l, Outcome: OutcomePending})
+	}
+	if _, err := s.Record(ctx, info.ID, es); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.Mark(ctx, info.ID, 3, RowState{Outcome: OutcomeRetrying, Code: "isp.SYSTEM_ERROR"}))
+	must(s.Mark(ctx, info.ID, 4, RowState{Outcome: OutcomeApplied, Code: "OK"}))
+	must(s.Mark(ctx, info.ID, 5, RowState{Outcome: OutcomeDead, Code: "isv.BIND_CONFLICT"}))
+	refs := []RowRef{{info.ID, 2}, {info.ID, 3}, {info.ID, 4}, {info.ID, 5}, {info.ID, 6}, {"bgonegonegonegone", 2}}
+	open, err := s.Open(ctx, refs)
+	if err != nil || fmt.Sprint(open) != "[true true false false false false]" {
+		t.Fatalf("Open = %v, %v", open, err)
+	}
+	for _, r := range refs {
+		_, err := s.MarkOpen(ctx, r.Batch, r.Line, RowState{Outcome: OutcomeDead, Code: "asynq.Archived"})
+		must(err)
+	}
+	rows, err := s.Rows(ctx, info.ID, 2, 6)
+	must(err)
+	got := ""
+	for _, r := range rows {
+		got += fmt.Sprintf("%d:%s:%s ", r.Line, r.Outcome, r.Code)
+	}
+	if want := "2:dead:asynq.Archived 3:dead:asynq.Archived 4:applied:OK 5:dead:isv.BIND_CONFLICT 6:: "; got != want {
+		t.Errorf("rows %q, want %q", got, want)
+	}
+	st := status(t, s, info.ID)
+	if st.Dead != 3 || st.Applied != 1 || st.Pending != 0 || st.Retrying != 0 || st.Queued != 4 {
+		t.Errorf("counts %+v", st.Counts)
+	}
+}

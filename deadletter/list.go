@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +22,17 @@ type Filter struct {
 	Since, Until time.Time
 	// Queue keeps records of this queue only.
 	Queue string
+	// TaskIDs keeps the records of these task ids only.
+	TaskIDs []string
 	// Limit stops after this many matching records; 0 means no limit.
 	Limit int
 }
 
 func (f Filter) match(r Record) bool {
 	if f.Queue != "" && r.Queue != f.Queue {
+		return false
+	}
+	if len(f.TaskIDs) > 0 && !slices.Contains(f.TaskIDs, r.TaskID) {
 		return false
 	}
 	if len(f.Codes) == 0 {
@@ -53,8 +59,18 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 // Each calls fn for every record matching f, oldest first, reading the index
 // and the records a page at a time. fn may delete the record it is given
 // (or any other); records written during the walk may or may not be seen.
-// An error from fn stops the walk and is returned.
+// An error from fn stops the walk and is returned. Records of the earlier
+// layout are moved into the current one first ([Store.Migrate]).
 func (s *Store) Each(ctx context.Context, f Filter, fn func(Record) error) error {
+	return s.each(ctx, f, func(r Record, _ []byte) error { return fn(r) })
+}
+
+// each is Each, giving fn also the stored bytes of the record, so that it
+// can delete the record only as it read it.
+func (s *Store) each(ctx context.Context, f Filter, fn func(Record, []byte) error) error {
+	if _, err := s.Migrate(ctx); err != nil {
+		return err
+	}
 	lo, hi := "-inf", "+inf"
 	if !f.Since.IsZero() {
 		lo = strconv.FormatInt(f.Since.UnixMilli(), 10)
@@ -72,15 +88,15 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Record) error) error
 		if len(ids) == 0 {
 			return nil
 		}
-		recs, err := s.load(ctx, ids)
+		recs, raws, err := s.load(ctx, ids)
 		if err != nil {
 			return err
 		}
-		for _, r := range recs {
+		for i, r := range recs {
 			if !f.match(r) {
 				continue
 			}
-			if err := fn(r); err != nil {
+			if err := fn(r, raws[i]); err != nil {
 				return err
 			}
 			n++
@@ -92,8 +108,8 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Record) error) error
 }
 
 // load reads the records of ids in one pipeline, skipping ids whose record
-// is gone.
-func (s *Store) load(ctx context.Context, ids []string) ([]Record, error) {
+// is gone, and returns them with their stored bytes.
+func (s *Store) load(ctx context.Context, ids []string) ([]Record, [][]byte, error) {
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
@@ -102,24 +118,26 @@ func (s *Store) load(ctx context.Context, ids []string) ([]Record, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("deadletter: read records: %w", err)
+		return nil, nil, fmt.Errorf("deadletter: read records: %w", err)
 	}
 	out := make([]Record, 0, len(ids))
+	raws := make([][]byte, 0, len(ids))
 	for i, cmd := range cmds {
 		b, err := cmd.Bytes()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("deadletter: read record %s: %w", ids[i], err)
+			return nil, nil, fmt.Errorf("deadletter: read record %s: %w", ids[i], err)
 		}
 		var r Record
 		if err := json.Unmarshal(b, &r); err != nil {
-			return nil, fmt.Errorf("deadletter: record %s is unreadable: %w", ids[i], err)
+			return nil, nil, fmt.Errorf("deadletter: record %s is unreadable: %w", ids[i], err)
 		}
 		out = append(out, r)
+		raws = append(raws, b)
 	}
-	return out, nil
+	return out, raws, nil
 }
 
 // cursor walks a ZSET in (score, member) order a page at a time with

@@ -31,6 +31,12 @@ const (
 	ReasonMalformed    = "malformed payload"
 	ReasonLeaseExpired = "lease expired on last attempt"
 	ReasonOperator     = "archived by an operator"
+	// ReasonRetryLimit: asynq's own MaxRetry ran out before the handler's
+	// attempt budget, and asynq archived the job.
+	ReasonRetryLimit = "asynq retry limit reached"
+	// ReasonUnsupportedSchema: the payload was written by a newer producer
+	// and no worker that reads its schema ran it before asynq gave up.
+	ReasonUnsupportedSchema = "payload schema newer than the workers"
 )
 
 // Codes of jobs that reached the asynq archive outside dyplsq's handler,
@@ -42,6 +48,11 @@ const (
 	// CodeArchived: the job was archived some other way, normally by an
 	// operator in the web UI.
 	CodeArchived = "asynq.Archived"
+	// CodeRetryLimit: asynq archived the job when its MaxRetry ran out.
+	CodeRetryLimit = "asynq.MaxRetry"
+	// CodeUnsupportedSchema: the job's payload schema is newer than the
+	// workers that tried it.
+	CodeUnsupportedSchema = "Job.UnsupportedSchema"
 )
 
 // Record is the durable dead-letter record of one dead job.

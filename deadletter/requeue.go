@@ -24,6 +24,9 @@ const (
 	OutcomeLive = "live"
 	// OutcomeFailed: the record could not be worked; Outcome.Err says why.
 	OutcomeFailed = "failed"
+	// OutcomeChanged: the record changed after it was read (the job died
+	// again meanwhile), so it was kept; run the command again to work it.
+	OutcomeChanged = "changed"
 )
 
 // Options of a requeued task.
@@ -73,15 +76,15 @@ func (q *Requeuer) now() time.Time {
 // records, a cancelled context); each record's own failure is in its Outcome.
 func (q *Requeuer) Requeue(ctx context.Context, f Filter, dryRun bool) ([]Outcome, error) {
 	var out []Outcome
-	err := q.Store.Each(ctx, f, func(r Record) error {
-		o := q.requeue(ctx, r, dryRun)
+	err := q.Store.each(ctx, f, func(r Record, stored []byte) error {
+		o := q.requeue(ctx, r, stored, dryRun)
 		out = append(out, o)
 		return ctx.Err()
 	})
 	return out, err
 }
 
-func (q *Requeuer) requeue(ctx context.Context, r Record, dryRun bool) Outcome {
+func (q *Requeuer) requeue(ctx context.Context, r Record, stored []byte, dryRun bool) Outcome {
 	o := Outcome{TaskID: r.TaskID}
 	fail := func(err error) Outcome {
 		o.Code, o.Err = OutcomeFailed, err
@@ -105,10 +108,6 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, dryRun bool) Outcome {
 		o.Code = OutcomeWouldRequeue
 		return o
 	}
-	stored, err := q.Store.raw(ctx, r.TaskID)
-	if err != nil {
-		return fail(fmt.Errorf("read record: %w", err))
-	}
 	task := asynq.NewTask(r.Type, payload)
 	_, err = q.Client.EnqueueContext(ctx, task,
 		asynq.TaskID(r.TaskID), asynq.Queue(r.Queue),
@@ -123,20 +122,24 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, dryRun bool) Outcome {
 	o.Code = OutcomeRequeued
 	// Delete the record only as it was read: should the job already have
 	// died again, its new record stays.
-	if stored != nil {
-		if _, err := q.Store.deleteIfUnchanged(ctx, r.TaskID, stored); err != nil {
-			o.Err = fmt.Errorf("queued, but the record stays: %w", err)
-		}
+	if _, err := q.Store.deleteIfUnchanged(ctx, r.TaskID, stored); err != nil {
+		o.Err = fmt.Errorf("queued, but the record stays: %w", err)
 	}
 	return o
 }
 
 // Purge deletes every record matching f and its archived asynq task. A task
 // with the same id that is live in asynq is left alone; only the record goes.
-// With dryRun nothing changes.
+// A record is deleted only as the walk read it: one that changed meanwhile
+// (the job died again) is kept and reported [OutcomeChanged]. With dryRun
+// nothing changes.
+//
+// The archived task goes before the record, so that a sweep that read the
+// archive before the purge and finds the record gone sees the task gone too
+// when it checks, and takes back the record it wrote.
 func (q *Requeuer) Purge(ctx context.Context, f Filter, dryRun bool) ([]Outcome, error) {
 	var out []Outcome
-	err := q.Store.Each(ctx, f, func(r Record) error {
+	err := q.Store.each(ctx, f, func(r Record, stored []byte) error {
 		o := Outcome{TaskID: r.TaskID, Code: OutcomePurged}
 		if dryRun {
 			o.Code = OutcomeWouldPurge
@@ -144,8 +147,12 @@ func (q *Requeuer) Purge(ctx context.Context, f Filter, dryRun bool) ([]Outcome,
 		if _, err := q.removeArchived(r, dryRun); err != nil {
 			o.Code, o.Err = OutcomeFailed, err
 		} else if !dryRun {
-			if err := q.Store.Delete(ctx, r.TaskID); err != nil {
+			deleted, err := q.Store.deleteIfUnchanged(ctx, r.TaskID, stored)
+			switch {
+			case err != nil:
 				o.Code, o.Err = OutcomeFailed, err
+			case !deleted:
+				o.Code = OutcomeChanged
 			}
 		}
 		out = append(out, o)

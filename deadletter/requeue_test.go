@@ -263,7 +263,7 @@ func TestSweepRecordLeaseExpired(t *testing.T) {
 	if r.Code != CodeLeaseExpired || r.Reason != ReasonLeaseExpired || r.Attempts != 4 || !r.DiedAt.Equal(failed) || r.SubsId != "1" {
 		t.Errorf("record: %+v", r)
 	}
-	r = sw.record(&asynq.TaskInfo{ID: "y", LastErr: "call 13812345678 failed"})
+	r = sw.record(&asynq.TaskInfo{ID: "y", LastErr: "call 13812345678 failed", MaxRetry: 25})
 	if r.Code != CodeArchived || r.Message != "call 138****5678 failed" || r.DiedAt.IsZero() {
 		t.Errorf("record: %+v", r)
 	}

@@ -16,9 +16,16 @@ import (
 const DefaultPrefix = "dyplsq"
 
 // Store keeps dead-letter records in Redis. Each record is one string key,
-// <prefix>:dlq:rec:<task id>, holding its JSON; the ZSET <prefix>:dlq:index
-// lists every task id scored by DiedAt in Unix milliseconds. No command
-// touches two keys at once, so it works on Redis Cluster. Keys have no TTL.
+// <prefix>:{dlq}:rec:<task id>, holding its JSON; the ZSET
+// <prefix>:{dlq}:index lists every task id scored by DiedAt in Unix
+// milliseconds. Both carry the hash tag {dlq}, so they share one Redis
+// Cluster slot and every write changes a record and its index entry
+// together, in one transaction or script: there is never a record the index
+// does not list. Keys have no TTL.
+//
+// Records written by earlier versions (<prefix>:dlq:rec:<id> and
+// <prefix>:dlq:index, in two slots) are moved into this layout by
+// [Store.Each] and by the sweep; see [Store.Migrate].
 type Store struct {
 	// Redis is the server holding the records.
 	Redis redis.UniversalClient
@@ -40,16 +47,21 @@ func (s *Store) prefix() string {
 }
 
 // IndexKey is the ZSET of task ids scored by DiedAt (Unix milliseconds).
-func (s *Store) IndexKey() string { return s.prefix() + ":dlq:index" }
+func (s *Store) IndexKey() string { return s.prefix() + ":{dlq}:index" }
 
 // RecordKey is the string key holding the JSON record of taskID.
-func (s *Store) RecordKey(taskID string) string { return s.prefix() + ":dlq:rec:" + taskID }
+func (s *Store) RecordKey(taskID string) string { return s.prefix() + ":{dlq}:rec:" + taskID }
+
+// oldIndexKey and oldRecordKey are the keys of the earlier layout.
+func (s *Store) oldIndexKey() string               { return s.prefix() + ":dlq:index" }
+func (s *Store) oldRecordKey(taskID string) string { return s.prefix() + ":dlq:rec:" + taskID }
 
 // Put writes r. It is idempotent per TaskID: writing a record again merges
 // it with the stored one, keeping the earliest FirstFailure and DiedAt, the
 // latest LastFailure and the largest Attempts, and taking every other
 // non-empty field from r. Message is masked again as a safeguard. A zero
-// DiedAt means now.
+// DiedAt means now. The record and its index entry are written in one
+// transaction.
 func (s *Store) Put(ctx context.Context, r Record) error {
 	if r.TaskID == "" {
 		return errors.New("deadletter: record without a task id")
@@ -59,9 +71,8 @@ func (s *Store) Put(ctx context.Context, r Record) error {
 		r.DiedAt = time.Now()
 	}
 	key := s.RecordKey(r.TaskID)
-	var merged Record
 	txf := func(tx *redis.Tx) error {
-		merged = r
+		merged := r
 		old, err := tx.Get(ctx, key).Bytes()
 		switch {
 		case errors.Is(err, redis.Nil):
@@ -79,6 +90,7 @@ func (s *Store) Put(ctx context.Context, r Record) error {
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, key, b, 0)
+			p.ZAdd(ctx, s.IndexKey(), redis.Z{Score: score(merged), Member: merged.TaskID})
 			return nil
 		})
 		return err
@@ -92,34 +104,59 @@ func (s *Store) Put(ctx context.Context, r Record) error {
 	if err != nil {
 		return fmt.Errorf("deadletter: write record %s: %w", r.TaskID, err)
 	}
-	return s.index(ctx, merged)
+	return nil
 }
 
-// putIfAbsent writes r only when taskID has no record yet, and reports
-// whether it did.
-func (s *Store) putIfAbsent(ctx context.Context, r Record) (bool, error) {
+// score is r's score in the index.
+func score(r Record) float64 { return float64(r.DiedAt.UnixMilli()) }
+
+// putIfAbsent writes r, record and index entry together, only when taskID
+// has no record yet. It returns the bytes it wrote, nil when it wrote
+// nothing.
+func (s *Store) putIfAbsent(ctx context.Context, r Record) ([]byte, error) {
 	if r.DiedAt.IsZero() {
 		r.DiedAt = time.Now()
 	}
 	r.Message = dypls.Mask(r.Message)
 	b, err := encode(r)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	ok, err := s.Redis.SetNX(ctx, s.RecordKey(r.TaskID), b, 0).Result()
-	if err != nil || !ok {
-		return false, err
-	}
-	return true, s.index(ctx, r)
+	return s.putRawIfAbsent(ctx, r.TaskID, b, score(r))
 }
 
-func (s *Store) index(ctx context.Context, r Record) error {
-	err := s.Redis.ZAdd(ctx, s.IndexKey(), redis.Z{Score: float64(r.DiedAt.UnixMilli()), Member: r.TaskID}).Err()
+func (s *Store) putRawIfAbsent(ctx context.Context, taskID string, b []byte, score float64) ([]byte, error) {
+	n, err := putIfAbsentScript.Run(ctx, s.Redis, []string{s.RecordKey(taskID), s.IndexKey()}, b, score, taskID).Int()
 	if err != nil {
-		return fmt.Errorf("deadletter: index record %s: %w", r.TaskID, err)
+		return nil, fmt.Errorf("deadletter: write record %s: %w", taskID, err)
 	}
-	return nil
+	if n == 0 {
+		return nil, nil
+	}
+	return b, nil
 }
+
+// putIfAbsentScript: KEYS record, index; ARGV JSON, score, task id.
+var putIfAbsentScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
+redis.call("SET", KEYS[1], ARGV[1])
+redis.call("ZADD", KEYS[2], ARGV[2], ARGV[3])
+return 1`)
+
+// reindex lists r's task in the index, scored by DiedAt, if its record
+// exists and the index lacks it. It reports whether it added an entry.
+func (s *Store) reindex(ctx context.Context, r Record) (bool, error) {
+	n, err := reindexScript.Run(ctx, s.Redis, []string{s.RecordKey(r.TaskID), s.IndexKey()}, score(r), r.TaskID).Int()
+	if err != nil {
+		return false, fmt.Errorf("deadletter: index record %s: %w", r.TaskID, err)
+	}
+	return n == 1, nil
+}
+
+// reindexScript: KEYS record, index; ARGV score, task id.
+var reindexScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 0 then return 0 end
+return redis.call("ZADD", KEYS[2], "NX", ARGV[1], ARGV[2])`)
 
 // merge combines a stored record with a new write of the same task.
 func merge(prev, r Record) Record {
@@ -186,14 +223,16 @@ func (s *Store) Get(ctx context.Context, taskID string) (Record, bool, error) {
 	return r, true, nil
 }
 
-// Delete removes the records of taskIDs; ids without a record are ignored.
+// Delete removes the records of taskIDs, each with its index entry; ids
+// without a record are ignored. It deletes whatever is stored: requeue and
+// purge delete a record only as they read it (deleteIfUnchanged).
 func (s *Store) Delete(ctx context.Context, taskIDs ...string) error {
 	for len(taskIDs) > 0 {
 		n := min(len(taskIDs), pageSize)
 		chunk := taskIDs[:n]
 		taskIDs = taskIDs[n:]
 		members := make([]any, len(chunk))
-		_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range chunk {
 				p.Del(ctx, s.RecordKey(id))
 				members[i] = id
@@ -208,20 +247,24 @@ func (s *Store) Delete(ctx context.Context, taskIDs ...string) error {
 	return nil
 }
 
-// deleteIfUnchanged deletes the record of taskID only if it still holds
-// stored, the raw value read earlier, so a record written meanwhile (the job
-// died again) survives. It reports whether it deleted.
+// deleteIfUnchanged deletes the record of taskID, with its index entry,
+// only if it still holds stored, the raw value read earlier, so a record
+// written meanwhile (the job died again) survives. It reports whether it
+// deleted.
 func (s *Store) deleteIfUnchanged(ctx context.Context, taskID string, stored []byte) (bool, error) {
-	n, err := delIfEqual.Run(ctx, s.Redis, []string{s.RecordKey(taskID)}, stored).Int()
-	if err != nil || n == 0 {
-		return false, err
+	n, err := delIfEqual.Run(ctx, s.Redis, []string{s.RecordKey(taskID), s.IndexKey()}, stored, taskID).Int()
+	if err != nil {
+		return false, fmt.Errorf("deadletter: delete record %s: %w", taskID, err)
 	}
-	return true, s.Redis.ZRem(ctx, s.IndexKey(), taskID).Err()
+	return n == 1, nil
 }
 
+// delIfEqual: KEYS record, index; ARGV expected JSON, task id.
 var delIfEqual = redis.NewScript(`
 if redis.call("GET", KEYS[1]) == ARGV[1] then
-	return redis.call("DEL", KEYS[1])
+	redis.call("DEL", KEYS[1])
+	redis.call("ZREM", KEYS[2], ARGV[2])
+	return 1
 end
 return 0`)
 

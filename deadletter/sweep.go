@@ -2,6 +2,7 @@ package deadletter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,13 +11,25 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/dypls"
 )
 
-// Sweeper writes a record for every archived asynq task that has none: jobs
-// archived outside dyplsq's handler, when a lease expired on the last
-// attempt or an operator archived a task in the web UI. The worker runs it
-// periodically, so every path into the archive leaves a record.
+// Sweeper makes sure that every job in the asynq archive is accounted for,
+// however it got there: by dyplsq's handler, or outside it, when a lease
+// expired on the last attempt, asynq's own MaxRetry ran out, a job of a
+// newer payload schema was retried until asynq gave up, or an operator
+// archived a task in the web UI. For each archived task it
+//
+//   - writes the dead-letter record if there is none, classified by what
+//     asynq tells of the task (see [Sweeper.Sweep]), record and index entry
+//     together;
+//   - indexes a record that its index lost;
+//   - ends the task's CLI batch row dead with the record's code, if the row
+//     is still open (pending, retrying or halted).
+//
+// The worker runs it periodically, so every path into the archive leaves a
+// record and ends its row.
 type Sweeper struct {
 	// Store receives the records.
 	Store *Store
@@ -26,13 +39,35 @@ type Sweeper struct {
 	Queues []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Batches holds the CLI batches whose rows the sweep ends; nil leaves
+	// batch rows alone.
+	Batches *batch.Store
 }
 
-// Sweep reads the archive of each queue a page at a time and writes the
-// records that are missing, returning how many it wrote. A queue that does
-// not exist yet is skipped. Records written meanwhile by the handler are
-// never overwritten.
+// Sweep reads the archive of each queue a page at a time, writes the
+// records that are missing, repairs their index and ends open batch rows.
+// It returns how many records it wrote. A queue that does not exist yet is
+// skipped. Records written meanwhile by the handler are never overwritten,
+// and a row the handler ended is never changed.
+//
+// A task found without a record is classified from its asynq TaskInfo:
+// LastErr "asynq: task lease expired" on the last attempt is
+// [CodeLeaseExpired]; a last error of the worker's "unsupported schema"
+// retries once MaxRetry ran out is [CodeUnsupportedSchema]; any other
+// failure once MaxRetry ran out is [CodeRetryLimit]; anything else (the
+// task had retries left, or never failed) was archived by an operator,
+// [CodeArchived].
+//
+// A purge or a requeue may remove a record and its archived task between
+// the sweep's reading of the archive and its writing of the record. So after
+// writing one, the sweep checks that the task is still archived, and if it
+// is not, it deletes the record it wrote (only as it wrote it: a record the
+// handler merged into it meanwhile stays). Rows are ended only after that
+// check.
 func (s *Sweeper) Sweep(ctx context.Context) (written int, err error) {
+	if _, err := s.Store.Migrate(ctx); err != nil {
+		return 0, err
+	}
 	for _, q := range s.Queues {
 		n, err := s.sweepQueue(ctx, q)
 		written += n
@@ -56,18 +91,10 @@ func (s *Sweeper) sweepQueue(ctx context.Context, queue string) (int, error) {
 		if err != nil {
 			return written, err
 		}
-		missing, err := s.missing(ctx, infos)
+		n, err := s.sweepPage(ctx, infos)
+		written += n
 		if err != nil {
 			return written, err
-		}
-		for _, info := range missing {
-			ok, err := s.Store.putIfAbsent(ctx, s.record(info))
-			if err != nil {
-				return written, err
-			}
-			if ok {
-				written++
-			}
 		}
 		if len(infos) < pageSize {
 			return written, nil
@@ -75,46 +102,269 @@ func (s *Sweeper) sweepQueue(ctx context.Context, queue string) (int, error) {
 	}
 }
 
-// missing returns the tasks of infos that have no record, checked with one
-// pipeline of EXISTS.
-func (s *Sweeper) missing(ctx context.Context, infos []*asynq.TaskInfo) ([]*asynq.TaskInfo, error) {
+// found is what the sweep knows of one archived task.
+type found struct {
+	info    *asynq.TaskInfo
+	rec     Record // the stored record, or the one written
+	has     bool   // a record exists
+	indexed bool
+	fields  jobFields
+}
+
+func (s *Sweeper) sweepPage(ctx context.Context, infos []*asynq.TaskInfo) (int, error) {
 	if len(infos) == 0 {
-		return nil, nil
+		return 0, nil
 	}
-	cmds := make([]*redis.IntCmd, len(infos))
+	fs, err := s.lookup(ctx, infos)
+	if err != nil {
+		return 0, err
+	}
+	written := 0
+	for i := range fs {
+		f := &fs[i]
+		switch {
+		case !f.has:
+			ok, err := s.adopt(ctx, f)
+			if err != nil {
+				return written, err
+			}
+			if !ok {
+				continue // the task left the archive: nothing to account for
+			}
+			written++
+		case !f.indexed:
+			if _, err := s.Store.reindex(ctx, f.rec); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, s.endRows(ctx, fs)
+}
+
+// lookup reads, in one pipeline, the record and index entry of each task.
+func (s *Sweeper) lookup(ctx context.Context, infos []*asynq.TaskInfo) ([]found, error) {
+	gets := make([]*redis.StringCmd, len(infos))
+	scores := make([]*redis.FloatCmd, len(infos))
 	_, err := s.Store.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, info := range infos {
-			cmds[i] = p.Exists(ctx, s.Store.RecordKey(info.ID))
+			gets[i] = p.Get(ctx, s.Store.RecordKey(info.ID))
+			scores[i] = p.ZScore(ctx, s.Store.IndexKey(), info.ID)
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	var out []*asynq.TaskInfo
-	for i, cmd := range cmds {
-		if cmd.Val() == 0 {
-			out = append(out, infos[i])
+	out := make([]found, len(infos))
+	for i, info := range infos {
+		f := found{info: info, fields: decodeFields(info.Payload)}
+		b, err := gets[i].Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, err
+		default:
+			f.has = true
+			if json.Unmarshal(b, &f.rec) != nil {
+				f.rec = Record{TaskID: info.ID}
+			}
+			f.rec.TaskID = info.ID
+			_, err := scores[i].Result()
+			f.indexed = err == nil
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return nil, err
+			}
 		}
+		out[i] = f
 	}
 	return out, nil
 }
 
+// adopt writes the missing record of an archived task: the task's record
+// of the earlier layout if it has one, else one classified from the task.
+// It then checks that the task is still archived; if not (a purge or a
+// requeue took it away meanwhile), it takes the record back and reports
+// false.
+func (s *Sweeper) adopt(ctx context.Context, f *found) (bool, error) {
+	if ok, err := s.Store.migrateOne(ctx, f.info.ID); err != nil {
+		return false, err
+	} else if ok {
+		r, has, err := s.Store.Get(ctx, f.info.ID)
+		if err != nil || !has {
+			return false, err
+		}
+		f.rec, f.has, f.indexed = r, true, true
+		return s.stillArchived(ctx, f, nil)
+	}
+	r := s.record(f.info)
+	wrote, err := s.Store.putIfAbsent(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	if wrote == nil {
+		// Written meanwhile (the handler, another sweep): use that one.
+		got, has, err := s.Store.Get(ctx, f.info.ID)
+		if err != nil || !has {
+			return false, err
+		}
+		r = got
+	}
+	f.rec, f.has, f.indexed = r, true, true
+	ok, err := s.stillArchived(ctx, f, wrote)
+	return ok && wrote != nil, err
+}
+
+// stillArchived reports whether f's task is still in the archive. When it
+// is not, or the check fails, it deletes the record the sweep wrote (wrote;
+// nil when the sweep wrote none, or moved one from the earlier layout, which
+// stays) if it is unchanged.
+func (s *Sweeper) stillArchived(ctx context.Context, f *found, wrote []byte) (bool, error) {
+	info, err := s.Inspector.GetTaskInfo(f.info.Queue, f.info.ID)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+	case err != nil:
+		if wrote != nil {
+			_, _ = s.Store.deleteIfUnchanged(ctx, f.info.ID, wrote) // the next sweep writes it again
+		}
+		return false, fmt.Errorf("look up task %s: %w", f.info.ID, err)
+	case info.State == asynq.TaskStateArchived:
+		return true, nil
+	}
+	f.has = false
+	if wrote != nil {
+		if _, err := s.Store.deleteIfUnchanged(ctx, f.info.ID, wrote); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// endRows ends dead the open batch rows of the archived tasks of fs that
+// have a record, with the record's code.
+func (s *Sweeper) endRows(ctx context.Context, fs []found) error {
+	if s.Batches == nil {
+		return nil
+	}
+	var refs []batch.RowRef
+	var which []*found
+	for i := range fs {
+		f := &fs[i]
+		if f.has && batch.ValidID(f.fields.Batch) && f.fields.Line > 0 {
+			refs = append(refs, batch.RowRef{Batch: f.fields.Batch, Line: f.fields.Line})
+			which = append(which, f)
+		}
+	}
+	open, err := s.Batches.Open(ctx, refs)
+	if err != nil {
+		return err
+	}
+	for i, f := range which {
+		if !open[i] {
+			continue
+		}
+		// The row is open: make sure the task did not leave the archive
+		// (requeued) since the page was read. A requeued job that already
+		// reported a state keeps it; one that reports later overwrites
+		// this mark.
+		if ok, err := s.stillArchived(ctx, f, nil); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		msg := f.rec.Message
+		if f.rec.Reason != "" {
+			msg = strings.TrimSuffix(f.rec.Reason+": "+msg, ": ")
+		}
+		_, err := s.Batches.MarkOpen(ctx, f.fields.Batch, f.fields.Line, batch.RowState{
+			Outcome: batch.OutcomeDead, Code: orArchived(f.rec.Code), Message: dypls.Mask(msg), RequestID: f.rec.RequestID})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func orArchived(code string) string {
+	if code == "" {
+		return CodeArchived
+	}
+	return code
+}
+
+// leaseExpired is the LastErr asynq gives a task whose lease expired.
+const leaseExpired = "asynq: task lease expired"
+
+// RetryUnsupportedSchema starts the error of the worker's retries of a
+// payload of a newer schema, by which the sweep knows them.
+const RetryUnsupportedSchema = "unsupported schema"
+
+// Death is the error a handler returns for a job it dead-lettered: asynq
+// archives the task at once, and should the record be missing, the sweep
+// reads the reason and the code back from the archived task's last error.
+// detail is the failure, which starts with its code (after an optional
+// "dypls: " and action, as the API client writes its errors).
+func Death(reason string, detail error) error {
+	return fmt.Errorf("%s%s): %w: %w", deathPrefix, reason, detail, asynq.SkipRetry)
+}
+
+const deathPrefix = "dead ("
+
+// parseDeath reads the reason and code of an error made by [Death].
+func parseDeath(lastErr string) (code, reason string, ok bool) {
+	rest, found := strings.CutPrefix(lastErr, deathPrefix)
+	if !found {
+		return "", "", false
+	}
+	reason, rest, found = strings.Cut(rest, "): ")
+	if !found {
+		return "", "", false
+	}
+	rest = strings.TrimPrefix(rest, "dypls: ")
+	parts := strings.SplitN(rest, ": ", 3)
+	code = parts[0]
+	if len(parts) > 1 && !strings.Contains(code, ".") {
+		code = parts[1] // the action came first
+	}
+	if i := strings.IndexAny(code, " ("); i >= 0 {
+		code = code[:i]
+	}
+	return code, reason, code != ""
+}
+
+// classify tells how a task reached the archive outside the handler.
+func classify(info *asynq.TaskInfo) (code, reason string) {
+	if code, reason, ok := parseDeath(info.LastErr); ok {
+		return code, reason
+	}
+	exhausted := info.Retried >= info.MaxRetry
+	switch {
+	case !exhausted || info.LastErr == "":
+		// asynq archives by itself only once MaxRetry ran out, and only
+		// after a failure.
+		return CodeArchived, ReasonOperator
+	case strings.Contains(info.LastErr, leaseExpired):
+		return CodeLeaseExpired, ReasonLeaseExpired
+	case strings.HasPrefix(info.LastErr, RetryUnsupportedSchema):
+		return CodeUnsupportedSchema, ReasonUnsupportedSchema
+	default:
+		return CodeRetryLimit, ReasonRetryLimit
+	}
+}
+
 // record builds the record of an archived task found without one.
 func (s *Sweeper) record(info *asynq.TaskInfo) Record {
+	code, reason := classify(info)
 	r := Record{
 		TaskID:      info.ID,
 		Queue:       info.Queue,
 		Type:        info.Type,
-		Code:        CodeArchived,
-		Reason:      ReasonOperator,
+		Code:        code,
+		Reason:      reason,
 		Message:     dypls.Mask(info.LastErr),
 		Attempts:    info.Retried,
 		LastFailure: info.LastFailedAt,
 		DiedAt:      info.LastFailedAt,
-	}
-	if strings.Contains(info.LastErr, "lease expired") {
-		r.Code, r.Reason = CodeLeaseExpired, ReasonLeaseExpired
 	}
 	if r.DiedAt.IsZero() {
 		r.DiedAt = s.now()

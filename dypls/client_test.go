@@ -225,7 +225,7 @@ func TestNoSDKRetry(t *testing.T) {
 // the call timeout ends the call at the timeout, ambiguous, after one attempt.
 func TestTimeout(t *testing.T) {
 	t.Parallel()
-	const timeout = 300 * time.Millisecond
+	const timeout = 800 * time.Millisecond
 	sim, addr := startSim(t, dyplsim.Config{Seed: 1, Faults: []dyplsim.FaultRule{{Kind: "hang", Count: 1}}})
 	c := newClient(t, addr, withTimeout(timeout))
 	start := time.Now()

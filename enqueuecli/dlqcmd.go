@@ -19,9 +19,20 @@ import (
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
-// exportExtra are the columns an export adds after the API columns; enqueue
-// ignores them when the file is queued.
-var exportExtra = []string{"_code", "_message", "_task_id"}
+// Columns an export adds after the API columns. enqueue queues none of
+// them, but reads _task_id and _exported_at to say which dead letters a
+// queued file replaces.
+const (
+	colTaskID         = "_task_id"
+	colIdempotencyKey = "_idempotency_key"
+	colExportedAt     = "_exported_at"
+)
+
+// exportExtra are the columns an export adds, in order. The job's
+// IdempotencyKey goes to _idempotency_key, not to IdempotencyKey: its task
+// id is the dead job's, so a fixed row queued with it would be a duplicate
+// of the dead job and never run.
+var exportExtra = []string{"_code", "_message", colTaskID, colIdempotencyKey, colExportedAt}
 
 // codesFlag collects --code values, repeated or comma-separated.
 type codesFlag []string
@@ -106,6 +117,8 @@ func runDLQ(ctx context.Context, args []string, e env) int {
 	fs.Var(since, "since", "")
 	fs.Var(until, "until", "")
 	fs.StringVar(&queue, "queue", "", "")
+	var taskIDs codesFlag
+	fs.Var(&taskIDs, "task", "")
 	switch verb {
 	case "list":
 		fs.IntVar(&limit, "limit", 100, "")
@@ -121,17 +134,17 @@ func runDLQ(ctx context.Context, args []string, e env) int {
 		return fail(e, name, err)
 	}
 	if len(sc.pos) > 0 {
-		return fail(e, name, usagef("%s takes no arguments, got %q: filter with --code, --since, --until, --queue (see enqueue dlq --help)", verb, sc.pos[0]))
+		return fail(e, name, usagef("%s takes no arguments, got %q: filter with --code, --since, --until, --queue, --task (see enqueue dlq --help)", verb, sc.pos[0]))
 	}
-	f := deadletter.Filter{Codes: codes, Since: since.t, Until: until.t, Queue: queue}
-	filtered := len(codes) > 0 || !since.t.IsZero() || !until.t.IsZero() || queue != ""
+	f := deadletter.Filter{Codes: codes, Since: since.t, Until: until.t, Queue: queue, TaskIDs: taskIDs}
+	filtered := len(codes) > 0 || !since.t.IsZero() || !until.t.IsZero() || queue != "" || len(taskIDs) > 0
 	switch {
 	case verb == "export" && out == "":
 		return fail(e, name, usagef("export needs --out FILE: the file is created 0600, as it holds full phone numbers"))
 	case verb == "export" && out == "-":
 		return fail(e, name, usagef("export writes to a file (created 0600, as it holds full phone numbers), not to stdout"))
 	case verb == "purge" && !filtered && !all:
-		return fail(e, name, usagef("purge without a filter deletes every dead letter: add --all to mean it, or filter with --code, --since, --until, --queue"))
+		return fail(e, name, usagef("purge without a filter deletes every dead letter: add --all to mean it, or filter with --code, --since, --until, --queue, --task"))
 	case verb == "list" && limit < 0:
 		return fail(e, name, usagef("--limit %d: want 0 (all) or more", limit))
 	}
@@ -214,6 +227,7 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 	defer commit(false)
 	cw := csv.NewWriter(w)
 	_ = cw.Write(append(append([]string(nil), tasks.KnownColumns...), exportExtra...))
+	exportedAt := time.Now().UTC().Format(time.RFC3339Nano)
 	n, unreadable := 0, 0
 	err = store.Each(ctx, f, func(r deadletter.Record) error {
 		var u tasks.Update
@@ -223,11 +237,13 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 			u = tasks.Update{SubsId: r.SubsId, OperateType: r.OperateType}
 			msg = "payload unreadable, fill in the row: " + dypls.Mask(err.Error())
 		}
+		key := u.IdempotencyKey
+		u.IdempotencyKey = ""
 		row := make([]string, 0, len(tasks.KnownColumns)+len(exportExtra))
 		for _, c := range tasks.KnownColumns {
 			row = append(row, *tasks.FieldValue(&u, c))
 		}
-		row = append(row, r.Code, dypls.Mask(msg), r.TaskID)
+		row = append(row, r.Code, dypls.Mask(msg), r.TaskID, key, exportedAt)
 		n++
 		return cw.Write(row)
 	})
@@ -246,7 +262,7 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 		fmt.Fprintf(e.stdout, "%d of them had unreadable payloads: their rows hold only SubsId and OperateType\n", unreadable)
 	}
 	if n > 0 {
-		fmt.Fprintf(e.stdout, "Fix the rows, then queue them as new versions with: enqueue %s\nand remove these dead letters with: enqueue dlq purge (with the same filters)\n", shellQuote(path))
+		fmt.Fprintf(e.stdout, "Fix the rows, then queue them as new versions with: enqueue %s\n(it then says how to remove the dead letters of the rows it queued; keep them until then)\n", shellQuote(path))
 	}
 	return exitOK
 }
@@ -282,6 +298,9 @@ func dlqOutcomes(e env, name string, outs []deadletter.Outcome, err error, dryRu
 		prefix = "dry run, nothing changed: "
 	}
 	fmt.Fprintf(e.stdout, "%s%s\n", prefix, strings.Join(parts, ", "))
+	if n := counts[deadletter.OutcomeChanged]; n > 0 {
+		fmt.Fprintf(e.stdout, "%d records changed while this ran (their jobs died again): they were kept; run the command again to work them\n", n)
+	}
 	if n := counts[deadletter.OutcomeLive]; n > 0 {
 		fmt.Fprintf(e.stdout, "%d jobs are live in asynq under the same task id (queued, running or recently done): their records were kept\n", n)
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/user"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -312,7 +314,29 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 			fmt.Fprintf(e.stderr, "enqueue: report written to %s\n", cfg.report)
 		}
 	}
+	adviseFixedPurge(e, q.fixed, start)
 	return code
+}
+
+// adviseFixedPurge says how to remove the dead letters that the queued rows
+// of an export replace: only theirs (--task), and only as they were when
+// exported (--until the export time), so a job that died again after the
+// export keeps its record. An export without its time is taken to be as
+// old as this run.
+func adviseFixedPurge(e env, f fixedRows, start time.Time) {
+	if len(f.deadTasks) == 0 {
+		return
+	}
+	until := f.exportedAt
+	if until.IsZero() || f.unknown && start.Before(until) {
+		until = start
+	}
+	ids := slices.Clone(f.deadTasks)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	fmt.Fprintf(e.stdout, "%s of this file came from dead letters and %s queued as new versions. Their old dead letters can go now with:\n  enqueue dlq purge --until %s --task %s\n",
+		rows(int64(len(ids)), "row", "rows"), map[bool]string{true: "is", false: "are"}[len(ids) == 1],
+		until.UTC().Format(time.RFC3339Nano), shellQuote(strings.Join(ids, ",")))
 }
 
 // waitOutcome prints the end of --wait and returns its exit status.

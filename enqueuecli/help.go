@@ -46,8 +46,10 @@ The file
   (.csv; .jsonl, .ndjson, .json), else the first character's ({ is JSON
   Lines). The columns, or keys, are the API's parameters:
     ` + "%s" + `
-  Columns starting with _ are ignored: notes, or the _code, _message and
-  _task_id of a dead-letter export. Any other column is an error. One row is
+  Columns starting with _ are ignored: notes, or the _code, _message,
+  _task_id, _idempotency_key and _exported_at of a dead-letter export (a
+  row exported from a dead job may not carry that job's IdempotencyKey: it
+  would be a duplicate of the dead job). Any other column is an error. One row is
   one UpdateSubscription call; the OperateType says which field it sets:
     PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA
     FC100000000000001,1000000768790001,17000000000,updateNoA,13800138000
@@ -183,14 +185,18 @@ Usage:
 list     prints the dead letters, oldest first: when, task id, code, the
          binding and the message (phone numbers masked).
 export   writes them as a CSV that enqueue reads back: the API columns, plus
-         _code, _message and _task_id (ignored when queued). The file is
-         created 0600, since it holds full phone numbers. Fix the rows, then
-         queue the file with enqueue: the rows get new versions.
+         _code, _message, _task_id, _idempotency_key and _exported_at (not
+         queued; the IdempotencyKey column is left empty, since the key's
+         task id is the dead job's). The file is created 0600, since it holds
+         full phone numbers. Fix the rows, then queue the file with enqueue:
+         the rows get new versions, and enqueue prints the purge that removes
+         the dead letters of the rows it queued, and only those.
 requeue  sends the jobs back to their queue as they were: same task id, same
          version (so a row overtaken by a newer update is superseded, not
          applied), with a fresh attempt budget. The record goes.
 purge    deletes the records and their archived jobs. Without a filter it
-         needs --all.
+         needs --all. A record that changed while purge ran (its job died
+         again) is kept and counted "changed".
 
 Filters
   --code C      only this code; repeat it or give a comma list for several;
@@ -199,15 +205,16 @@ Filters
                 (2025-01-31, "2025-01-31 15:04", RFC 3339) or an age
                 (90m, 36h, 7d) counted back from now
   --queue Q     only jobs of queue Q
+  --task ID     only the job with task id ID; repeat it or give a comma list
   --limit N     list: show at most N (default 100; 0 shows all)
 
 Examples
   # What died in the last day because a binding does not exist?
   enqueue dlq list --code isv.NO_NOT_EXIST --since 24h
-  # Fix bad numbers: export them, correct the file, queue it, drop the records.
+  # Fix bad numbers: export them, correct the file, queue it, then run the
+  # purge it prints (enqueue dlq purge --until <export time> --task <ids>).
   enqueue dlq export --code isv.MOBILE_NUMBER_ILLEGAL --out fix.csv
   enqueue fix.csv
-  enqueue dlq purge --code isv.MOBILE_NUMBER_ILLEGAL
   # Send back what died of server errors, after a look at what would go:
   enqueue dlq requeue --code 'isp.*' --dry-run
   enqueue dlq requeue --code 'isp.*'

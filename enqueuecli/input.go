@@ -117,6 +117,10 @@ type inRow struct {
 	line int          // the line it starts on (1-based; a CSV header is line 1)
 	u    tasks.Update // its values, not yet normalized
 	err  error        // why the row could not be read, if it could not
+
+	// From the columns a dead-letter export adds: the task id of the dead
+	// job the row was exported from, and when the export was made.
+	deadTask, exportedAt string
 }
 
 // rowReader reads the rows of an input file one at a time.
@@ -127,6 +131,10 @@ type rowReader struct {
 	csv  *csv.Reader
 	cols []string // canonical field per column; "" for ignored columns
 	idx  [][]int  // index of each column's field in tasks.Update; nil for ignored columns
+
+	// The columns _task_id and _exported_at of a dead-letter export; -1
+	// when absent.
+	deadTaskCol, exportedCol int
 
 	br   *bufio.Reader
 	line int
@@ -167,6 +175,7 @@ func newRowReader(r io.Reader, name, format string) (*rowReader, error) {
 		return nil, &headerError{file: name, problems: []string{"cannot read the header: " + csvErr(err)}}
 	}
 	rr.last = 1
+	rr.deadTaskCol, rr.exportedCol = -1, -1
 	var problems []string
 	seen := map[string]int{} // canonical field → its column (0-based)
 	rr.cols = make([]string, len(header))
@@ -181,7 +190,13 @@ func newRowReader(r io.Reader, name, format string) (*rowReader, error) {
 		prev, dup := seen[f]
 		switch {
 		case strings.HasPrefix(h, "_"):
-			// ignored column
+			// ignored column, but for what an export tells of the row
+			switch strings.ToLower(h) {
+			case colTaskID:
+				rr.deadTaskCol = i
+			case colExportedAt:
+				rr.exportedCol = i
+			}
 		case h == "":
 			problems = append(problems, fmt.Sprintf("column %d has no name: name it after an API parameter, or start its name with _ to have it ignored", i+1))
 		case !ok:
@@ -262,6 +277,12 @@ func (rr *rowReader) next() (inRow, error) {
 			if idx != nil {
 				v.FieldByIndex(idx).SetString(rec[i])
 			}
+		}
+		if rr.deadTaskCol >= 0 {
+			row.deadTask = strings.TrimSpace(rec[rr.deadTaskCol])
+		}
+		if rr.exportedCol >= 0 {
+			row.exportedAt = strings.TrimSpace(rec[rr.exportedCol])
 		}
 		return row, nil
 	}
@@ -365,6 +386,9 @@ func checkRow(r *inRow, validate func(*tasks.Update) error) []string {
 	r.u.Normalize()
 	err := validate(&r.u)
 	if err == nil {
+		if p := deadKeyProblem(r.u, r.deadTask); p != "" {
+			return []string{p}
+		}
 		return nil
 	}
 	var ve *tasks.ValidationError
@@ -410,4 +434,17 @@ func (p *problemPrinter) finish() {
 		fmt.Fprintf(p.w, "%s: … and %d more problems in %d more rows, not shown on a terminal (redirect stderr to a file to see them all, e.g. 2>problems.txt)\n",
 			p.file, p.hidden, p.hiddenR)
 	}
+}
+
+// deadKeyProblem reports a row exported from a dead job that still carries
+// that job's IdempotencyKey: queued with it, the row would find the dead
+// job's task id taken and be recorded a duplicate, and the fix would never
+// run.
+func deadKeyProblem(u tasks.Update, deadTask string) string {
+	key := strings.TrimSpace(u.IdempotencyKey)
+	if deadTask == "" || key == "" || tasks.TaskIDForKey(key) != deadTask {
+		return ""
+	}
+	return fmt.Sprintf("%s: this is the key of the dead job %s the row was exported from, so the row would be taken for a duplicate of that job and never run: clear the %s column (or give a new key) to queue the fix as a new version",
+		tasks.FieldIdempotencyKey, deadTask, tasks.FieldIdempotencyKey)
 }

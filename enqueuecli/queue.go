@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -25,6 +26,9 @@ type qrow struct {
 	u       tasks.Update
 	readErr error
 	version int64
+
+	// The dead job the row was exported from, if any, and when.
+	deadTask, exportedAt string
 
 	// What became of it: outcome "" means not done (interrupted).
 	outcome       string
@@ -74,6 +78,34 @@ type queuer struct {
 	cancelled atomic.Bool
 
 	handled, queued, already, invalid atomic.Int64
+
+	fixedMu sync.Mutex
+	fixed   fixedRows
+}
+
+// fixedRows are the rows of a dead-letter export that are queued: the task
+// ids of the dead jobs they replace, and the earliest export time.
+type fixedRows struct {
+	deadTasks  []string
+	exportedAt time.Time // zero when no row said
+	unknown    bool      // a row did not say when it was exported
+}
+
+// noteFixed remembers that r, a row exported from a dead job, is queued.
+func (q *queuer) noteFixed(r *qrow) {
+	if r.deadTask == "" {
+		return
+	}
+	q.fixedMu.Lock()
+	defer q.fixedMu.Unlock()
+	q.fixed.deadTasks = append(q.fixed.deadTasks, r.deadTask)
+	t, err := time.Parse(time.RFC3339Nano, r.exportedAt)
+	switch {
+	case err != nil:
+		q.fixed.unknown = true
+	case q.fixed.exportedAt.IsZero() || t.Before(q.fixed.exportedAt):
+		q.fixed.exportedAt = t
+	}
 }
 
 func (q *queuer) stopped() bool { return q.stopFlag.Load() || q.ctx.Err() != nil }
@@ -135,7 +167,7 @@ func (q *queuer) run(rr *rowReader) error {
 		if cur == nil {
 			cur = &chunk{index: idx}
 		}
-		cur.rows = append(cur.rows, &qrow{line: r.line, u: r.u, readErr: r.err})
+		cur.rows = append(cur.rows, &qrow{line: r.line, u: r.u, readErr: r.err, deadTask: r.deadTask, exportedAt: r.exportedAt})
 	}
 	if cur != nil && !q.stopped() {
 		q.dispatch(cur)
@@ -173,7 +205,12 @@ func (q *queuer) dispatch(c *chunk) {
 			q.invalid.Add(1)
 			q.handled.Add(1)
 			continue
+		case batch.OutcomeDuplicate, batch.OutcomeCancelled:
+			q.already.Add(1)
+			q.handled.Add(1)
+			continue
 		default:
+			q.noteFixed(r) // queued by an earlier run
 			q.already.Add(1)
 			q.handled.Add(1)
 			continue
@@ -242,6 +279,10 @@ func (q *queuer) markInvalid(r *qrow, problems []string) {
 // enqueue queues one row; afterwards r.outcome says what happened ("" when
 // it was not done).
 func (q *queuer) enqueue(r *qrow) {
+	if p := deadKeyProblem(r.u, r.deadTask); p != "" {
+		q.markInvalid(r, []string{p})
+		return
+	}
 	u := r.u
 	u.Meta = &tasks.Meta{Version: r.version, Batch: q.id, Line: r.line, Source: tasks.SourceCLI}
 	opts := []asynq.Option{asynq.Queue(q.queue)}
@@ -283,9 +324,11 @@ func (q *queuer) enqueue(r *qrow) {
 		r.outcome = batch.OutcomeDuplicate
 		r.message = "IdempotencyKey already used: another producer or batch queued a task with this key (see task_id), so this row was not queued again"
 		q.already.Add(1)
+		return
 	default:
 		q.already.Add(1)
 	}
+	q.noteFixed(r)
 }
 
 // ours reports whether task id (of a row's IdempotencyKey) is this batch's

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -280,7 +281,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 		t.Fatalf("export mode %v %v", fi, err)
 	}
 	recs := readCSV(t, out)
-	if want := strings.Join(append(append([]string(nil), tasks.KnownColumns...), "_code", "_message", "_task_id"), ","); strings.Join(recs[0], ",") != want {
+	if want := strings.Join(append(append([]string(nil), tasks.KnownColumns...), "_code", "_message", "_task_id", "_idempotency_key", "_exported_at"), ","); strings.Join(recs[0], ",") != want {
 		t.Fatalf("export header %q", recs[0])
 	}
 	oldVersion := map[string]int64{}
@@ -373,4 +374,89 @@ func (h *harness) tasksInState(state asynq.TaskState) []queued {
 		out = append(out, queued{id: in.ID, u: u})
 	}
 	return out
+}
+
+// TestExportedKeyedRowIsQueued: a row queued with an IdempotencyKey dies;
+// its export, fixed and queued, runs as a new version (not a duplicate of
+// the dead job); the purge advice printed then removes only the dead
+// letters of the rows it queued, and only those that died before the
+// export.
+func TestExportedKeyedRowIsQueued(t *testing.T) {
+	h := newHarness(t)
+	_, api := startSim(t, 10)
+	sb1, sb2 := dyplsim.SeedBinding(1), dyplsim.SeedBinding(2)
+	bad := fmt.Sprintf("PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA,IdempotencyKey\nFC100000000000001,%s,17100000001,updateNoA,13700000001,order-1\n", sb1.SubsId)
+	startWorker(t, h, api, h.queue)
+	r := h.run("--wait", "--wait-timeout", "30s", h.write("bad.csv", bad))
+	if r.code != exitFailed {
+		t.Fatalf("%s", r)
+	}
+	out := h.dir + "/dead.csv"
+	r = h.run("dlq", "export", "--queue", h.queue, "--out", out)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if strings.Contains(r.stdout, "dlq purge") {
+		t.Errorf("export advises a purge before any fix is queued:\n%s", r)
+	}
+	// A job that dies after the export keeps its dead letter.
+	later := fmt.Sprintf("PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA\nFC100000000000001,%s,17100000002,updateNoA,13700000002\n", sb2.SubsId)
+	if r := h.run("--wait", "--wait-timeout", "30s", h.write("later.csv", later)); r.code != exitFailed {
+		t.Fatalf("%s", r)
+	}
+
+	recs := readCSV(t, out)
+	col := map[string]int{}
+	for i, c := range recs[0] {
+		col[c] = i
+	}
+	if len(recs) != 2 {
+		t.Fatalf("export: %q", recs)
+	}
+	deadID := recs[1][col["_task_id"]]
+	recs[1][col["PhoneNoX"]] = sb1.PhoneNoX // the fix
+	f, _ := os.Create(out)
+	cw := csv.NewWriter(f)
+	_ = cw.WriteAll(recs)
+	f.Close()
+
+	r = h.run("--wait", "--wait-timeout", "30s", out)
+	if r.code != 0 {
+		t.Fatalf("fixed file: %s", r)
+	}
+	mustContain(t, r, "stdout", "queued 1", "applied  OK    1")
+	if strings.Contains(r.stdout, "duplicate") {
+		t.Errorf("the fixed row was taken for a duplicate:\n%s", r)
+	}
+	m := regexp.MustCompile(`enqueue (dlq purge [^\n]*)`).FindStringSubmatch(r.stdout + r.stderr)
+	if m == nil {
+		t.Fatalf("no purge advice:\n%s", r)
+	}
+	if !strings.Contains(m[1], "--until ") || !strings.Contains(m[1], deadID) {
+		t.Errorf("purge advice %q lacks --until or the dead task id %s", m[1], deadID)
+	}
+	r = h.run(strings.Fields(m[1])...)
+	if r.code != 0 {
+		t.Fatalf("advised purge: %s", r)
+	}
+	mustContain(t, r, "stdout", "purged 1")
+	recsLeft, err := (&deadletter.Store{Redis: h.rdb, Prefix: h.ns}).List(context.Background(), deadletter.Filter{})
+	if err != nil || len(recsLeft) != 1 || recsLeft[0].SubsId != sb2.SubsId {
+		t.Errorf("dead letters left after the advised purge: %v %v", recsLeft, err)
+	}
+}
+
+// A file that still carries the IdempotencyKey of the dead job it was
+// exported from is refused: queued, the row would be a duplicate of that
+// job and never run.
+func TestExportedRowWithDeadJobsKeyRefused(t *testing.T) {
+	h := newHarness(t)
+	sb := dyplsim.SeedBinding(1)
+	file := fmt.Sprintf("PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA,IdempotencyKey,_code,_task_id\nFC100000000000001,%s,%s,updateNoA,13700000001,order-1,isv.NO_NOT_EXIST,%s\n",
+		sb.SubsId, sb.PhoneNoX, tasks.TaskIDForKey("order-1"))
+	r := h.run(h.write("old-export.csv", file))
+	if r.code != exitFailed || h.pending() != 0 {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stderr", "old-export.csv:2: IdempotencyKey:")
 }

@@ -31,8 +31,8 @@ const (
 	CodeMalformed         = "Job.Malformed"
 	CodeMaxAge            = "Job.MaxAgePassed"
 	CodeUnknownType       = "Job.UnknownType"
-	CodeUnsupportedSchema = "Job.UnsupportedSchema"
-	CodeRetryLimit        = "Job.RetryLimit"
+	CodeUnsupportedSchema = deadletter.CodeUnsupportedSchema
+	CodeRetryLimit        = deadletter.CodeRetryLimit
 	CodeSuperseded        = "Superseded"
 	StateBusy             = "busy"
 )
@@ -43,8 +43,8 @@ const (
 	reasonPermanent = deadletter.ReasonPermanent
 	reasonAttempts  = deadletter.ReasonAttempts
 	reasonMaxAge    = deadletter.ReasonMaxAge
-	reasonSchema    = "payload schema newer than every worker"
-	reasonAsynq     = "asynq retry limit reached"
+	reasonSchema    = deadletter.ReasonUnsupportedSchema
+	reasonAsynq     = deadletter.ReasonRetryLimit
 )
 
 // Result is what a completed job stores as its asynq result, shown in the
@@ -142,7 +142,7 @@ func (h *handler) finish(ctx context.Context, j *job, l *lease, err error) error
 	case errors.As(err, &re) && j.lastTry:
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
 		de := re.cause()
-		if re.reason == reasonSchema {
+		if re.reason == deadletter.RetryUnsupportedSchema {
 			return h.die(ctx, j, l, reasonSchema, &dypls.Error{Code: CodeUnsupportedSchema, Class: dypls.Permanent,
 				Message: fmt.Sprintf("asynq's retry limit (%d) was reached while no worker could read the payload: %s", maxRetry, de.Message)})
 		}
@@ -171,7 +171,7 @@ func (h *handler) prepare(ctx context.Context, j *job) error {
 	if errors.Is(err, tasks.ErrUnsupportedSchema) {
 		// Written by a newer producer: an upgraded worker will run it.
 		h.log.Warn().Str("task_id", j.id).Msg("payload schema is newer than this worker; leaving it for an upgraded worker")
-		return &retryError{reason: reasonSchema, failure: true, delay: jitter(time.Minute),
+		return &retryError{reason: deadletter.RetryUnsupportedSchema, failure: true, delay: jitter(time.Minute),
 			err: &dypls.Error{Code: CodeUnsupportedSchema, Message: dypls.Mask(err.Error()), Class: dypls.Transient}}
 	}
 	if err != nil {
@@ -413,7 +413,9 @@ func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note 
 		if prev, err = h.fence.commit(ctx, j, token, requestID); err == nil {
 			break
 		}
-		if !time.Now().Before(deadline) {
+		if !time.Now().Before(deadline) && !(j.lastTry && !h.stopping()) {
+			// On asynq's last try the job cannot run again: insist
+			// until the worker stops.
 			if l != nil {
 				// Left as it is: the lock expires, the intent and the
 				// attempt marker stay, so the next run knows.
@@ -541,16 +543,28 @@ func (h *handler) applied(ctx context.Context, j *job, requestID, note string) e
 // report stores the result of a job that ended applied or superseded,
 // marks its batch row and forgets its state. If the result or the row
 // cannot be written the job runs again: the fence then answers the same
-// outcome without a call, and the report is made again.
+// outcome without a call, and the report is made again. On asynq's last
+// try there is no again: the job completes and the failure is logged.
 func (h *handler) report(ctx context.Context, j *job, res Result) error {
+	again := func(err error) error {
+		if j.lastTry {
+			h.log.Error().Err(err).Str("task_id", j.id).Str("outcome", res.Outcome).Msg("job ended but its report is incomplete")
+			return nil
+		}
+		return h.redisRetry(j, err)
+	}
 	b, _ := json.Marshal(res)
 	if w := j.t.ResultWriter(); w != nil {
 		if _, err := w.Write(b); err != nil {
-			return h.redisRetry(j, fmt.Errorf("result not stored: %w", err))
+			if err := again(fmt.Errorf("result not stored: %w", err)); err != nil {
+				return err
+			}
 		}
 	}
 	if err := h.mark(ctx, j, res.Outcome, res.Code, res.Note, res.RequestID); err != nil {
-		return h.redisRetry(j, err)
+		if err := again(err); err != nil {
+			return err
+		}
 	}
 	if !j.versionInState() && !j.stateGone {
 		// A plain-asynq job keeps its state, which holds its version, until
@@ -599,7 +613,7 @@ func (h *handler) die(ctx context.Context, j *job, l *lease, reason string, de *
 		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated; the sweep ends the row")
 	}
 	h.logJob(zerolog.WarnLevel, j, OutcomeDead, de)
-	return fmt.Errorf("dead (%s): %s: %w", reason, de.Error(), asynq.SkipRetry)
+	return deadletter.Death(reason, de)
 }
 
 // holds reads the binding with QuerySubscriptionDetail and reports whether
@@ -632,6 +646,16 @@ func (h *handler) markRow(ctx context.Context, batch string, line int, outcome, 
 		return nil
 	}
 	return h.marker(context.WithoutCancel(ctx), batch, line, outcome, code, dypls.Mask(msg), requestID)
+}
+
+// stopping reports whether the worker is shutting down.
+func (h *handler) stopping() bool {
+	select {
+	case <-h.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // redisRetry puts the job back when Redis failed under it; not counted.

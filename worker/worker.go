@@ -183,7 +183,8 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	for q := range cfg.Queues {
 		queues = append(queues, q)
 	}
-	w.sweeper = &deadletter.Sweeper{Store: store, Inspector: w.inspector, Queues: queues, Now: cfg.Now}
+	batches := &batch.Store{Redis: rdb, Prefix: cfg.KeyPrefix}
+	w.sweeper = &deadletter.Sweeper{Store: store, Inspector: w.inspector, Queues: queues, Now: cfg.Now, Batches: batches}
 	w.h = &handler{
 		cfg:     cfg,
 		api:     api,
@@ -198,7 +199,6 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	// The lock outlives every call it guards: the limiter wait, the call,
 	// and the ambiguity check.
 	w.h.fence = &fence{rdb: rdb, prefix: cfg.KeyPrefix, lockTTL: cfg.LimitWait + 2*callTimeout + 5*time.Second, stateTTL: stateTTL}
-	batches := &batch.Store{Redis: rdb, Prefix: cfg.KeyPrefix}
 	w.h.marker = func(ctx context.Context, id string, line int, outcome, code, msg, requestID string) error {
 		return batches.Mark(ctx, id, line, batch.RowState{Outcome: outcome, Code: code, Message: msg, RequestID: requestID})
 	}

@@ -1,0 +1,345 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/internal/redistest"
+)
+
+// A task archived outside the handler is classified by what asynq tells of
+// it: a lease that expired on the last attempt, asynq's own retry limit, a
+// payload schema newer than the worker, or else an operator's archive.
+func TestSweepClassifies(t *testing.T) {
+	sw := &Sweeper{}
+	for _, c := range []struct {
+		info         asynq.TaskInfo
+		code, reason string
+	}{
+		{asynq.TaskInfo{LastErr: "asynq: task lease expired", Retried: 3, MaxRetry: 3}, CodeLeaseExpired, ReasonLeaseExpired},
+		{asynq.TaskInfo{LastErr: "transient: isp.SYSTEM_ERROR: busy", Retried: 1000, MaxRetry: 1000}, CodeRetryLimit, ReasonRetryLimit},
+		{asynq.TaskInfo{LastErr: "unsupported schema: unsupported payload schema: _meta.schema is 9", Retried: 25, MaxRetry: 25}, CodeUnsupportedSchema, ReasonUnsupportedSchema},
+		{asynq.TaskInfo{LastErr: "unsupported schema: unsupported payload schema", Retried: 2, MaxRetry: 25}, CodeArchived, ReasonOperator},
+		{asynq.TaskInfo{LastErr: "asynq: task lease expired", Retried: 1, MaxRetry: 25}, CodeArchived, ReasonOperator},
+		{asynq.TaskInfo{LastErr: "", Retried: 0, MaxRetry: 25}, CodeArchived, ReasonOperator},
+		{asynq.TaskInfo{LastErr: "transient: isp.SYSTEM_ERROR", Retried: 4, MaxRetry: 25}, CodeArchived, ReasonOperator},
+	} {
+		c.info.ID = "x"
+		r := sw.record(&c.info)
+		if r.Code != c.code || r.Reason != c.reason {
+			t.Errorf("%q retried %d/%d: code %s reason %q, want %s %q", c.info.LastErr, c.info.Retried, c.info.MaxRetry, r.Code, r.Reason, c.code, c.reason)
+		}
+	}
+}
+
+// newBatch creates a batch of n pending rows whose task ids are the
+// default ones, and returns its id.
+func newBatch(t *testing.T, bs *batch.Store, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	h := batch.NewHasher("csv", "q")
+	fmt.Fprint(h, t.Name(), time.Now().UnixNano())
+	id := h.ID()
+	if _, _, err := bs.Begin(ctx, batch.Info{ID: id, File: "f.csv", Format: "csv", Queue: "q", Lines: n + 1, Rows: n, ValidRows: n}); err != nil {
+		t.Fatal(err)
+	}
+	var es []batch.Entry
+	for l := 2; l <= n+1; l++ {
+		es = append(es, batch.Entry{Line: l, Outcome: batch.OutcomePending})
+	}
+	if _, err := bs.Record(ctx, id, es); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs.Complete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func rowPayload(b string, line int, schema int) string {
+	return fmt.Sprintf(`{"SubsId":"1000000768790001","PhoneNoX":"17000000000","OperateType":"updateNoA","PhoneNoA":"13812345678","PoolKey":"FC1","_meta":{"schema":%d,"version":%d,"batch":%q,"line":%d,"source":"cli"}}`, schema, 100+line, b, line)
+}
+
+// checkCounters fails unless every outcome counter of batch id equals the
+// number of rows in that outcome.
+func checkCounters(t *testing.T, bs *batch.Store, id string, lines int) batch.Status {
+	t.Helper()
+	ctx := context.Background()
+	st, err := bs.Status(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := bs.Outcomes(ctx, id, 0, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int64{}
+	for _, o := range outs {
+		if o != "" {
+			n[o]++
+		}
+	}
+	for _, o := range batch.Outcomes {
+		if st.Of(o) != n[o] {
+			t.Errorf("counter %s = %d, rows in that outcome %d (counts %+v)", o, st.Of(o), n[o], st.Counts)
+		}
+	}
+	var byCode int64
+	for _, c := range st.Codes {
+		if c.Outcome == batch.OutcomeDead {
+			byCode += c.Rows
+		}
+	}
+	if byCode != st.Dead {
+		t.Errorf("dead rows by code %d, dead rows %d", byCode, st.Dead)
+	}
+	return st
+}
+
+// Every task archived outside the handler ends its batch row dead with its
+// true reason, once, however often the sweep runs; a row the handler ended
+// is left as it is, and one whose end the handler could not report is ended
+// from the record.
+func TestSweepEndsBatchRows(t *testing.T) {
+	ctx := context.Background()
+	s, _, ns := newStore(t)
+	c, in, q := newQueue(t, s)
+	bs := &batch.Store{Redis: s.Redis, Prefix: ns}
+	b := newBatch(t, bs, 5)
+	id := func(line int) string { return batch.TaskID(b, line) }
+
+	// Line 2: archived by a click in the UI.
+	enqueue(t, c, q, id(2), rowPayload(b, 2, 1))
+	if err := in.ArchiveTask(q, id(2)); err != nil {
+		t.Fatal(err)
+	}
+	// Lines 3 and 4: archived by asynq itself when its MaxRetry ran out,
+	// one after a transient error, one with a newer payload schema.
+	for l, s := range map[int]int{3: 1, 4: 9} {
+		if _, err := c.Enqueue(asynq.NewTask(testType, []byte(rowPayload(b, l, s))), asynq.Queue(q), asynq.TaskID(id(l)), asynq.MaxRetry(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := asynq.NewServerFromRedisClient(s.Redis, asynq.Config{Queues: map[string]int{q: 1}, Concurrency: 2,
+		LogLevel: asynq.FatalLevel, TaskCheckInterval: 20 * time.Millisecond})
+	err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		if strings.Contains(string(task.Payload()), `"schema":9`) {
+			return errors.New("unsupported schema: unsupported payload schema")
+		}
+		return errors.New("transient: isp.SYSTEM_ERROR: busy")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for state(t, in, q, id(3)) != "archived" || state(t, in, q, id(4)) != "archived" {
+		if time.Now().After(deadline) {
+			t.Fatal("asynq did not archive the failing tasks")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv.Shutdown()
+	// Line 5: the handler wrote the record and ended the row.
+	deadJob(t, s, c, in, q, id(5), rowPayload(b, 5, 1))
+	if err := bs.Mark(ctx, b, 5, batch.RowState{Outcome: batch.OutcomeDead, Code: "isv.BIND_CONFLICT"}); err != nil {
+		t.Fatal(err)
+	}
+	// Line 6: the handler wrote the record, but its report to the batch
+	// was lost: the row still says retrying.
+	deadJob(t, s, c, in, q, id(6), rowPayload(b, 6, 1))
+	if err := bs.Mark(ctx, b, 6, batch.RowState{Outcome: batch.OutcomeRetrying, Code: "isp.SYSTEM_ERROR"}); err != nil {
+		t.Fatal(err)
+	}
+
+	sw := &Sweeper{Store: s, Inspector: in, Queues: []string{q}, Batches: bs}
+	for range 2 {
+		if _, err := sw.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[int][2]string{
+		2: {CodeArchived, ReasonOperator},
+		3: {CodeRetryLimit, ReasonRetryLimit},
+		4: {CodeUnsupportedSchema, ReasonUnsupportedSchema},
+		5: {"isv.BIND_CONFLICT", ReasonPermanent},
+		6: {"isv.BIND_CONFLICT", ReasonPermanent},
+	}
+	rows, err := bs.Rows(ctx, b, 2, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		w := want[row.Line]
+		if row.Outcome != batch.OutcomeDead || row.Code != w[0] {
+			t.Errorf("line %d: row %s %s, want dead %s", row.Line, row.Outcome, row.Code, w[0])
+		}
+		r, ok, err := s.Get(ctx, id(row.Line))
+		if err != nil || !ok || r.Code != w[0] || r.Reason != w[1] {
+			t.Errorf("line %d: record %+v (%v %v), want %s %q", row.Line, r, ok, err, w[0], w[1])
+		}
+	}
+	st := checkCounters(t, bs, b, 7)
+	if !st.Done() || st.Dead != 5 {
+		t.Errorf("batch not done: %+v", st.Counts)
+	}
+}
+
+// Sweeps racing each other and the handler's reports keep the batch
+// counters equal to the row states.
+func TestSweepRacesKeepCounters(t *testing.T) {
+	ctx := context.Background()
+	s, _, ns := newStore(t)
+	c, in, q := newQueue(t, s)
+	bs := &batch.Store{Redis: s.Redis, Prefix: ns}
+	const n = 60
+	b := newBatch(t, bs, n)
+	for l := 2; l <= n+1; l++ {
+		enqueue(t, c, q, batch.TaskID(b, l), rowPayload(b, l, 1))
+	}
+	if _, err := in.ArchiveAllPendingTasks(q); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			sw := &Sweeper{Store: s, Inspector: in, Queues: []string{q}, Batches: bs}
+			if _, err := sw.Sweep(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Go(func() {
+		for l := 2; l <= n+1; l += 2 {
+			if err := bs.Mark(ctx, b, l, batch.RowState{Outcome: batch.OutcomeDead, Code: "isv.BIND_CONFLICT"}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	wg.Wait()
+	st := checkCounters(t, bs, b, n+2)
+	if st.Dead != n || !st.Done() {
+		t.Errorf("counts %+v", st.Counts)
+	}
+	if cnt, _ := s.Count(ctx); cnt != n {
+		t.Errorf("%d records, want %d", cnt, n)
+	}
+}
+
+// afterHook runs fn once, right after the first command whose arguments
+// include a key ending in suffix has been answered.
+type afterHook struct {
+	suffix string
+	once   sync.Once
+	fn     func()
+}
+
+func (h *afterHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *afterHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(cmd)
+		return err
+	}
+}
+func (h *afterHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			h.check(c)
+		}
+		return err
+	}
+}
+func (h *afterHook) check(cmd redis.Cmder) {
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok && strings.HasSuffix(s, h.suffix) {
+			h.once.Do(h.fn)
+			return
+		}
+	}
+}
+
+// A sweep that read the archive before a purge or a requeue does not bring
+// back the records they removed.
+func TestSweepDoesNotRecreateRemovedRecords(t *testing.T) {
+	for _, op := range []string{"purge", "requeue"} {
+		t.Run(op, func(t *testing.T) {
+			ctx := context.Background()
+			s, _, ns := newStore(t)
+			c, in, q := newQueue(t, s)
+			bs := &batch.Store{Redis: s.Redis, Prefix: ns}
+			b := newBatch(t, bs, 1)
+			tid := batch.TaskID(b, 2)
+			deadJob(t, s, c, in, q, tid, rowPayload(b, 2, 1))
+			if err := bs.Mark(ctx, b, 2, batch.RowState{Outcome: batch.OutcomeDead, Code: "isv.BIND_CONFLICT"}); err != nil {
+				t.Fatal(err)
+			}
+			rq := &Requeuer{Store: s, Inspector: in, Client: c}
+			hooked := redistest.Client(t)
+			hooked.AddHook(&afterHook{suffix: ":archived", fn: func() {
+				var err error
+				if op == "purge" {
+					_, err = rq.Purge(ctx, Filter{}, false)
+				} else {
+					_, err = rq.Requeue(ctx, Filter{}, false)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}})
+			sw := &Sweeper{Store: s, Inspector: asynq.NewInspectorFromRedisClient(hooked), Queues: []string{q}, Batches: bs}
+			if _, err := sw.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			wantState := map[string]string{"purge": "gone", "requeue": "pending"}[op]
+			if st := state(t, in, q, tid); st != wantState {
+				t.Fatalf("task is %s after %s, want %s", st, op, wantState)
+			}
+			if hasRecord(t, s, tid) {
+				t.Errorf("the sweep brought back the record the %s removed", op)
+			}
+			if n, _ := s.Count(ctx); n != 0 {
+				t.Errorf("%d records indexed after %s", n, op)
+			}
+			checkCounters(t, bs, b, 3)
+		})
+	}
+}
+
+// A purge deletes a record only as it read it: a job that died again
+// meanwhile keeps its new record.
+func TestPurgeKeepsRecordWrittenMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t)
+	c, in, q := newQueue(t, s)
+	deadJob(t, s, c, in, q, "x", payload)
+	hooked := redistest.Client(t)
+	hooked.AddHook(&afterHook{suffix: ":t:x", fn: func() {
+		// The job, run again from the UI, died again.
+		r := Record{TaskID: "x", Queue: q, Type: testType, Code: "isv.SUBS_NOT_EXIST", Reason: ReasonPermanent, Attempts: 2, DiedAt: t0.Add(time.Hour)}
+		r.SetPayload([]byte(payload))
+		if err := s.Put(ctx, r); err != nil {
+			t.Error(err)
+		}
+	}})
+	rq := &Requeuer{Store: s, Inspector: asynq.NewInspectorFromRedisClient(hooked), Client: c}
+	if _, err := rq.Purge(ctx, Filter{}, false); err != nil {
+		t.Fatal(err)
+	}
+	r, ok, err := s.Get(ctx, "x")
+	if err != nil || !ok || r.Code != "isv.SUBS_NOT_EXIST" {
+		t.Fatalf("the new record was purged: %+v %v %v", r, ok, err)
+	}
+	if n, _ := s.Count(ctx); n != 1 {
+		t.Errorf("%d records indexed, want 1", n)
+	}
+}
