@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -33,10 +34,16 @@ func TestHalts(t *testing.T) {
 	if err := h.Report(ctx, Halt{Worker: "w2", Code: "isv.OUT_OF_SERVICE"}); err != nil {
 		t.Fatal(err)
 	}
-	// A worker that died while halted.
-	if err := h.Report(ctx, Halt{Worker: "dead", Code: "isv.OUT_OF_SERVICE", UpdatedAt: time.Now().Add(-2 * time.Minute)}); err != nil {
+	// A worker that died while halted: Redis last saw its report two
+	// minutes ago.
+	rnow, err := rdb.Time(ctx).Result()
+	if err != nil {
 		t.Fatal(err)
 	}
+	rdb.HSet(ctx, h.Key(), "dead", fmt.Sprintf(`{"seen_ms":%d,"Worker":"dead","Code":"isv.OUT_OF_SERVICE"}`, rnow.Add(-2*time.Minute).UnixMilli()))
+	// One reported without Redis's stamp (an older worker): judged by its
+	// UpdatedAt against Redis's clock.
+	rdb.HSet(ctx, h.Key(), "old", fmt.Sprintf(`{"Worker":"old","Code":"isv.OUT_OF_SERVICE","UpdatedAt":%q}`, rnow.Add(-2*time.Minute).Format(time.RFC3339Nano)))
 	rdb.HSet(ctx, h.Key(), "junk", "{")
 	if err := h.Report(ctx, Halt{}); err == nil {
 		t.Error("Report without a worker name: no error")
@@ -145,5 +152,34 @@ func TestQueueMissing(t *testing.T) {
 	_, err := in.GetQueueInfo(redistest.Namespace(t))
 	if err == nil || !queueMissing(err) {
 		t.Errorf("GetQueueInfo of a missing queue: %v, not recognised", err)
+	}
+}
+
+// TestHaltsIgnoreClocks: whether a halt is live is judged by Redis's clock,
+// so neither a reporter's clock nor the reader's hides a live halt or keeps
+// a dead one. A reporter ten minutes slow is a reader ten minutes fast.
+func TestHaltsIgnoreClocks(t *testing.T) {
+	ctx := context.Background()
+	h, _ := newHalts(t)
+	h.StaleAfter = time.Second
+	for _, w := range []struct {
+		name string
+		skew time.Duration
+	}{{"slow", -10 * time.Minute}, {"fast", 10 * time.Minute}} {
+		if err := h.Report(ctx, Halt{Worker: w.name, Code: "isv.ACCOUNT_ABNORMAL", UpdatedAt: time.Now().Add(w.skew)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := h.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("halts just reported by workers 10 minutes slow and fast: List = %+v, want both", got)
+	}
+	// Neither reports again (both died): both go once StaleAfter has passed.
+	time.Sleep(1500 * time.Millisecond)
+	if got, err := h.List(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("halts not refreshed for 1.5 s with StaleAfter 1 s: List = %+v, %v; want none", got, err)
 	}
 }

@@ -29,8 +29,20 @@ var luaPrelude = func() string {
 	retrying, _ := outcomeCode(OutcomeRetrying)
 	halted, _ := outcomeCode(OutcomeHalted)
 	return fmt.Sprintf("local names = {%s}\nlocal PENDING, CANCELLED, INVALID, RETRYING, HALTED, BUCKET = %d, %d, %d, %d, %d, %d\n",
-		strings.Join(names, ", "), pending, cancelled, invalid, retrying, halted, BucketLines) + luaNibbles
+		strings.Join(names, ", "), pending, cancelled, invalid, retrying, halted, BucketLines) + luaNibbles + luaNow
 }()
+
+// luaNow reads Redis's clock, in Unix milliseconds as a decimal string:
+// times the scripts store and expiries they set never depend on the clock
+// of the machine running the CLI or the worker. Redis replicates a script's
+// effects, so the non-deterministic TIME is safe before writes.
+const luaNow = `
+local function nowms()
+	if redis.replicate_commands then pcall(redis.replicate_commands) end
+	local t = redis.call('TIME')
+	return string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+`
 
 // luaNibbles gets and sets the 4-bit code of line l in byte v of the rows
 // string (v is 0 to 255; byte l/2 holds lines l-l%2 and l-l%2+1).
@@ -47,37 +59,43 @@ end
 
 func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
 
-// beginScript creates a batch unless it exists.
-// KEYS: batch hash, rows, versions. ARGV: expires_at (ms), then field/value pairs.
+// beginScript creates a batch unless it exists, stamped created now by
+// Redis's clock and expiring ttl later. It returns {1, created_at} when it
+// created the batch, {0, 0} when it existed.
+// KEYS: batch hash, rows, versions. ARGV: ttl (ms), then field/value pairs.
 var beginScript = script(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0} end
 redis.call('DEL', KEYS[2], KEYS[3])
+local now = nowms()
+local exp = string.format('%.0f', tonumber(now) + tonumber(ARGV[1]))
 local args = {}
 for i = 2, #ARGV do args[#args + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'expires_at', ARGV[1], unpack(args))
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1
+redis.call('HSET', KEYS[1], 'created_at', now, 'expires_at', exp, unpack(args))
+redis.call('PEXPIREAT', KEYS[1], exp)
+return {1, tonumber(now)}
 `)
 
-// completeScript moves a queueing batch to queued and returns its state.
-// KEYS: batch hash. ARGV: now (ms).
+// completeScript moves a queueing batch to queued (at Redis's time) and
+// returns its state.
+// KEYS: batch hash.
 var completeScript = script(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return false end
 if st == 'queueing' then
-	redis.call('HSET', KEYS[1], 'state', 'queued', 'queued_at', ARGV[1])
+	redis.call('HSET', KEYS[1], 'state', 'queued', 'queued_at', nowms())
 	return 'queued'
 end
 return st
 `)
 
-// cancelScript marks a batch cancelled and returns its state before.
-// KEYS: batch hash. ARGV: now (ms).
+// cancelScript marks a batch cancelled (at Redis's time) and returns its
+// state before.
+// KEYS: batch hash.
 var cancelScript = script(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return false end
 if st ~= 'cancelled' then
-	redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at', ARGV[1])
+	redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at', nowms())
 end
 return st
 `)

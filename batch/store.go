@@ -330,26 +330,29 @@ func (st Status) Done() bool {
 }
 
 // Begin creates the record of a new batch from info (ID, File, Format,
-// Queue, Origin, Lines, Rows, ValidRows, InvalidRows; Created, Expires and State are
-// set here), or finds the existing one. It returns the stored Info and
-// whether it created it.
+// Queue, Origin, Lines, Rows, ValidRows, InvalidRows; Created, Expires and
+// State are set here, Created and Expires by Redis's clock), or finds the
+// existing one. It returns the stored Info and whether it created it.
 func (s *Store) Begin(ctx context.Context, info Info) (Info, bool, error) {
 	if !ValidID(info.ID) {
 		return Info{}, false, fmt.Errorf("batch: %q is not a batch id", info.ID)
 	}
-	now := time.Now()
-	info.Created = now
-	info.Expires = now.Add(s.ttl())
 	info.State = StateQueueing
 	info.QueuedAt = time.Time{}
-	args := []any{info.Expires.UnixMilli()}
+	args := []any{s.ttl().Milliseconds()}
 	for k, v := range info.fields() {
 		args = append(args, k, v)
 	}
-	created, err := beginScript.Run(ctx, s.Redis, []string{s.Key(info.ID), s.RowsKey(info.ID), s.VersionsKey(info.ID)}, args...).Int()
+	// Redis's clock stamps the batch and sets its expiry: a CLI whose clock
+	// is off neither shortens nor stretches the window of re-runs.
+	res, err := beginScript.Run(ctx, s.Redis, []string{s.Key(info.ID), s.RowsKey(info.ID), s.VersionsKey(info.ID)}, args...).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
 	if err != nil {
 		return Info{}, false, fmt.Errorf("batch: create %s: %w", info.ID, err)
 	}
+	created, now := res[0], time.UnixMilli(res[1])
 	if created == 1 {
 		pipe := s.Redis.Pipeline()
 		pipe.ZAdd(ctx, s.IndexKey(), redis.Z{Score: float64(now.UnixMilli()), Member: info.ID})
@@ -368,8 +371,7 @@ func (s *Store) Begin(ctx context.Context, info Info) (Info, bool, error) {
 func (info Info) fields() map[string]string {
 	return map[string]string{
 		"id": info.ID, "file": info.File, "format": info.Format, "queue": info.Queue, "origin": info.Origin,
-		"created_at": strconv.FormatInt(info.Created.UnixMilli(), 10),
-		"lines":      strconv.Itoa(info.Lines), "rows": strconv.Itoa(info.Rows),
+		"lines": strconv.Itoa(info.Lines), "rows": strconv.Itoa(info.Rows),
 		"valid": strconv.Itoa(info.ValidRows), "invalid": strconv.Itoa(info.InvalidRows),
 		"state": info.State,
 	}
@@ -460,7 +462,7 @@ func (s *Store) List(ctx context.Context, limit int) ([]Status, error) {
 // Complete marks batch id queued: every valid row of its input is queued.
 // A cancelled batch stays cancelled. It returns the batch's state.
 func (s *Store) Complete(ctx context.Context, id string) (string, error) {
-	state, err := completeScript.Run(ctx, s.Redis, []string{s.Key(id)}, time.Now().UnixMilli()).Text()
+	state, err := completeScript.Run(ctx, s.Redis, []string{s.Key(id)}).Text()
 	if errors.Is(err, redis.Nil) {
 		return "", ErrNotFound
 	}
@@ -474,7 +476,7 @@ func (s *Store) Complete(ctx context.Context, id string) (string, error) {
 // records afterwards are recorded cancelled instead of pending; removing the
 // jobs already queued is the caller's (see [Store.Rows]).
 func (s *Store) Cancel(ctx context.Context, id string) (string, error) {
-	prev, err := cancelScript.Run(ctx, s.Redis, []string{s.Key(id)}, time.Now().UnixMilli()).Text()
+	prev, err := cancelScript.Run(ctx, s.Redis, []string{s.Key(id)}).Text()
 	if errors.Is(err, redis.Nil) {
 		return "", ErrNotFound
 	}

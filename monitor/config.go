@@ -7,7 +7,11 @@
 // the UI's JSON API (error messages included, which asynqmon shows as
 // stored) passes through [dypls.Mask] before it is written. With User and
 // Password set, every route but the probes asks for HTTP basic auth;
-// without them, [New] refuses any address that is not loopback.
+// without them, [New] refuses any address that is not loopback. /readyz
+// answers anyone, but tells the detail of a failure (a halt's message may
+// hold the AccessKeyId, the PoolKey and a SubsId) only to callers with
+// those credentials: others get a short reason such as
+// "halted: isv.ACCOUNT_ABNORMAL" (see [PublicReasoner]).
 package monitor
 
 import (
@@ -47,7 +51,9 @@ type Config struct {
 	// RedisConnOpt (and closed by Shutdown).
 	Inspector *asynq.Inspector
 	// Ready reports readiness for /readyz: nil error means ready. A nil
-	// Ready means always ready.
+	// Ready means always ready. Callers without the monitor's credentials
+	// see only the reason of an error implementing [PublicReasoner] (a bare
+	// "not ready" otherwise); callers with them see the whole error.
 	Ready func(ctx context.Context) error
 	// Logger receives the server's own log lines. Credentials are never
 	// logged.

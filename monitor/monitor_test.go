@@ -263,20 +263,30 @@ func TestReadyz(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		ready func(context.Context) error
+		auth  bool
 		code  int
 		body  string
 	}{
-		{"ready", func(context.Context) error { return nil }, 200, "ready\n"},
-		{"halted", func(context.Context) error {
+		{"ready", func(context.Context) error { return nil }, false, 200, "ready\n"},
+		{"plain error", func(context.Context) error {
 			return errors.New("halted: isv.ACCOUNT_ABNORMAL for 13812345678")
-		}, 503, "not ready: halted: isv.ACCOUNT_ABNORMAL for 138****5678\n"},
-		{"hangs", func(context.Context) error { time.Sleep(time.Second); return nil }, 503,
+		}, false, 503, "not ready\n"},
+		{"plain error, with credentials", func(context.Context) error {
+			return errors.New("halted: isv.ACCOUNT_ABNORMAL for 13812345678")
+		}, true, 503, "not ready: halted: isv.ACCOUNT_ABNORMAL for 138****5678\n"},
+		{"public reason", func(context.Context) error {
+			return fmt.Errorf("wrapped: %w", reasoned{"halted: isv.ACCOUNT_ABNORMAL", "account of 13812345678 abnormal"})
+		}, false, 503, "not ready: halted: isv.ACCOUNT_ABNORMAL\n"},
+		{"public reason, with credentials", func(context.Context) error {
+			return reasoned{"halted: isv.ACCOUNT_ABNORMAL", "account of 13812345678 abnormal"}
+		}, true, 503, "not ready: account of 138****5678 abnormal\n"},
+		{"hangs", func(context.Context) error { time.Sleep(time.Second); return nil }, false, 503,
 			"not ready: readiness check timed out after 100ms\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := f.server(t, true, tc.ready)
 			start := time.Now()
-			rec := do(t, s.Handler(), "GET", "/readyz", false)
+			rec := do(t, s.Handler(), "GET", "/readyz", tc.auth)
 			if rec.Code != tc.code || rec.Body.String() != tc.body {
 				t.Errorf("GET /readyz: %d %q, want %d %q", rec.Code, rec.Body.String(), tc.code, tc.body)
 			}
@@ -286,6 +296,12 @@ func TestReadyz(t *testing.T) {
 		})
 	}
 }
+
+// reasoned is a readiness error with a public reason and a detail.
+type reasoned struct{ reason, detail string }
+
+func (r reasoned) Error() string        { return r.detail }
+func (r reasoned) PublicReason() string { return r.reason }
 
 func TestStartShutdown(t *testing.T) {
 	f := &fixture{rc: redistest.Client(t)}

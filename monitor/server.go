@@ -94,7 +94,8 @@ func newUI(opts asynqmon.Options) (ui *asynqmon.HTTPHandler, err error) {
 }
 
 // routes lays out the URL space; everything but the probes sits behind
-// basic auth when credentials are configured.
+// basic auth when credentials are configured, and /readyz gives its detail
+// only to callers with them.
 func (s *Server) routes(ui, metrics http.Handler) http.Handler {
 	private := http.NewServeMux()
 	private.Handle(RootPath+"/", uiHandler(ui, s.cfg.ReadOnly))
@@ -102,12 +103,14 @@ func (s *Server) routes(ui, metrics http.Handler) http.Handler {
 	private.Handle("GET /{$}", http.RedirectHandler(RootPath+"/", http.StatusFound))
 
 	var guarded http.Handler = private
+	var authorized func(*http.Request) bool
 	if s.cfg.User != "" {
 		guarded = basicAuth(s.cfg.User, s.cfg.Password, private)
+		authorized = credentials(s.cfg.User, s.cfg.Password)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
-	mux.Handle("GET /readyz", readyz(s.cfg.Ready))
+	mux.Handle("GET /readyz", readyz(s.cfg.Ready, authorized))
 	mux.Handle("/", guarded)
 	return mux
 }

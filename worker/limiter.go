@@ -17,9 +17,11 @@ import (
 // the provider's real quota settles just under it.
 //
 // The shared state is one Redis hash: the rate at the last change and the
-// time of that change; the effective rate is computed on read as that rate
-// plus the recovery since, capped. The token bucket itself is
-// go-redis/redis_rate (GCRA) at the effective rate.
+// time of that change by Redis's clock; the effective rate is computed on
+// read as that rate plus the recovery since, capped. The token bucket
+// itself is go-redis/redis_rate (GCRA, also on Redis's clock) at the
+// effective rate. The worker's own clock only paces local things: how
+// often the shared rate is re-read and the share of calls throttled.
 type limiter struct {
 	rdb      redis.UniversalClient
 	rl       *redis_rate.Limiter
@@ -41,27 +43,39 @@ type limiter struct {
 	nowFunc func() time.Time
 }
 
-// limitRead returns the effective rate (ARGV: cap, recovery per second,
-// now ms). limitCut lowers it to ARGV[4] if the last cut is older than the
-// window (ARGV[5] ms) and the proposal is lower; returns the new rate.
+// The scripts read the time from Redis (TIME), never from the worker: a
+// worker whose clock is off would otherwise freeze the recovery of the
+// whole fleet (a clock ahead) or undo its own cuts (a clock behind). Redis
+// replicates a script's effects, not the script, so the non-deterministic
+// TIME is safe on replicas and in the AOF; on Redis Cluster every call runs
+// on the node holding KEYS[1], so all workers read one clock.
+//
+// limitRead returns the effective rate (ARGV: cap, recovery per second).
+// limitCut lowers it to ARGV[3] if the last cut is older than the window
+// (ARGV[4] ms) and the proposal is lower; returns the new rate.
+const limitNow = `
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
 var (
-	limitRead = redis.NewScript(`
+	limitRead = redis.NewScript(limitNow + `
 local cap = tonumber(ARGV[1])
 local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or ARGV[1])
 local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
-local eff = rate + tonumber(ARGV[2]) * rate * math.max(0, tonumber(ARGV[3]) - at) / 1000
+local eff = rate + tonumber(ARGV[2]) * rate * math.max(0, now - at) / 1000
 if eff > cap then eff = cap end
 return tostring(eff)`)
-	limitCut = redis.NewScript(`
+	limitCut = redis.NewScript(limitNow + `
 local cap = tonumber(ARGV[1])
-local now = tonumber(ARGV[3])
 local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or ARGV[1])
 local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
 local cut = tonumber(redis.call('HGET', KEYS[1], 'cut') or '0')
 local eff = rate + tonumber(ARGV[2]) * rate * math.max(0, now - at) / 1000
 if eff > cap then eff = cap end
-local proposal = tonumber(ARGV[4])
-if now - cut < tonumber(ARGV[5]) or proposal >= eff then return tostring(eff) end
+local proposal = tonumber(ARGV[3])
+if now - cut < tonumber(ARGV[4]) or proposal >= eff then return tostring(eff) end
 redis.call('HSET', KEYS[1], 'rate', tostring(proposal), 'at', now, 'cut', now)
 redis.call('PEXPIRE', KEYS[1], 3600000)
 return tostring(proposal)`)
@@ -87,7 +101,7 @@ func (l *limiter) current(ctx context.Context) (float64, error) {
 	}
 	l.mu.Unlock()
 	now := l.nowFunc()
-	r, err := limitRead.Run(ctx, l.rdb, []string{l.key}, l.cap, l.recovery, now.UnixMilli()).Float64()
+	r, err := limitRead.Run(ctx, l.rdb, []string{l.key}, l.cap, l.recovery).Float64()
 	if err != nil {
 		return 0, err
 	}
@@ -194,7 +208,7 @@ func (l *limiter) throttled(ctx context.Context) error {
 	}
 	proposal := math.Max(l.min, rate*math.Min(0.97, math.Max(0.5, 1-frac)))
 	now := l.nowFunc()
-	r, err := limitCut.Run(ctx, l.rdb, []string{l.key}, l.cap, l.recovery, now.UnixMilli(), proposal, l.window.Milliseconds()).Float64()
+	r, err := limitCut.Run(ctx, l.rdb, []string{l.key}, l.cap, l.recovery, proposal, l.window.Milliseconds()).Float64()
 	if err != nil {
 		return err
 	}

@@ -260,13 +260,36 @@ func (w *Worker) Shutdown() {
 func (w *Worker) Halt() HaltInfo { return w.h.halt.info() }
 
 // Ready returns nil when the worker can make progress: Redis answers and
-// no account-wide code has halted it. Otherwise the error says why.
+// no account-wide code has halted it. Otherwise it returns a
+// [*NotReadyError] saying why.
 func (w *Worker) Ready(ctx context.Context) error {
 	if err := w.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis unreachable: %s", dypls.Mask(err.Error()))
+		return &NotReadyError{Reason: "redis unreachable", Err: fmt.Errorf("redis unreachable: %s", dypls.Mask(err.Error()))}
 	}
-	return w.Halt().Err()
+	if info := w.Halt(); info.Halted {
+		return &NotReadyError{Reason: "halted: " + info.Code, Err: info.Err()}
+	}
+	return nil
 }
+
+// NotReadyError is why a worker is not ready. Reason is short and safe for
+// anyone to read: "redis unreachable", or "halted: " and the code. Err is
+// the detail (a halt's message may hold the AccessKeyId, the PoolKey and a
+// SubsId), for operators only.
+type NotReadyError struct {
+	Reason string
+	Err    error
+}
+
+// Error returns the detail.
+func (e *NotReadyError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the detail.
+func (e *NotReadyError) Unwrap() error { return e.Err }
+
+// PublicReason returns Reason: the monitor shows it to callers without
+// credentials.
+func (e *NotReadyError) PublicReason() string { return e.Reason }
 
 func (w *Worker) loop(ctx context.Context, every time.Duration, fn func(context.Context)) {
 	w.loops.Add(1)
