@@ -53,3 +53,6 @@ func (brokenFence) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // FenceCommitSHA is the SHA1 of the fence's commit script, for hooks that
 // make it fail.
 var FenceCommitSHA = fenceCommit.Hash()
+
+// FenceBeginSHA is the SHA1 of the fence's begin script.
+var FenceBeginSHA = fenceBegin.Hash()

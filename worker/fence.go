@@ -12,28 +12,31 @@ import (
 // UpdateSubscription per binding in flight. Per SubsId it keeps, in one
 // hash, for each OperateType:
 //
-//	<op>    the last applied version
-//	r:<op>  the RequestId of that application
-//	i:<op>  the intent "<version>|<task id>|<deadline ms>" of a call whose
-//	        outcome is not known yet
+//	<op>             the last applied version
+//	r:<op>           the RequestId of that application
+//	i:<op>:<task id> the intent "<version>|<deadline ms>" of a job whose
+//	                 call may have applied without its version recorded
 //
-// and one lock (a string holding the attempt's token, with a TTL above
-// everything the lock guards). Every key of a binding, job states
+// and one lock (a string holding the job's token, with a TTL above
+// everything the lock guards; "hold:<token>" while a call that may still
+// be applying keeps the binding, which blocks the job itself too). Every key of a binding, job states
 // included, is hash-tagged on the SubsId, so the scripts work on Redis
 // Cluster. The scripts read Redis's clock, never a worker's.
 //
 // The intent is what keeps an older job from overwriting a newer one whose
 // call may have applied: it is written when the lock is taken, removed when
-// the version is recorded (commit) or when the job proved nothing was applied
-// or ended, and it is kept while an attempt's outcome is unknown (a timeout,
-// a crash, a commit that Redis refused). While it stands, jobs with an older
-// version of the field wait ("blocked"); newer ones go ahead, since their
-// value is meant to win anyway. An intent expires at its deadline (the job
-// state's lifetime), after which its job cannot run any more.
+// a version at least as new is recorded (commit) or when the job proved
+// nothing was applied or ended, and it is kept while an attempt's outcome is
+// unknown (a timeout, a crash, a commit that Redis refused). Each job has its
+// own, so a newer job's intent never hides an older one's. While any stands,
+// jobs with an older version of the field wait ("blocked"); newer ones go
+// ahead, since their value is meant to win anyway. An intent expires at its
+// deadline (the job state's lifetime), after which its job cannot run.
 // docs/ARCHITECTURE.md describes the keys; RELIABILITY.md the guarantees.
 var (
 	// fenceBegin KEYS: fence, lock, state. ARGV: op, version, token,
-	// lock TTL ms, state TTL ms, task id.
+	// lock TTL ms, state TTL ms, task id. Expired intents of the field are
+	// removed on the way.
 	// Returns {verdict, n, RequestId}: superseded (n = applied version),
 	// busy (n = the lock's PTTL), go, done (this version was applied; the
 	// RequestId of that call), blocked (n = the newer version in doubt).
@@ -44,17 +47,24 @@ local op, v, task = ARGV[1], tonumber(ARGV[2]), ARGV[6]
 local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
 if applied > v then return {0, applied, ''} end
 if applied == v then return {3, applied, redis.call('HGET', KEYS[1], 'r:' .. op) or ''} end
-local intent = redis.call('HGET', KEYS[1], 'i:' .. op)
-if intent then
-  local iv, itask, idl = string.match(intent, '^(%d+)|(.*)|(%d+)$')
-  if iv and tonumber(iv) > v and itask ~= task and tonumber(idl) > now then
-    return {4, tonumber(iv), ''}
+local pre = 'i:' .. op .. ':'
+local mine = pre .. task
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local k = fields[i]
+  if k ~= mine and string.sub(k, 1, #pre) == pre then
+    local iv, idl = string.match(fields[i + 1], '^(%d+)|(%d+)$')
+    if not iv or tonumber(idl) <= now then
+      redis.call('HDEL', KEYS[1], k)
+    elseif tonumber(iv) > v then
+      return {4, tonumber(iv), ''}
+    end
   end
 end
 local cur = redis.call('GET', KEYS[2])
 if cur and cur ~= ARGV[3] then return {1, redis.call('PTTL', KEYS[2]), ''} end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-redis.call('HSET', KEYS[1], 'i:' .. op, ARGV[2] .. '|' .. task .. '|' .. (now + tonumber(ARGV[5])))
+redis.call('HSET', KEYS[1], mine, ARGV[2] .. '|' .. (now + tonumber(ARGV[5])))
 redis.call('HSET', KEYS[3], 'inflight', now)
 redis.call('HSETNX', KEYS[3], 'first_seen', now)
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
@@ -63,19 +73,25 @@ return {2, applied, ''}`)
 	// fenceCommit KEYS: fence, lock, state. ARGV: op, version, token,
 	// RequestId, keep state ("1": keep the job's state, for a job whose
 	// version lives only there). Records the version if it is newer,
-	// resolves intents up to it, releases the lock if ours, and ends the
-	// job's state. Returns the version applied before. Running it twice is
-	// harmless.
+	// resolves the field's intents up to it (an older call in doubt ended
+	// before this one began, so this value lands after it), releases the
+	// lock if ours, and ends the job's state. Returns the version applied
+	// before. Running it twice is harmless.
 	fenceCommit = redis.NewScript(`
 local op, v = ARGV[1], tonumber(ARGV[2])
 local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
 if v > applied then redis.call('HSET', KEYS[1], op, ARGV[2], 'r:' .. op, ARGV[4]) end
-local intent = redis.call('HGET', KEYS[1], 'i:' .. op)
-if intent then
-  local iv = tonumber(string.match(intent, '^(%d+)|') or '0')
-  if iv <= v then redis.call('HDEL', KEYS[1], 'i:' .. op) end
+local pre = 'i:' .. op .. ':'
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local k = fields[i]
+  if string.sub(k, 1, #pre) == pre then
+    local iv = tonumber(string.match(fields[i + 1], '^(%d+)|') or '0')
+    if iv <= v then redis.call('HDEL', KEYS[1], k) end
+  end
 end
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+local cur = redis.call('GET', KEYS[2])
+if cur == ARGV[3] or cur == 'hold:' .. ARGV[3] then redis.call('DEL', KEYS[2]) end
 if ARGV[5] == '1' then
   redis.call('HDEL', KEYS[3], 'inflight')
   redis.call('HSET', KEYS[3], 'ambiguous', '0')
@@ -95,13 +111,13 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local op = ARGV[1]
 if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
-  if ARGV[5] == 'hold' then redis.call('PEXPIRE', KEYS[2], ARGV[6]) else redis.call('DEL', KEYS[2]) end
+  if ARGV[5] == 'hold' then
+    redis.call('SET', KEYS[2], 'hold:' .. ARGV[3], 'PX', ARGV[6])
+  else
+    redis.call('DEL', KEYS[2])
+  end
 end
-if ARGV[7] == '1' then
-  local intent = redis.call('HGET', KEYS[1], 'i:' .. op)
-  local mine = ARGV[2] .. '|' .. ARGV[4] .. '|'
-  if intent and string.sub(intent, 1, #mine) == mine then redis.call('HDEL', KEYS[1], 'i:' .. op) end
-end
+if ARGV[7] == '1' then redis.call('HDEL', KEYS[1], 'i:' .. op .. ':' .. ARGV[4]) end
 if ARGV[8] == 'drop' then
   redis.call('DEL', KEYS[3])
   return 0

@@ -347,3 +347,82 @@ func TestUnreadableSchemaOnTheLastTryIsDeadWithItsReason(t *testing.T) {
 		t.Errorf("record %s: want %s", rec, worker.CodeUnsupportedSchema)
 	}
 }
+
+// A job on asynq's last try whose attempt had an unknown outcome reads the
+// binding before it is called dead.
+func TestLastTryInDoubtChecksTheBinding(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.AmbiguousHold = 200 * time.Millisecond })
+	u := seed(9, "updateNoA")
+	u.PhoneNoA = "13866660009"
+	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", SubsId: u.SubsId, Kind: "drop_after", Count: 1})
+	e.start()
+	r, err := e.prod.Enqueue(e.ctx, u, asynq.MaxRetry(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := e.waitState(r.TaskID, 10*time.Second, asynq.TaskStateCompleted, asynq.TaskStateArchived)
+	if info.State != asynq.TaskStateCompleted || result(t, info).Outcome != worker.OutcomeApplied {
+		t.Fatalf("state %v, result %s: its own call set the number, so the job is applied", info.State, info.Result)
+	}
+}
+
+// The last attempt times out while the provider is still applying it: the
+// last-chance check waits for the call to have finished before reading the
+// binding, and finds the number.
+func TestLastCheckSeesALateApplication(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.MaxAttempts = 1 }) // call timeout 2s
+	u := seed(10, "updateNoA")
+	u.PhoneNoA = "13866660010"
+	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", SubsId: u.SubsId, Kind: "latency", Delay: 3 * time.Second, Count: 1})
+	e.start()
+	info := e.waitState(e.enqueue(u), 15*time.Second, asynq.TaskStateCompleted, asynq.TaskStateArchived)
+	if info.State != asynq.TaskStateCompleted || result(t, info).Outcome != worker.OutcomeApplied {
+		t.Fatalf("state %v, result %s: the call applied after the client gave up; want applied", info.State, info.Result)
+	}
+}
+
+// lostReply executes a script and then reports an error, as when the
+// connection drops after Redis ran the command.
+type lostReply struct {
+	sha  string
+	left atomic.Int64
+}
+
+func (f *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if a := cmd.Args(); err == nil && len(a) > 1 && strings.EqualFold(cmd.Name(), "evalsha") && a[1] == f.sha && f.left.Add(-1) >= 0 {
+			err = errors.New("read: connection reset (injected after execution)")
+			cmd.SetErr(err)
+		}
+		return err
+	}
+}
+func (f *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// The reply to the fence's begin is lost after Redis took the lock: the
+// job's next attempt takes its own lock again at once instead of waiting
+// out the lock's TTL.
+func TestLostBeginReplyDoesNotLockTheJobOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dyplsim.Config{}, nil) // lock TTL: 1s + 2·2s + 5s
+	hook := &lostReply{sha: worker.FenceBeginSHA}
+	hook.left.Store(1)
+	e.rdb.AddHook(hook)
+	e.start()
+	u := seed(11, "updateOutId")
+	u.OutId = "after-a-lost-reply"
+	start := time.Now()
+	r := result(t, e.waitState(e.enqueue(u), 15*time.Second, asynq.TaskStateCompleted))
+	if r.Outcome != worker.OutcomeApplied {
+		t.Fatalf("result %+v", r)
+	}
+	if took := time.Since(start); took > 6*time.Second {
+		t.Errorf("applied after %v: the job waited for its own lock to expire", took)
+	}
+}

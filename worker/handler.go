@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -154,7 +153,22 @@ func (h *handler) finish(ctx context.Context, j *job, l *lease, err error) error
 		if code == "" {
 			code = CodeRetryLimit
 		}
-		return h.die(ctx, j, l, reasonAsynq, &dypls.Error{Code: code, Message: msg, RequestID: de.RequestID, Class: de.Class})
+		de = &dypls.Error{Code: code, Message: msg, RequestID: de.RequestID, Class: de.Class}
+		if j.ambiguous() && checkable(j.u.OperateType) {
+			// The job cannot run again: read the binding before calling
+			// it dead, as when its attempts run out.
+			return ended(h.lastCheck(ctx, j, de, reasonAsynq))
+		}
+		return h.die(ctx, j, l, reasonAsynq, de)
+	}
+	return err
+}
+
+// ended maps the end of a job to asynq's answer: nil for applied and
+// superseded.
+func ended(err error) error {
+	if errors.Is(err, errEnded) {
+		return nil
 	}
 	return err
 }
@@ -304,14 +318,15 @@ func (h *handler) settle(ctx context.Context, j *job, l *lease, de *dypls.Error,
 	case actApplied:
 		return h.commit(ctx, j, l, res.RequestID, "")
 	case actCheck:
-		exhausted := de.Class != dypls.Permanent
-		if exhausted {
-			// The attempt counts, whatever the check finds.
+		if de.Class != dypls.Permanent {
+			// The attempts ran out: the attempt counts, whatever the
+			// check finds, which is the job's last chance.
 			if _, err := h.endAttempt(ctx, j, l, de, s, "record"); err != nil {
 				return h.redisRetry(j, err)
 			}
+			return h.lastCheck(ctx, j, de, reasonAttempts)
 		}
-		return h.check(ctx, j, l, de, exhausted)
+		return h.check(ctx, j, l, de)
 	case actRetryNotSent:
 		h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
 		return &retryError{reason: "not sent", delay: jitter(time.Second), err: de}
@@ -363,8 +378,9 @@ func (h *handler) endAttempt(ctx context.Context, j *job, l *lease, de *dypls.Er
 	n, err := h.endLease(ctx, j, l, e)
 	if err == nil {
 		j.st.Attempts = n
+		j.st.LastFailure = h.now()
 		if j.st.FirstFailure.IsZero() {
-			j.st.FirstFailure = h.now()
+			j.st.FirstFailure = j.st.LastFailure
 		}
 	}
 	return n, err
@@ -439,22 +455,16 @@ func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note 
 	return h.applied(ctx, j, requestID, note)
 }
 
-// check settles an unknown outcome with QuerySubscriptionDetail: applied
-// when the binding holds the value. A query that fails is retried by its
-// class; it never makes the job dead.
-func (h *handler) check(ctx context.Context, j *job, l *lease, de *dypls.Error, exhausted bool) error {
+// check settles a conflict after an unknown outcome with
+// QuerySubscriptionDetail: applied when the binding holds the value. A
+// query that fails is retried by its class; it never makes the job dead.
+func (h *handler) check(ctx context.Context, j *job, l *lease, de *dypls.Error) error {
 	held, rid, qerr := h.holds(ctx, j.u)
-	switch settleCheck(check{err: qerr, held: held, exhausted: exhausted}) {
+	switch settleCheck(check{err: qerr, held: held}) {
 	case actApplied:
 		return h.commit(ctx, j, l, rid, "an earlier attempt whose outcome was unknown had applied it: QuerySubscriptionDetail shows the wanted number")
 	case actDead:
 		return h.die(ctx, j, l, reasonPermanent, de)
-	case actExhausted:
-		if qerr != nil {
-			de = &dypls.Error{Code: de.Code, Message: de.Message + fmt.Sprintf(" (an attempt's outcome is unknown and QuerySubscriptionDetail failed: %s)", qerr.Code),
-				RequestID: de.RequestID, Class: de.Class}
-		}
-		return h.die(ctx, j, l, reasonAttempts, de)
 	case actRetryThrottled:
 		h.endLease(ctx, j, l, attemptEnd{state: "keep"})
 		return h.throttled(ctx, j, qerr)
@@ -468,6 +478,44 @@ func (h *handler) check(ctx context.Context, j *job, l *lease, de *dypls.Error, 
 		delay: fullJitter(j.st.Attempts, h.cfg.BackoffBase, h.cfg.BackoffMax)}
 }
 
+// lastCheck reads the binding before a job whose outcome is in doubt ends
+// dead (reason): applied if the binding holds its value. It first waits out
+// AmbiguousHold since the job's last failure, so that a call the provider
+// may still be applying is seen.
+func (h *handler) lastCheck(ctx context.Context, j *job, de *dypls.Error, reason string) error {
+	if !j.st.LastFailure.IsZero() {
+		if !h.pause(ctx, h.cfg.AmbiguousHold-h.now().Sub(j.st.LastFailure)) {
+			return &retryError{reason: "stopping", delay: jitter(time.Second), err: de}
+		}
+	}
+	held, rid, qerr := h.holds(ctx, j.u)
+	if qerr == nil && held {
+		return h.commit(ctx, j, nil, rid, "an earlier attempt whose outcome was unknown had applied it: QuerySubscriptionDetail shows the wanted number")
+	}
+	if qerr != nil {
+		de = &dypls.Error{Code: de.Code, Message: de.Message + fmt.Sprintf(" (an attempt's outcome is unknown and QuerySubscriptionDetail failed: %s)", qerr.Code),
+			RequestID: de.RequestID, Class: de.Class}
+	}
+	return h.die(ctx, j, nil, reason, de)
+}
+
+// pause waits d, and reports false if the worker stops or ctx ends first.
+func (h *handler) pause(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-h.stop:
+		return false
+	}
+}
+
 // maxAgePassed ends a job older than JOB_MAX_AGE: dead with its last
 // failure, unless an earlier attempt of unknown outcome is found applied.
 func (h *handler) maxAgePassed(ctx context.Context, j *job) error {
@@ -478,13 +526,7 @@ func (h *handler) maxAgePassed(ctx context.Context, j *job) error {
 	}
 	de := &dypls.Error{Code: code, Message: msg, RequestID: st.LastRequest, Class: dypls.Classify(code)}
 	if st.Ambiguous && checkable(j.u.OperateType) {
-		held, rid, qerr := h.holds(ctx, j.u)
-		if qerr == nil && held {
-			return h.commit(ctx, j, nil, rid, "max age passed, but an earlier attempt had applied it: QuerySubscriptionDetail shows the wanted number")
-		}
-		if qerr != nil {
-			de.Message += fmt.Sprintf(" (an earlier attempt's outcome is unknown and QuerySubscriptionDetail failed: %s)", qerr.Code)
-		}
+		return h.lastCheck(ctx, j, de, reasonMaxAge)
 	}
 	return h.die(ctx, j, nil, reasonMaxAge, de)
 }
@@ -731,9 +773,11 @@ func asAPIError(err error) *dypls.Error {
 	return &dypls.Error{Code: dypls.CodeTransport, Message: dypls.Mask(err.Error()), Class: dypls.Transient, Ambiguous: true}
 }
 
-func lockToken(taskID string) string {
-	return fmt.Sprintf("%s:%x", taskID, rand.Uint64())
-}
+// lockToken is the job's token in the binding's lock. It is the same for
+// every attempt of the job, so an attempt whose begin reply was lost takes
+// the lock again at once rather than waiting out its TTL; two attempts of
+// one job never run at once (asynq's lease outlives the lock).
+func lockToken(taskID string) string { return "job:" + taskID }
 
 func isTransport(e *dypls.Error) bool {
 	return e.HTTPStatus == 0 && e.RequestID == "" && e.Class == dypls.Transient

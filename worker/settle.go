@@ -106,33 +106,22 @@ func checkable(op string) bool {
 	return op == "updateNoA" || op == "updateNoB"
 }
 
-// check is what a settling QuerySubscriptionDetail answered.
+// check is what a QuerySubscriptionDetail settling a conflict answered.
 type check struct {
 	err  *dypls.Error // nil: the query answered
 	held bool         // the binding holds the value the job sets
-	// exhausted: the attempt that led to the check used up the job's
-	// attempts (otherwise it was an isv.BIND_CONFLICT).
-	exhausted bool
 }
 
-// settleCheck decides after a check. After a conflict, a query that fails
-// is retried by its own class; it never makes the job dead, since the
-// update may well hold. After the attempts ran out, the job is dead either
-// way unless the query shows the value: the check is a last chance, not a
-// new budget.
+// settleCheck decides after a conflict's check. A query that fails is
+// retried by its own class; it never makes the job dead, since the update
+// may well hold. (When the attempts ran out, the check is a last chance,
+// not a new budget: the handler's lastCheck ends the job either way.)
 func settleCheck(c check) action {
 	if c.err == nil {
-		switch {
-		case c.held:
+		if c.held {
 			return actApplied
-		case c.exhausted:
-			return actExhausted
-		default:
-			return actDead
 		}
-	}
-	if c.exhausted {
-		return actExhausted
+		return actDead
 	}
 	switch c.err.Class {
 	case dypls.Throttled:

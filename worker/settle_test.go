@@ -51,8 +51,7 @@ func TestSettle(t *testing.T) {
 }
 
 // TestSettleCheck: a settling query that fails is retried by its class
-// after a conflict, and never turns the job dead; after the attempts ran
-// out, only a binding that holds the value saves the job.
+// after a conflict, and never turns the job dead.
 func TestSettleCheck(t *testing.T) {
 	code := func(c string) *dypls.Error { return &dypls.Error{Code: c, Class: dypls.Classify(c)} }
 	for _, c := range []struct {
@@ -67,9 +66,6 @@ func TestSettleCheck(t *testing.T) {
 		{"timeout", check{err: code(dypls.CodeTimeout)}, actRetryTransient},
 		{"systemic", check{err: code("InvalidAccessKeyId.NotFound")}, actHalt},
 		{"binding gone", check{err: code("isv.SUBS_NOT_EXIST")}, actDead},
-		{"exhausted, holds", check{held: true, exhausted: true}, actApplied},
-		{"exhausted, does not hold", check{exhausted: true}, actExhausted},
-		{"exhausted, query failed", check{err: code("isp.SYSTEM_ERROR"), exhausted: true}, actExhausted},
 	} {
 		if got := settleCheck(c.c); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)

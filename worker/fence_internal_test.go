@@ -1,0 +1,66 @@
+package worker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+// An older job waiting on a newer job's call of unknown outcome must keep
+// waiting when a third, newest, job comes and goes without applying: each
+// job has its own intent, and one's end never clears another's.
+func TestIntentsAreKeptPerJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	ns := redistest.Namespace(t)
+	f := &fence{rdb: rdb, prefix: ns, lockTTL: 5 * time.Second, stateTTL: time.Hour}
+	t.Cleanup(func() {
+		fk, lk := f.keys("S1")
+		rdb.Del(ctx, fk, lk)
+	})
+	mk := func(task string, v int64) *job {
+		return &job{id: task, version: v, u: tasks.Update{SubsId: "S1", OperateType: "updateExpire",
+			Meta: &tasks.Meta{Version: v}}, st: &jobState{key: ns + ":{S1}:job:" + task}}
+	}
+	begin := func(j *job) fenceVerdict {
+		t.Helper()
+		b, err := f.begin(ctx, j, lockToken(j.id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.verdict
+	}
+	a, c, z := mk("A", 2), mk("C", 3), mk("Z", 1)
+	if v := begin(a); v != fenceGo {
+		t.Fatalf("A: %v", v)
+	}
+	// A's call times out: in doubt, the lock held a moment.
+	if _, err := f.end(ctx, a, attemptEnd{token: lockToken("A"), hold: time.Millisecond, state: "record", counted: true, ambiguous: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if v := begin(z); v != fenceBlocked {
+		t.Fatalf("Z (older) while A is in doubt: %v, want blocked", v)
+	}
+	// C, newer, goes ahead, then ends without applying (throttled, say).
+	if v := begin(c); v != fenceGo {
+		t.Fatalf("C: %v", v)
+	}
+	if _, err := f.end(ctx, c, attemptEnd{token: lockToken("C"), clearIntent: true, state: "keep"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := begin(z); v != fenceBlocked {
+		t.Fatalf("Z after C came and went: %v, want still blocked by A", v)
+	}
+	// A settles: applied. Z is then superseded.
+	if _, err := f.commit(ctx, a, lockToken("A"), "R-A"); err != nil {
+		t.Fatal(err)
+	}
+	if v := begin(z); v != fenceSuperseded {
+		t.Fatalf("Z after A was recorded: %v, want superseded", v)
+	}
+}
