@@ -247,9 +247,17 @@ func TestTimeout(t *testing.T) {
 	}
 	// The timeout is the client's, not stuck from the failed call: a slow
 	// but timely answer still succeeds on the same client.
+	// (Three tries: a stuck timeout fails them all, a loaded machine
+	// rarely more than one.)
 	sim.SetFaults([]dyplsim.FaultRule{{Kind: "latency", Delay: 100 * time.Millisecond}})
-	if _, err := c.UpdateSubscription(bg, updateNoA(1, newA)); err != nil {
-		t.Fatalf("after the timeout: %v", err)
+	var err2 error
+	for range 3 {
+		if _, err2 = c.UpdateSubscription(bg, updateNoA(1, newA)); err2 == nil {
+			break
+		}
+	}
+	if err2 != nil {
+		t.Fatalf("after the timeout: %v", err2)
 	}
 }
 
