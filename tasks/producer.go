@@ -82,6 +82,10 @@ type Result struct {
 	// Duplicate reports that a task with the same id was already queued
 	// (same IdempotencyKey, or same TaskID option), so nothing was added.
 	Duplicate bool
+	// Warnings are what [Update.Warnings] says about the update: fields
+	// the OperateType does not use (left out of the job), an Expiration
+	// less than ten minutes ahead.
+	Warnings []Problem
 }
 
 // Enqueue normalizes and validates u, takes a version, sets u.Meta (schema,
@@ -108,6 +112,7 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 	if err := u.Validate(t); err != nil {
 		return Result{}, err
 	}
+	warnings := u.Warnings(t)
 
 	m := Meta{}
 	if u.Meta != nil {
@@ -140,11 +145,11 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
 		q, id := optionTargets(all)
-		return Result{TaskID: id, Queue: q, Duplicate: true}, nil
+		return Result{TaskID: id, Queue: q, Duplicate: true, Warnings: warnings}, nil
 	case err != nil:
 		return Result{}, fmt.Errorf("tasks: enqueue to %s: %w", queue, err)
 	}
-	return Result{TaskID: info.ID, Queue: info.Queue, Version: m.Version}, nil
+	return Result{TaskID: info.ID, Queue: info.Queue, Version: m.Version, Warnings: warnings}, nil
 }
 
 // optionTargets returns the queue and task id the options select (the last

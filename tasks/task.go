@@ -47,7 +47,8 @@ func TaskIDForKey(key string) string {
 }
 
 // NewTask normalizes and validates u (at the current time) and returns a
-// [TypeUpdateSubscription] task. If u.Meta is nil it gets one with the
+// [TypeUpdateSubscription] task whose payload leaves out the fields the
+// OperateType does not use ([Update.Unused]). If u.Meta is nil it gets one with the
 // current schema and enqueue time and no version (a worker assigns one at
 // first pick-up; use a [Producer] for versions taken at enqueue time).
 //
@@ -64,6 +65,7 @@ func newTask(u Update, now time.Time, opts []asynq.Option) (*asynq.Task, error) 
 	if err := u.Validate(now); err != nil {
 		return nil, err
 	}
+	u.DropUnused() // the API ignores them; the job carries what it sends
 	if u.Meta == nil {
 		u.Meta = &Meta{EnqueuedAt: now.UTC()}
 	} else {
