@@ -32,11 +32,11 @@ func TestValidatorAgreesWithSimulator(t *testing.T) {
 		{"GroupIdNegative", func(u *tasks.Update) { u.OperateType, u.GroupId = "updateAxgGroup", "-5" }},
 		{"GroupIdZero", func(u *tasks.Update) { u.OperateType, u.GroupId = "updateAxgGroup", "0" }},
 		{"Expiration", func(u *tasks.Update) { u.OperateType, u.Expiration = "updateExpire", in(48*time.Hour) }},
-		{"ExpirationMillis", func(u *tasks.Update) { u.OperateType, u.Expiration = "updateExpire", in(48*time.Hour) + ".000" }},
+		{"ExpirationMillis", func(u *tasks.Update) { u.OperateType, u.Expiration = "updateExpire", in(48*time.Hour)+".000" }},
 		{"ExpirationDoubleSpace", func(u *tasks.Update) {
 			u.OperateType, u.Expiration = "updateExpire", strings.Replace(in(48*time.Hour), " ", "  ", 1)
 		}},
-		{"ExpirationSoon", func(u *tasks.Update) { u.OperateType, u.Expiration = "updateExpire", in(5 * time.Minute) }},
+		{"ExpirationSoon", func(u *tasks.Update) { u.OperateType, u.Expiration = "updateExpire", in(5*time.Minute) }},
 		{"RingConfig", func(u *tasks.Update) {
 			u.OperateType, u.OutId, u.RingConfig = "updateOutId", "o", `{"AXBRing_A":"100000001","AXGRing_G":"2"}`
 		}},
@@ -51,7 +51,9 @@ func TestValidatorAgreesWithSimulator(t *testing.T) {
 			u.OperateType, u.OutId, u.Expiration = "updateOutId", "o2", "2000-01-01 00:00:00"
 		}},
 		{"UnusedBadASRStatus", func(u *tasks.Update) { u.OperateType, u.OutId, u.ASRStatus = "updateOutId", "o3", "on" }},
-		{"UnusedBadPhoneNoA", func(u *tasks.Update) { u.OperateType, u.IsRecordingEnabled, u.PhoneNoA = "updateIsRecordingEnabled", "true", "x" }},
+		{"UnusedBadPhoneNoA", func(u *tasks.Update) {
+			u.OperateType, u.IsRecordingEnabled, u.PhoneNoA = "updateIsRecordingEnabled", "true", "x"
+		}},
 	}
 	for _, tc := range cases {
 		u := tasks.Update{PoolKey: b.PoolKey, SubsId: b.SubsId, PhoneNoX: b.PhoneNoX}

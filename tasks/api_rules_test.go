@@ -109,7 +109,7 @@ func TestValidateExpirationVariants(t *testing.T) {
 // string code.
 func TestValidateRingConfig(t *testing.T) {
 	for v, want := range map[string]string{
-		`{"AXBRing_A":"100000001","AXBRing_B":"100000002"}`: "",
+		`{"AXBRing_A":"100000001","AXBRing_B":"100000002"}`:                                                   "",
 		`{"AXNRing_AB":"1","AXNRing_A":"2","AXNRing_N":"3","AXGRing_AB":"4","AXGRing_A":"5","AXGRing_G":"6"}`: "",
 		`ring-42`:                 "must be a JSON object",
 		`["AXBRing_A"]`:           "must be a JSON object",
