@@ -246,7 +246,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	}
 
 	q := &queuer{ctx: ctx, store: store, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
-		guard: guard, id: info.ID, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
+		guard: guard, id: info.ID, info: info, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
 		skipInvalid: cfg.skipInvalid, problems: pp}
 	f, err := os.Open(in.path)
 	if err != nil {

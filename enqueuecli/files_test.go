@@ -1,6 +1,7 @@
 package enqueuecli
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"golang.org/x/text/encoding/simplifiedchinese"
 	xunicode "golang.org/x/text/encoding/unicode"
 
+	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -189,5 +191,46 @@ func TestMaskedNumbersWithSeparators(t *testing.T) {
 	mustContain(t, r, "stderr", `got "+86 138-****-8000"`)
 	if strings.Contains(r.stderr, "0013") {
 		t.Errorf("stderr shows the number:\n%s", r)
+	}
+}
+
+// TestTaskIDsShowWhole: every row's task id shows whole in asynqmon, which
+// cuts an id at its first "-"; a batch begun by a version that made
+// "<batch>-<line>" ids goes on with them.
+func TestTaskIDsShowWhole(t *testing.T) {
+	h := newHarness(t)
+	path := h.write("ids.csv", csvRows(3))
+	r := h.run(path)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	seen := map[string]bool{}
+	for _, q := range h.tasksIn() {
+		shown, _, _ := strings.Cut(q.id, "-") // what asynqmon shows
+		if shown != q.id || seen[shown] {
+			t.Errorf("task id %s shows as %s in asynqmon", q.id, shown)
+		}
+		seen[shown] = true
+	}
+
+	// A batch record of before, and the same file run again after an
+	// interruption: the rows keep the old form, and nothing is queued twice.
+	h.queue = h.ns + "-legacy"
+	path = h.write("legacy.csv", csvRows(2))
+	r = h.run("--dry-run", path)
+	id := batchID(t, r)
+	info, _, err := h.store.Begin(context.Background(), batch.Info{ID: id, File: path, Format: "csv", Queue: h.queue, Lines: 3, Rows: 2, ValidRows: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rdb.HDel(context.Background(), h.store.Key(info.ID), "task_ids")
+	for range 2 {
+		if r := h.run(path); r.code != 0 {
+			t.Fatalf("%s", r)
+		}
+	}
+	ts := h.tasksIn()
+	if len(ts) != 2 || ts[0].id != batch.LegacyTaskID(id, 2) || ts[1].id != batch.LegacyTaskID(id, 3) {
+		t.Errorf("legacy batch tasks: %+v", ts)
 	}
 }

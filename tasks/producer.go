@@ -137,6 +137,16 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 		queue = DefaultLiveQueue
 	}
 	all := append(append(defaultOptions(u), asynq.Queue(queue)), opts...)
+	if q, id := optionTargets(all); u.IdempotencyKey != "" && id == TaskIDForKey(u.IdempotencyKey) {
+		// The key may be queued under its id of before.
+		legacy, taken, err := LegacyKeyTask(asynq.NewInspectorFromRedisClient(p.Redis), q, u.IdempotencyKey)
+		if err != nil {
+			return Result{}, fmt.Errorf("tasks: enqueue to %s: %w", q, err)
+		}
+		if taken {
+			return Result{TaskID: legacy, Queue: q, Duplicate: true, Warnings: warnings}, nil
+		}
+	}
 	task, err := newTask(u, t, all)
 	if err != nil {
 		return Result{}, err

@@ -293,3 +293,25 @@ func TestProducerWarnings(t *testing.T) {
 		t.Errorf("payload keeps the unused OutId: %s", info.Payload)
 	}
 }
+
+// TestProducerIdempotencyKeyQueuedBefore: a key queued under its task id of
+// before (idem-<hex>) is still queued only once.
+func TestProducerIdempotencyKeyQueuedBefore(t *testing.T) {
+	p, _, insp := newTestProducer(t)
+	u := futureUpdate()
+	u.IdempotencyKey = "order-7-expire"
+	old := LegacyTaskIDForKey(u.IdempotencyKey)
+	if _, err := p.Client.Enqueue(asynq.NewTask(TypeUpdateSubscription, []byte("{}")), asynq.Queue(p.Queue), asynq.TaskID(old)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Enqueue(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Duplicate || res.TaskID != old {
+		t.Errorf("Enqueue = %+v, want a duplicate of %s", res, old)
+	}
+	if qi, err := insp.GetQueueInfo(p.Queue); err != nil || qi.Pending != 1 {
+		t.Errorf("queue %+v, %v: want the one task", qi, err)
+	}
+}
