@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -258,8 +259,9 @@ func newRowReader(r io.Reader, name, format, enc string) (*rowReader, error) {
 			if strings.ContainsAny(h, ";\t|") {
 				hint = "; the header seems to use another separator: save the file as comma-separated CSV"
 			}
-			problems = append(problems, fmt.Sprintf("unknown column %q (known columns: %s; columns starting with _ are ignored)%s",
-				dypls.Mask(h), strings.Join(tasks.KnownColumns, ", "), hint))
+			// Masked once quoted: an escape such as \x19 can join digits.
+			problems = append(problems, fmt.Sprintf("unknown column %s (known columns: %s; columns starting with _ are ignored)%s",
+				dypls.Mask(strconv.Quote(dypls.Mask(h))), strings.Join(tasks.KnownColumns, ", "), hint))
 		case dup:
 			problems = append(problems, fmt.Sprintf("duplicate column %q (column %d): %s is already column %d (%q); keep one (known columns: %s)",
 				h, i+1, f, prev+1, names[prev], strings.Join(tasks.KnownColumns, ", ")))

@@ -529,13 +529,14 @@ func mask(v string) string {
 }
 
 // quote quotes v for a reason, shortening long values and masking every
-// phone-number-shaped run of digits in it (see [maskNumbers]), in case a
-// number landed in the wrong column.
+// phone number in it (see [maskNumbers]), in case a number landed in the
+// wrong column. It masks again once quoted: an escape such as \x19 can
+// join digits into the shape of a number.
 func quote(v string) string {
 	const max = 40
 	v = maskNumbers(v)
 	if r := []rune(v); len(r) > max {
 		v = string(r[:max]) + "…"
 	}
-	return strconv.Quote(v)
+	return maskNumbers(strconv.Quote(v))
 }
