@@ -39,6 +39,7 @@ chaos:
 	@mkdir -p $(TEST_ARTIFACTS)
 	$(WITH_REDIS) $(GO) test -race -count=1 -timeout 30m -tags chaos -run 'Chaos' ./...
 	$(GO) test -run '^$$' -fuzz FuzzMask -fuzztime 20s ./dypls/
+	$(GO) test -run '^$$' -fuzz FuzzReadFile -fuzztime 20s ./enqueuecli/
 
 ## bench: benchmarks beside bare asynq on a private Redis; see BENCHMARKS.md.
 bench:

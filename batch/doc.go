@@ -10,7 +10,8 @@
 // within the batch window finds the same batch and queues nothing twice, and
 // any change to the file makes a new batch. Ids are "b" and 16 letters and
 // digits 2-9, such as "bq4hz7kpmw2rtx9ca". The task id of line L is
-// [TaskID](batch, L), "<batch>-<L>", unless the row carries an
+// [TaskID](batch, L), "<batch>_<L>" (batches begun before that form keep
+// [LegacyTaskID], "<batch>-<L>"), unless the row carries an
 // IdempotencyKey, in which case it is the id package tasks derives from the
 // key and the record keeps it. Task ids are deterministic, so a re-run or a
 // resume after a crash conflicts with the tasks still in asynq, and the

@@ -203,12 +203,19 @@ func ValidID(id string) bool {
 	return true
 }
 
-// TaskID is the asynq task id of line of batch id: "<id>-<line>".
-func TaskID(id string, line int) string { return id + "-" + strconv.Itoa(line) }
+// TaskID is the asynq task id of line of batch id: "<id>_<line>". The web
+// UI (asynqmon) shows a task id up to its first "-", so the id has none:
+// every row shows whole.
+func TaskID(id string, line int) string { return id + "_" + strconv.Itoa(line) }
 
-// ParseTaskID splits a task id made by [TaskID].
+// LegacyTaskID is the task id of line of batch id in a batch created
+// before [TaskID] took its present form: "<id>-<line>", which asynqmon
+// shows as "<id>" for every row. [Info.TaskID] picks the batch's form.
+func LegacyTaskID(id string, line int) string { return id + "-" + strconv.Itoa(line) }
+
+// ParseTaskID splits a task id made by [TaskID] or [LegacyTaskID].
 func ParseTaskID(taskID string) (id string, line int, ok bool) {
-	i := strings.LastIndexByte(taskID, '-')
+	i := strings.LastIndexAny(taskID, "_-")
 	if i < 0 || !ValidID(taskID[:i]) {
 		return "", 0, false
 	}
@@ -237,7 +244,23 @@ type Info struct {
 	InvalidRows int // rows that did not
 
 	State string // one of the State constants
+
+	// LegacyTaskIDs reports a batch created before task ids took the form
+	// of [TaskID]: its rows' tasks have [LegacyTaskID] ids.
+	LegacyTaskIDs bool
 }
+
+// TaskID is the task id of line of the batch, in the batch's form.
+func (info Info) TaskID(line int) string {
+	if info.LegacyTaskIDs {
+		return LegacyTaskID(info.ID, line)
+	}
+	return TaskID(info.ID, line)
+}
+
+// taskIDsField is the batch hash field that marks task ids of the form of
+// [TaskID]; a batch without it has legacy ids.
+const taskIDsField = "task_ids"
 
 // Counts are the rows of a batch per outcome.
 type Counts struct {
@@ -373,7 +396,7 @@ func (info Info) fields() map[string]string {
 		"id": info.ID, "file": info.File, "format": info.Format, "queue": info.Queue, "origin": info.Origin,
 		"lines": strconv.Itoa(info.Lines), "rows": strconv.Itoa(info.Rows),
 		"valid": strconv.Itoa(info.ValidRows), "invalid": strconv.Itoa(info.InvalidRows),
-		"state": info.State,
+		"state": info.State, taskIDsField: "2",
 	}
 }
 
@@ -402,7 +425,7 @@ func parseStatus(m map[string]string) Status {
 		ID: m["id"], File: m["file"], Format: m["format"], Queue: m["queue"], Origin: m["origin"],
 		Created: ms("created_at"), Expires: ms("expires_at"), QueuedAt: ms("queued_at"),
 		Lines: num("lines"), Rows: num("rows"), ValidRows: num("valid"), InvalidRows: num("invalid"),
-		State: m["state"],
+		State: m["state"], LegacyTaskIDs: m[taskIDsField] == "",
 	}}
 	byOutcome := map[string][]CodeCount{}
 	for k, v := range m {
@@ -753,6 +776,7 @@ func (s *Store) Rows(ctx context.Context, id string, first, last int) ([]Row, er
 		return nil, nil
 	}
 	pipe := s.Redis.Pipeline()
+	formCmd := pipe.HGet(ctx, s.Key(id), taskIDsField)
 	rowsCmd := pipe.GetRange(ctx, s.RowsKey(id), int64(first/2), int64(last/2))
 	var buckets []*redis.MapStringStringCmd
 	for b := first / BucketLines; b <= last/BucketLines; b++ {
@@ -762,6 +786,7 @@ func (s *Store) Rows(ctx context.Context, id string, first, last int) ([]Row, er
 		return nil, fmt.Errorf("batch: read rows of %s: %w", id, err)
 	}
 	b, _ := rowsCmd.Bytes()
+	info := Info{ID: id, LegacyTaskIDs: formCmd.Val() == ""}
 	outs := decodeOutcomes(b, first, last)
 	rows := make([]Row, 0, last-first+1)
 	for l := first; l <= last; l++ {
@@ -772,7 +797,7 @@ func (s *Store) Rows(ctx context.Context, id string, first, last int) ([]Row, er
 			r.Code, r.RequestID, r.Message = decodeDetail(d)
 		}
 		if r.Outcome != "" && r.Outcome != OutcomeInvalid {
-			r.TaskID = TaskID(id, l)
+			r.TaskID = info.TaskID(l)
 			if t := m["t"+key]; t != "" {
 				r.TaskID = t
 			}

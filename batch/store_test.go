@@ -66,7 +66,13 @@ func TestIDs(t *testing.T) {
 	if id, line, ok := ParseTaskID(tid); !ok || id != a || line != 42 {
 		t.Errorf("ParseTaskID(%s) = %s %d %v", tid, id, line, ok)
 	}
-	for _, bad := range []string{"", "x-1", a + "-0", a + "-x", "idem-0123"} {
+	if strings.Contains(tid, "-") {
+		t.Errorf("TaskID %s holds a -: asynqmon would show it cut", tid)
+	}
+	if id, line, ok := ParseTaskID(LegacyTaskID(a, 7)); !ok || id != a || line != 7 {
+		t.Errorf("ParseTaskID(%s) = %s %d %v", LegacyTaskID(a, 7), id, line, ok)
+	}
+	for _, bad := range []string{"", "x-1", a + "-0", a + "-x", "idem-0123", a + "_0", "idem_abc"} {
 		if _, _, ok := ParseTaskID(bad); ok {
 			t.Errorf("ParseTaskID(%q) ok", bad)
 		}
@@ -170,17 +176,28 @@ func testRecordAndMarkKeepCountersExact(t *testing.T, open backend) {
 	}
 	wantRows := []string{
 		"1     ",
-		fmt.Sprintf("2 applied %s-2 OK R2 ", id),
-		fmt.Sprintf("3 dead %s-3 isv.NO_NOT_EXIST R3 number 138****5678 unknown", id),
-		fmt.Sprintf("4 dead %s-4 isv.NO_NOT_EXIST  ", id),
-		fmt.Sprintf("5 applied %s-5 OK R5 ", id),
-		fmt.Sprintf("6 superseded %s-6 Superseded  ", id),
-		fmt.Sprintf("7 applied %s-7 OK  ", id),
-		fmt.Sprintf("8 pending %s-8   ", id),
+		fmt.Sprintf("2 applied %s_2 OK R2 ", id),
+		fmt.Sprintf("3 dead %s_3 isv.NO_NOT_EXIST R3 number 138****5678 unknown", id),
+		fmt.Sprintf("4 dead %s_4 isv.NO_NOT_EXIST  ", id),
+		fmt.Sprintf("5 applied %s_5 OK R5 ", id),
+		fmt.Sprintf("6 superseded %s_6 Superseded  ", id),
+		fmt.Sprintf("7 applied %s_7 OK  ", id),
+		fmt.Sprintf("8 pending %s_8   ", id),
 	}
 	if strings.Join(got, "\n") != strings.Join(wantRows, "\n") {
 		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantRows, "\n"))
 	}
+	// A batch created before task ids lost their "-" keeps its ids.
+	if err := s.Redis.HDel(ctx, s.Key(id), taskIDsField).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := s.Rows(ctx, id, 2, 2); len(rows) != 1 || rows[0].TaskID != id+"-2" {
+		t.Errorf("legacy batch: rows %+v, want task id %s-2", rows, id)
+	}
+	if st, _ := s.Status(ctx, id); !st.LegacyTaskIDs || st.TaskID(3) != id+"-3" {
+		t.Errorf("legacy batch: %+v", st.Info)
+	}
+	s.Redis.HSet(ctx, s.Key(id), taskIDsField, "2")
 	rows, _ = s.Rows(ctx, id, 601, 603)
 	if rows[0].Outcome != OutcomeInvalid || rows[0].TaskID != "" || !strings.Contains(rows[0].Message, "138****5678") ||
 		rows[1].TaskID != "idem-abc" || rows[2].Outcome != "" {

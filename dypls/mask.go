@@ -11,49 +11,253 @@ import (
 // its first three and last four digits: 13812345678 becomes 138****5678.
 // Longer or shorter digit runs (SubsId, RequestId, timestamps) stay whole.
 //
+// Numbers written in groups are caught too: groups of digits joined by
+// spaces, "-", "." or parentheses, optionally behind +86, 86 or 0086, whose
+// digits together have that shape ("+86 138-0013-8000", "(010) 8765 4321",
+// "138.0013.8000"). Their hidden digits become "*" one for one and the
+// separators stay: "+86 138-****-8000". To leave dates, decimals and
+// addresses alone, every group but a first one behind a country code has at
+// least three digits, a number written with "." has at least three groups,
+// and four dotted groups of at most three digits (an IPv4 address) are not
+// a number.
+//
 // It is the one masking function of the project; logs, stored errors,
 // results, metric labels, the UI and CLI output all go through it.
 func Mask(s string) string {
-	if !hasPhoneRun(s) {
+	if !mayHoldNumber(s) {
 		return s
 	}
 	// UUIDs (RequestIds, task ids) can hold a phone-shaped digit run in a
 	// group: they stay whole.
 	ids := uuidShape.FindAllStringIndex(s, -1)
 	if len(ids) == 0 {
-		return maskRuns(s)
+		return maskAll(s)
 	}
 	var b strings.Builder
 	b.Grow(len(s))
 	last := 0
 	for _, m := range ids {
-		b.WriteString(maskRuns(s[last:m[0]]))
+		b.WriteString(maskAll(s[last:m[0]]))
 		b.WriteString(s[m[0]:m[1]])
 		last = m[1]
 	}
-	b.WriteString(maskRuns(s[last:]))
+	b.WriteString(maskAll(s[last:]))
 	return b.String()
 }
 
 var uuidShape = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`)
 
-func maskRuns(s string) string {
+// mayHoldNumber reports whether s has the ten digits a phone number needs.
+func mayHoldNumber(s string) bool {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			if n++; n >= 10 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// group is one run of digits in a span: s[start:end].
+type group struct{ start, end int }
+
+// maxSep is the most separator characters between two groups of a number
+// ("-", " ", ") ", ...).
+const maxSep = 2
+
+// isSep reports whether c may join the groups of a number.
+func isSep(c byte) bool { return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' }
+
+// maskAll masks s until nothing is left to mask: the digits a masked
+// number keeps can form a number with a group beside it.
+func maskAll(s string) string {
+	for {
+		m := maskSpans(s)
+		if m == s {
+			return m
+		}
+		s = m
+	}
+}
+
+// maskSpans masks the numbers in s: each span of digit groups joined by
+// separators is split into numbers, or left as it is.
+func maskSpans(s string) string {
 	var b strings.Builder
-	b.Grow(len(s))
+	var groups []group
+	done := 0 // s[:done] is written to b, or needs no change while b is empty
 	for i := 0; i < len(s); {
 		if !isDigit(s[i]) {
-			b.WriteByte(s[i])
 			i++
 			continue
 		}
+		// A span: groups of digits with at most maxSep separators between.
+		groups = groups[:0]
 		j := i
-		for j < len(s) && isDigit(s[j]) {
-			j++
+		for {
+			k := j
+			for k < len(s) && isDigit(s[k]) {
+				k++
+			}
+			groups = append(groups, group{j, k})
+			n := k
+			for n < len(s) && n-k < maxSep && isSep(s[n]) {
+				n++
+			}
+			if n == k || n >= len(s) || !isDigit(s[n]) {
+				j = k
+				break
+			}
+			j = n
 		}
-		b.WriteString(maskRun(s[i:j]))
+		if m, changed := maskGroups(s, groups); changed {
+			if b.Len() == 0 {
+				b.Grow(len(s))
+			}
+			b.WriteString(s[done:i])
+			b.WriteString(m)
+			done = j
+		}
 		i = j
 	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
 	return b.String()
+}
+
+// maskGroups returns the span s[gs[0].start:gs[len(gs)-1].end] with its
+// numbers masked, and whether anything changed.
+func maskGroups(s string, gs []group) (string, bool) {
+	var b strings.Builder
+	last := gs[0].start // s[last:] is not written yet
+	changed := false
+	for i := 0; i < len(gs); {
+		// The longest window of groups from i that is one number.
+		best, cc := 0, 0
+		for m := min(len(gs)-i, 6); m >= 1; m-- {
+			if c, ok := isNumber(s, gs[i:i+m]); ok {
+				best, cc = m, c
+				break
+			}
+		}
+		if best == 0 {
+			i++
+			continue
+		}
+		changed = true
+		if best == 1 {
+			// One run, as MaskNumber shows it behind its country code.
+			g := gs[i]
+			b.WriteString(s[last:g.start])
+			b.WriteString(s[g.start : g.start+cc])
+			b.WriteString(MaskNumber(s[g.start+cc : g.end]))
+			last = g.end
+			i++
+			continue
+		}
+		// Keep the country code, the first three and the last four digits
+		// of the number; hide the rest, one "*" per digit.
+		total := 0
+		for _, g := range gs[i : i+best] {
+			total += g.end - g.start
+		}
+		lo, hi := cc+3, total-4 // digit positions to hide: [lo, hi)
+		pos := 0
+		for _, g := range gs[i : i+best] {
+			b.WriteString(s[last:g.start])
+			for p := g.start; p < g.end; p++ {
+				if pos >= lo && pos < hi {
+					b.WriteByte('*')
+				} else {
+					b.WriteByte(s[p])
+				}
+				pos++
+			}
+			last = g.end
+		}
+		i += best
+	}
+	b.WriteString(s[last:gs[len(gs)-1].end])
+	return b.String(), changed
+}
+
+// isNumber reports whether the groups gs, taken together, are one phone
+// number, and how many leading digits are its country code.
+func isNumber(s string, gs []group) (cc int, ok bool) {
+	var d []byte
+	for _, g := range gs {
+		d = append(d, s[g.start:g.end]...)
+	}
+	if len(gs) == 1 {
+		r := string(d)
+		switch {
+		case isPhoneShape(r):
+			return 0, true
+		case isPhoneRun(r):
+			return 2, true // 86 and a number
+		}
+		return 0, false
+	}
+	dotted := false
+	for k := 1; k < len(gs); k++ {
+		dotted = dotted || strings.Contains(s[gs[k-1].end:gs[k].start], ".")
+	}
+	if dotted && (len(gs) < 3 || len(gs) == 4 && onlyDots(s, gs) && allShort(gs)) {
+		return 0, false
+	}
+	first := gs[0].end - gs[0].start
+	switch ds := string(d); {
+	case isPhoneShape(ds):
+	case first >= 4 && strings.HasPrefix(ds, "0086") && isPhoneShape(ds[4:]):
+		cc = 4
+	case first >= 2 && strings.HasPrefix(ds, "86") && isPhoneShape(ds[2:]):
+		cc = 2
+	default:
+		return 0, false
+	}
+	// Group sizes: three digits or more, except that behind a country
+	// code written apart the next group may have two (+86 10 8765 4321).
+	for k, g := range gs {
+		n := g.end - g.start
+		switch {
+		case k == 0 && cc > 0 && n == cc:
+		case k == 0:
+			if n-cc < 3 {
+				return 0, false
+			}
+		case k == 1 && cc > 0 && first == cc:
+			if n < 2 {
+				return 0, false
+			}
+		case n < 3:
+			return 0, false
+		}
+	}
+	return cc, true
+}
+
+// allShort reports whether every group has at most three digits.
+func allShort(gs []group) bool {
+	for _, g := range gs {
+		if g.end-g.start > 3 {
+			return false
+		}
+	}
+	return true
+}
+
+// onlyDots reports whether every separator between the groups is one ".".
+func onlyDots(s string, gs []group) bool {
+	for k := 1; k < len(gs); k++ {
+		if s[gs[k-1].end:gs[k].start] != "." {
+			return false
+		}
+	}
+	return true
 }
 
 // MaskNumber masks one value known to be a phone number, whatever its
@@ -69,6 +273,8 @@ func MaskNumber(n string) string {
 	return n[:3] + "****" + n[len(n)-4:]
 }
 
+// hasPhoneRun reports whether s holds an unbroken run of digits that Mask
+// would hide.
 func hasPhoneRun(s string) bool {
 	run := 0
 	for i := 0; i <= len(s); i++ {
@@ -93,16 +299,6 @@ func isPhoneRun(r string) bool {
 
 func isPhoneShape(r string) bool {
 	return len(r) >= 10 && len(r) <= 12 && (r[0] == '0' || r[0] == '1')
-}
-
-func maskRun(r string) string {
-	if !isPhoneRun(r) {
-		return r
-	}
-	if len(r) >= 12 && strings.HasPrefix(r, "86") && isPhoneShape(r[2:]) && !isPhoneShape(r) {
-		return "86" + MaskNumber(r[2:])
-	}
-	return MaskNumber(r)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -2,8 +2,12 @@ package dypls
 
 import "github.com/dyplsq/dyplsq/tasks"
 
-// UpdateOf returns the UpdateSubscription parameters of a queued job.
+// UpdateOf returns the UpdateSubscription parameters of a queued job. The
+// fields its OperateType does not use ([tasks.Update.Unused]) are left out,
+// as the API would ignore them: a job queued before they were dropped at
+// enqueue sends the same call as one queued after.
 func UpdateOf(u tasks.Update) Update {
+	u.DropUnused()
 	return Update{
 		PoolKey: u.PoolKey, ProductType: u.ProductType, SubsId: u.SubsId, PhoneNoX: u.PhoneNoX,
 		OperateType: u.OperateType, PhoneNoA: u.PhoneNoA, PhoneNoB: u.PhoneNoB, Expiration: u.Expiration,

@@ -1,6 +1,8 @@
 package dyplsim
 
 import (
+	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +73,38 @@ const (
 	opUpdateCallDisplayType    = "updateCallDisplayType"
 	opUpdateOutId              = "updateOutId"
 	opUpdateIsRecordingEnabled = "updateIsRecordingEnabled"
+	opUpdateAsr                = "updateAsr"
 )
+
+// ringConfigKeys are the keys a RingConfig object may hold.
+var ringConfigKeys = map[string]bool{
+	"AXBRing_A": true, "AXBRing_B": true,
+	"AXNRing_AB": true, "AXNRing_A": true, "AXNRing_N": true,
+	"AXGRing_AB": true, "AXGRing_A": true, "AXGRing_G": true,
+}
+
+// checkRingConfig returns why a RingConfig is not a JSON object of
+// ring-back tone codes under the documented keys, or "".
+func checkRingConfig(v string) string {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v), &m); err != nil || len(m) == 0 {
+		return "RingConfig must be a non-empty JSON object of ring-back tone codes"
+	}
+	for k, raw := range m {
+		if !ringConfigKeys[k] {
+			return "RingConfig key " + quoteShort(k) + " is not supported"
+		}
+		var code string
+		if err := json.Unmarshal(raw, &code); err != nil || strings.TrimSpace(code) == "" {
+			return "RingConfig " + k + " must be a non-empty string"
+		}
+	}
+	return ""
+}
+
+// expirationShape is the exact form of an Expiration: Go's parser alone
+// would also take fractional seconds and runs of spaces.
+var expirationShape = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$`)
 
 type resultKind uint8
 
@@ -143,7 +176,7 @@ func parseBool(s string) (bool, bool) {
 // more than one minute after now.
 func parseExpiration(s string, now time.Time) (time.Time, result, bool) {
 	t, err := time.ParseInLocation(DateLayout, s, beijing)
-	if err != nil {
+	if err != nil || !expirationShape.MatchString(s) {
 		return t, fail(codeExpireIllegal, "Expiration must be yyyy-MM-dd HH:mm:ss"), false
 	}
 	if !t.After(now.Add(time.Minute)) {
@@ -178,26 +211,24 @@ func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
 	}
 	switch op {
 	case opUpdateNoA, opUpdateNoB, opUpdateExpire, opUpdateAxgGroup, opUpdateCallRestrict,
-		opUpdateCallDisplayType, opUpdateOutId, opUpdateIsRecordingEnabled:
+		opUpdateCallDisplayType, opUpdateOutId, opUpdateIsRecordingEnabled, opUpdateAsr:
 	default:
 		return fail(codeIllegalArgument, "OperateType "+quoteShort(op)+" is not supported")
 	}
 	if !b.live(nowU) && (op == opUpdateNoA || op == opUpdateNoB || op == opUpdateExpire) {
 		return fail(codeForbiddenAction, op+": the binding has expired")
 	}
-	// Optional ASR settings travel with any OperateType.
-	var asr, asrSet bool
-	if q.has("ASRStatus") {
-		if asr, asrSet = parseBool(q.get("ASRStatus")); !asrSet {
-			return fail(codeIllegalArgument, "ASRStatus must be true or false")
+	// RingConfig travels with any OperateType. Parameters the OperateType
+	// does not use (an Expiration with updateNoA, ASRStatus with anything
+	// but updateAsr) are ignored.
+	if q.has("RingConfig") {
+		if msg := checkRingConfig(q.get("RingConfig")); msg != "" {
+			return fail(codeIllegalArgument, msg)
 		}
 	}
 	apply := func() result {
-		if asrSet {
-			b.ASRStatus = asr
-		}
-		if m := q.get("ASRModelId"); m != "" {
-			b.ASRModelId = m
+		if q.has("RingConfig") {
+			b.RingConfig = q.get("RingConfig")
 		}
 		return result{code: codeOK, msg: "OK", applied: true}
 	}
@@ -247,8 +278,8 @@ func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
 		if v == "" {
 			return fail(codeIllegalArgument, "GroupId is required for updateAxgGroup")
 		}
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-			return fail(codeIllegalArgument, "GroupId must be a number")
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 || v[0] < '0' || v[0] > '9' {
+			return fail(codeIllegalArgument, "GroupId must be a positive integer")
 		}
 		b.GroupId = v
 	case opUpdateCallRestrict:
@@ -287,6 +318,23 @@ func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
 			return fail(codeIllegalArgument, "IsRecordingEnabled must be true or false")
 		}
 		b.NeedRecord = rec
+	case opUpdateAsr:
+		v := q.get("ASRStatus")
+		if v == "" {
+			return fail(codeIllegalArgument, "ASRStatus is required for updateAsr")
+		}
+		on, ok := parseBool(v)
+		if !ok {
+			return fail(codeIllegalArgument, "ASRStatus must be true or false")
+		}
+		m := q.get("ASRModelId")
+		if on && m == "" {
+			return fail(codeIllegalArgument, "ASRModelId is required when ASRStatus is true")
+		}
+		b.ASRStatus = on
+		if m != "" {
+			b.ASRModelId = m
+		}
 	}
 	return apply()
 }

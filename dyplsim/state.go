@@ -26,7 +26,8 @@ type Binding struct {
 	NeedRecord      bool   `json:"NeedRecord"`
 	ASRStatus       bool   `json:"ASRStatus"`
 	ASRModelId      string `json:"ASRModelId"`
-	Status          int    `json:"Status"` // 1 in effect, 0 expired; computed, ignored on input
+	RingConfig      string `json:"RingConfig,omitempty"` // the last RingConfig set, as sent
+	Status          int    `json:"Status"`               // 1 in effect, 0 expired; computed, ignored on input
 	GmtCreate       string `json:"GmtCreate"`
 }
 

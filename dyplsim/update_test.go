@@ -1,6 +1,7 @@
 package dyplsim
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -70,12 +71,32 @@ func TestUpdateSubscriptionEveryOperateType(t *testing.T) {
 			}},
 		{"updateIsRecordingEnabled", func(r *dyplsapi.UpdateSubscriptionRequest) {
 			r.IsRecordingEnabled = requests.NewBoolean(true)
-			r.ASRStatus = requests.NewBoolean(true)
-			r.ASRModelId = "model-1"
+			r.ASRStatus = requests.NewBoolean(true) // not used by updateIsRecordingEnabled: ignored
+			r.ASRModelId = "model-0"
+			r.Expiration = "2000-01-01 00:00:00" // not used either, and invalid: ignored
 		},
 			func(t *testing.T, d dyplsapi.SecretBindDetailDTO, _ Binding) {
-				if !d.NeedRecord || !d.ASRStatus || d.ASRModelId != "model-1" {
+				if !d.NeedRecord || d.ASRStatus || d.ASRModelId == "model-0" {
 					t.Errorf("NeedRecord %v ASRStatus %v ASRModelId %q", d.NeedRecord, d.ASRStatus, d.ASRModelId)
+				}
+			}},
+		{"updateAsr", func(r *dyplsapi.UpdateSubscriptionRequest) {
+			r.ASRStatus = requests.NewBoolean(true)
+			r.ASRModelId = "model-1"
+			r.RingConfig = `{"AXBRing_A":"100000001","AXBRing_B":"100000002"}`
+		},
+			func(t *testing.T, d dyplsapi.SecretBindDetailDTO, s Binding) {
+				if !d.ASRStatus || d.ASRModelId != "model-1" || s.RingConfig != `{"AXBRing_A":"100000001","AXBRing_B":"100000002"}` {
+					t.Errorf("ASRStatus %v ASRModelId %q RingConfig %q", d.ASRStatus, d.ASRModelId, s.RingConfig)
+				}
+			}},
+		{"updateAxgGroup", func(r *dyplsapi.UpdateSubscriptionRequest) {
+			r.GroupId = "5678"
+			r.PhoneNoA = "not a number" // not used by updateAxgGroup: ignored
+		},
+			func(t *testing.T, d dyplsapi.SecretBindDetailDTO, _ Binding) {
+				if d.GroupId != 5678 {
+					t.Errorf("GroupId = %d", d.GroupId)
 				}
 			}},
 		{"updateIsRecordingEnabled", func(r *dyplsapi.UpdateSubscriptionRequest) { r.IsRecordingEnabled = requests.NewBoolean(false) },
@@ -132,6 +153,19 @@ func TestUpdateSubscriptionValidation(t *testing.T) {
 		{"UpdateExpireWithoutExpiration", "updateExpire", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) {}},
 		{"UpdateAxgGroupWithoutGroupId", "updateAxgGroup", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) {}},
 		{"UpdateAxgGroupNotNumber", "updateAxgGroup", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.GroupId = "g1" }},
+		{"UpdateAxgGroupNegative", "updateAxgGroup", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.GroupId = "-5" }},
+		{"UpdateAxgGroupZero", "updateAxgGroup", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.GroupId = "0" }},
+		{"UpdateAxgGroupPlus", "updateAxgGroup", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.GroupId = "+5" }},
+		{"ExpirationMillis", "updateExpire", "isv.EXPIRE_DATE_ILLEGAL", func(r *dyplsapi.UpdateSubscriptionRequest) { r.Expiration = beijingIn(48*time.Hour) + ".000" }},
+		{"ExpirationDoubleSpace", "updateExpire", "isv.EXPIRE_DATE_ILLEGAL", func(r *dyplsapi.UpdateSubscriptionRequest) {
+			r.Expiration = strings.Replace(beijingIn(48*time.Hour), " ", "  ", 1)
+		}},
+		{"RingConfigNotJSON", "updateOutId", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.OutId = "x"; r.RingConfig = "ring-42" }},
+		{"RingConfigUnknownKey", "updateOutId", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.OutId = "x"; r.RingConfig = `{"AXBRing_C":"1"}` }},
+		{"RingConfigNumberCode", "updateOutId", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.OutId = "x"; r.RingConfig = `{"AXBRing_A":1}` }},
+		{"UpdateAsrWithout", "updateAsr", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) {}},
+		{"UpdateAsrNotBool", "updateAsr", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.ASRStatus = "on" }},
+		{"UpdateAsrOnWithoutModel", "updateAsr", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.ASRStatus = requests.NewBoolean(true) }},
 		{"UpdateCallRestrictWithout", "updateCallRestrict", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) {}},
 		{"UpdateCallRestrictBad", "updateCallRestrict", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) { r.CallRestrict = "CONTROL_XX_DISABLE" }},
 		{"UpdateCallDisplayTypeWithout", "updateCallDisplayType", "isv.ILLEGAL_ARGUMENT", func(r *dyplsapi.UpdateSubscriptionRequest) {}},

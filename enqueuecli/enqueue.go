@@ -31,6 +31,7 @@ type enqueueConfig struct {
 	*common
 	file         string
 	format       string
+	encoding     string
 	queue        string
 	skipInvalid  bool
 	dryRun       bool
@@ -49,6 +50,7 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 	c := &enqueueConfig{args: args}
 	fs := s.FlagSet()
 	fs.StringVar(&c.format, "format", "", "")
+	fs.StringVar(&c.encoding, "encoding", "", "")
 	fs.StringVar(&c.queue, "queue", tasks.DefaultBulkQueue, "")
 	fs.BoolVar(&c.skipInvalid, "skip-invalid", false, "")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "")
@@ -130,12 +132,15 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		return exitUsage
 	}
 	start := time.Now()
-	in, err := openInput(cfg.file, cfg.format, e.stdin)
+	in, err := openInput(cfg.file, cfg.format, cfg.encoding, e.stdin)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue: %s\n", dypls.Mask(err.Error()))
 		return exitUsage
 	}
 	defer in.cleanup()
+	for _, n := range in.notes {
+		fmt.Fprintf(e.stderr, "enqueue: %s: %s\n", in.display, n)
+	}
 	terminal := isTerminal(e.stderr)
 	validate := func(u *tasks.Update) error { return u.Validate(time.Now()) }
 
@@ -152,6 +157,12 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 			fmt.Fprintln(e.stdout, summary{elapsed: time.Since(start), note: "the header is not valid: nothing queued"}.line())
 			return exitFailed
 		}
+		var ee *encodingError
+		if errors.As(err, &ee) {
+			fmt.Fprintln(e.stderr, dypls.Mask(ee.Error()))
+			fmt.Fprintln(e.stdout, summary{elapsed: time.Since(start), note: "the file is not UTF-8: nothing queued"}.line())
+			return exitFailed
+		}
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(e.stderr, "enqueue: interrupted while validating; nothing queued")
 			return exitInterrupted
@@ -161,6 +172,9 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	}
 	pp.finish()
 	sum := summary{id: p1.id, read: p1.rows, valid: p1.rows - p1.invalid, invalid: p1.invalid, dryRun: cfg.dryRun}
+	if p1.warned > 0 {
+		sum.note = rows(p1.warned, "row has", "rows have") + " warnings (see above)"
+	}
 
 	if p1.invalid > 0 && !cfg.skipInvalid || cfg.dryRun {
 		sum.elapsed = time.Since(start)
@@ -232,7 +246,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	}
 
 	q := &queuer{ctx: ctx, store: store, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
-		guard: guard, id: info.ID, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
+		guard: guard, id: info.ID, info: info, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
 		skipInvalid: cfg.skipInvalid, problems: pp}
 	f, err := os.Open(in.path)
 	if err != nil {
@@ -244,7 +258,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "enqueue: %s changed after it was validated; nothing was queued from it: run the command again on the finished file\n", in.display)
 		return exitUsage
 	}
-	rr, err := newRowReader(f, in.display, in.format)
+	rr, err := newRowReader(f, in.display, in.format, in.enc)
 	if err != nil {
 		f.Close()
 		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
@@ -395,6 +409,7 @@ func origin(e env) string {
 type pass1 struct {
 	id            string
 	rows, invalid int64
+	warned        int64 // valid rows with warnings
 	lines         int
 }
 
@@ -407,7 +422,7 @@ func validatePass(ctx context.Context, in *input, queue string, pp *problemPrint
 		return pass1{}, err
 	}
 	defer f.Close()
-	h := batch.NewHasher(in.format, queue)
+	h := batch.NewHasher(in.hashFormat(), queue)
 	cr := &countingReader{r: io.TeeReader(f, h)}
 	var prog *progress
 	if in.size > 8<<20 {
@@ -418,7 +433,7 @@ func validatePass(ctx context.Context, in *input, queue string, pp *problemPrint
 			prog.finish()
 		}
 	}()
-	rr, err := newRowReader(cr, in.display, in.format)
+	rr, err := newRowReader(cr, in.display, in.format, in.enc)
 	if err != nil {
 		return pass1{}, err
 	}
@@ -435,9 +450,16 @@ func validatePass(ctx context.Context, in *input, queue string, pp *problemPrint
 			return pass1{}, err
 		}
 		p.rows++
-		if problems := checkRow(&r, validate); len(problems) > 0 {
+		problems := checkRow(&r, validate)
+		if len(problems) > 0 {
 			p.invalid++
 			pp.row(r.line, problems)
+		}
+		if ws := rowWarnings(&r, time.Now()); len(ws) > 0 {
+			if len(problems) == 0 {
+				p.warned++
+			}
+			pp.row(r.line, ws)
 		}
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil { // hash what the reader left (trailing blank lines)

@@ -150,14 +150,14 @@ func TestOneBadRowQueuesNothing(t *testing.T) {
 	}
 	b, _ := os.ReadFile(report)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 3001 || lines[0] != "line,SubsId,OperateType,task_id,outcome,code,message,RequestId,PhoneNoX,value" {
+	if len(lines) != 3001 || lines[0] != "line,SubsId,OperateType,task_id,outcome,code,message,RequestId,PhoneNoX,value,warnings" {
 		t.Fatalf("report has %d lines, starting %q", len(lines), lines[0])
 	}
 	if !strings.HasPrefix(lines[1777], `1778,1000000000001777,updateNoA,,invalid,,"PhoneNoA: must be digits only`) {
 		t.Errorf("report line 1778: %s", lines[1777])
 	}
 	id := batchID(t, r)
-	if want := fmt.Sprintf("2,1000000000000001,updateNoA,%s-2,pending,,,,170****0000,137****0000", id); lines[1] != want {
+	if want := fmt.Sprintf("2,1000000000000001,updateNoA,%s,pending,,,,170****0000,137****0000,", batch.TaskID(id, 2)); lines[1] != want {
 		t.Errorf("report line 2:\n got %s\nwant %s", lines[1], want)
 	}
 	st, err := h.store.Status(context.Background(), id)

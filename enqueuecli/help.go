@@ -40,9 +40,14 @@ Usage:
 more about those commands.
 
 The file
-  CSV (UTF-8, with or without a BOM, CRLF or LF line ends, quoted fields)
+  CSV (with or without a BOM, CRLF, LF or CR line ends, quoted fields)
   whose first line names the columns, in any case; or JSON Lines, one JSON
-  object per line. The format is --format if given, else the extension's
+  object per line. Text is UTF-8, or UTF-16 with a byte-order mark (Excel's
+  "Unicode text"), or what --encoding names; a file that is not UTF-8 (GBK
+  from Excel or WPS, say) is refused with one line, before anything is
+  queued. Keep ids and phone numbers as text: format those columns as Text
+  in Excel before typing or pasting, so that 13800138000 does not become
+  1.38001E+10 and a landline keeps its leading 0. The format is --format if given, else the extension's
   (.csv; .jsonl, .ndjson, .json), else the first character's ({ is JSON
   Lines). The columns, or keys, are the API's parameters:
     ` + "%s" + `
@@ -93,6 +98,9 @@ Exit status
 
 Flags
   --format csv|jsonl    the input format (default: by extension or content)
+  --encoding NAME       the file's text encoding: utf-8, gbk, gb18030 or
+                        utf-16 (default: UTF-8, or UTF-16 by its byte-order
+                        mark)
   --queue NAME          queue to put the jobs in (default dyplsq-bulk; the
                         worker serves it after the live queue, so a big batch
                         never starves live updates)

@@ -11,8 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/tasks"
@@ -29,6 +33,12 @@ type input struct {
 	path    string // the file to read (a spool of stdin for "-")
 	display string // how messages name it: the argument, or "stdin"
 	format  string
+	// enc is the encoding the file is read in (see encoding.go), given
+	// with --encoding (encFlag) or sniffed; notes say what the reader
+	// noticed about the file, for one line each on stderr.
+	enc     string
+	encFlag bool
+	notes   []string
 	size    int64
 	modTime time.Time
 	cleanup func()
@@ -36,8 +46,9 @@ type input struct {
 
 // openInput names the input and, for "-", spools stdin to a temporary file
 // (0600, removed by cleanup) so that it can be read twice. The format comes
-// from formatFlag, else the extension, else the first byte of the content.
-func openInput(arg, formatFlag string, stdin io.Reader) (*input, error) {
+// from formatFlag, else the extension, else the first byte of the content;
+// the encoding from encodingFlag, else a byte-order mark, else UTF-8.
+func openInput(arg, formatFlag, encodingFlag string, stdin io.Reader) (*input, error) {
 	in := &input{path: arg, display: arg, cleanup: func() {}}
 	if arg == "-" {
 		f, err := os.CreateTemp("", "enqueue-stdin-*")
@@ -63,17 +74,34 @@ func openInput(arg, formatFlag string, stdin io.Reader) (*input, error) {
 		return nil, fmt.Errorf("%s is a directory: give a CSV or JSON Lines file", arg)
 	}
 	in.size, in.modTime = st.Size(), st.ModTime()
+	head, err := readHead(in.path)
+	if err != nil {
+		in.cleanup()
+		return nil, fmt.Errorf("cannot read %s: %w", arg, unwrapPath(err))
+	}
+	if encodingFlag != "" {
+		if in.enc, err = parseEncoding(encodingFlag); err != nil {
+			in.cleanup()
+			return nil, err
+		}
+		in.encFlag = true
+	} else {
+		var note string
+		if in.enc, note = sniffEncoding(head); note != "" {
+			in.notes = append(in.notes, "read as "+note)
+		}
+	}
+	text, _ := io.ReadAll(decodeText(bytes.NewReader(head), in.enc))
+	if crOnly(text) {
+		in.notes = append(in.notes, "its lines end in CR alone (as old Mac Excel saves them): read as line breaks")
+	}
 	switch f := strings.ToLower(strings.TrimSpace(formatFlag)); f {
 	case formatCSV, formatJSONL:
 		in.format = f
 	case "json", "ndjson":
 		in.format = formatJSONL
 	case "":
-		in.format, err = detectFormat(in.path, arg)
-		if err != nil {
-			in.cleanup()
-			return nil, err
-		}
+		in.format = detectFormat(text, arg)
 	default:
 		in.cleanup()
 		return nil, usagef("--format %q: want csv or jsonl", formatFlag)
@@ -89,34 +117,54 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// detectFormat picks csv or jsonl by the extension of arg, or, for stdin and
-// other extensions, by the first character: "{" is JSON Lines.
-func detectFormat(path, arg string) (string, error) {
-	switch strings.ToLower(filepath.Ext(arg)) {
-	case ".csv":
-		return formatCSV, nil
-	case ".jsonl", ".ndjson", ".json":
-		return formatJSONL, nil
-	}
+// readHead returns the first 64 KiB of the file at path.
+func readHead(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer f.Close()
-	b := make([]byte, 512)
-	n, _ := io.ReadFull(f, b)
-	b = bytes.TrimLeft(bytes.TrimPrefix(b[:n], []byte("\ufeff")), " \t\r\n")
-	if len(b) > 0 && b[0] == '{' {
-		return formatJSONL, nil
+	b := make([]byte, 64<<10)
+	n, err := io.ReadFull(f, b)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
 	}
-	return formatCSV, nil
+	return b[:n], err
+}
+
+// detectFormat picks csv or jsonl by the extension of arg, or, for stdin and
+// other extensions, by the first character of the decoded text: "{" is JSON
+// Lines.
+func detectFormat(text []byte, arg string) string {
+	switch strings.ToLower(filepath.Ext(arg)) {
+	case ".csv":
+		return formatCSV
+	case ".jsonl", ".ndjson", ".json":
+		return formatJSONL
+	}
+	b := bytes.TrimLeft(text, " \t\r\n")
+	if len(b) > 0 && b[0] == '{' {
+		return formatJSONL
+	}
+	return formatCSV
+}
+
+// hashFormat is the format as the batch id counts it: an encoding given
+// with --encoding is part of it, since the same bytes read another way are
+// other rows.
+func (in *input) hashFormat() string {
+	if in.encFlag && in.enc != encUTF8 {
+		return in.format + "/" + in.enc
+	}
+	return in.format
 }
 
 // inRow is one data row of the input.
 type inRow struct {
-	line int          // the line it starts on (1-based; a CSV header is line 1)
-	u    tasks.Update // its values, not yet normalized
-	err  error        // why the row could not be read, if it could not
+	line     int          // the line it starts on (1-based; a CSV header is line 1)
+	u        tasks.Update // its values, not yet normalized
+	err      error        // why the row could not be read, if it could not
+	warnings []string     // what the reader noticed, as "Field: reason"
 
 	// From the columns a dead-letter export adds: the task id of the dead
 	// job the row was exported from, and when the export was made.
@@ -157,14 +205,21 @@ func (e *headerError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// newRowReader starts reading r; for CSV it reads and checks the header.
-func newRowReader(r io.Reader, name, format string) (*rowReader, error) {
+// newRowReader starts reading r, a file in encoding enc; for CSV it reads
+// and checks the header. A line that is not UTF-8 once decoded stops the
+// reading with an [*encodingError]: no such text reaches a row.
+func newRowReader(r io.Reader, name, format, enc string) (*rowReader, error) {
 	rr := &rowReader{name: name, format: format}
+	r = decodeReader(r, enc)
 	if format == formatJSONL {
 		rr.br = bufio.NewReaderSize(r, 256<<10)
 		return rr, nil
 	}
-	rr.csv = csv.NewReader(bufio.NewReaderSize(r, 256<<10))
+	br := bufio.NewReaderSize(r, 256<<10)
+	rr.csv = csv.NewReader(br)
+	if tabSeparated(br) {
+		rr.csv.Comma = '\t' // Excel's "Unicode text" and "Text (Tab delimited)"
+	}
 	rr.csv.FieldsPerRecord = -1
 	rr.csv.ReuseRecord = true
 	header, err := rr.csv.Read()
@@ -176,14 +231,14 @@ func newRowReader(r io.Reader, name, format string) (*rowReader, error) {
 	}
 	rr.last = 1
 	rr.deadTaskCol, rr.exportedCol = -1, -1
+	if err := rr.checkUTF8(header, 1); err != nil {
+		return nil, err
+	}
 	var problems []string
 	seen := map[string]int{} // canonical field → its column (0-based)
 	rr.cols = make([]string, len(header))
 	names := make([]string, len(header))
 	for i, h := range header {
-		if i == 0 {
-			h = strings.TrimPrefix(h, "\ufeff")
-		}
 		h = strings.TrimSpace(h)
 		names[i] = h
 		f, ok := tasks.CanonicalField(h)
@@ -204,8 +259,9 @@ func newRowReader(r io.Reader, name, format string) (*rowReader, error) {
 			if strings.ContainsAny(h, ";\t|") {
 				hint = "; the header seems to use another separator: save the file as comma-separated CSV"
 			}
-			problems = append(problems, fmt.Sprintf("unknown column %q (known columns: %s; columns starting with _ are ignored)%s",
-				dypls.Mask(h), strings.Join(tasks.KnownColumns, ", "), hint))
+			// Masked once quoted: an escape such as \x19 can join digits.
+			problems = append(problems, fmt.Sprintf("unknown column %s (known columns: %s; columns starting with _ are ignored)%s",
+				dypls.Mask(strconv.Quote(dypls.Mask(h))), strings.Join(tasks.KnownColumns, ", "), hint))
 		case dup:
 			problems = append(problems, fmt.Sprintf("duplicate column %q (column %d): %s is already column %d (%q); keep one (known columns: %s)",
 				h, i+1, f, prev+1, names[prev], strings.Join(tasks.KnownColumns, ", ")))
@@ -224,6 +280,16 @@ func newRowReader(r io.Reader, name, format string) (*rowReader, error) {
 		}
 	}
 	return rr, nil
+}
+
+// tabSeparated reports whether the header line, the first line br holds,
+// separates its columns with tabs and has no comma.
+func tabSeparated(br *bufio.Reader) bool {
+	head, _ := br.Peek(64 << 10)
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	return bytes.IndexByte(head, '\t') >= 0 && bytes.IndexByte(head, ',') < 0
 }
 
 // updateType is the type the CSV reader fills.
@@ -264,6 +330,9 @@ func (rr *rowReader) next() (inRow, error) {
 		line, _ := rr.csv.FieldPos(0)
 		endLine, _ := rr.csv.FieldPos(len(rec) - 1)
 		rr.last = max(rr.last, endLine)
+		if err := rr.checkUTF8(rec, line); err != nil {
+			return inRow{}, err
+		}
 		if blank(rec) {
 			continue
 		}
@@ -286,6 +355,20 @@ func (rr *rowReader) next() (inRow, error) {
 		}
 		return row, nil
 	}
+}
+
+// checkUTF8 returns an [*encodingError] if a field of rec, which starts on
+// line, is not UTF-8.
+func (rr *rowReader) checkUTF8(rec []string, line int) error {
+	for i, f := range rec {
+		if !utf8.ValidString(f) {
+			if col, _ := rr.csv.FieldPos(i); col > 0 {
+				line = col
+			}
+			return notUTF8(rr.name, line, []byte(f))
+		}
+	}
+	return nil
 }
 
 func blank(rec []string) bool {
@@ -326,8 +409,9 @@ func (rr *rowReader) nextJSON() (inRow, error) {
 		}
 		rr.line++
 		rr.last = rr.line
-		if rr.line == 1 {
-			b = bytes.TrimPrefix(b, []byte("\ufeff"))
+		if !utf8.Valid(b) {
+			// encoding/json would turn these bytes into U+FFFD.
+			return inRow{}, notUTF8(rr.name, rr.line, b)
 		}
 		b = bytes.TrimSpace(b)
 		if len(b) == 0 {
@@ -336,6 +420,8 @@ func (rr *rowReader) nextJSON() (inRow, error) {
 		row := inRow{line: rr.line}
 		if err := json.Unmarshal(b, &row.u); err != nil {
 			row.err = jsonErr(err)
+		} else if bareNumber.Match(b) {
+			row.warnings = numberWarnings(b)
 		}
 		return row, nil
 	}
@@ -360,6 +446,34 @@ func (rr *rowReader) readLine() ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b, []byte("\n")), nil
+}
+
+// bareNumber finds a JSON number written as a value, cheaply: most files
+// write every value as a string and never need numberWarnings.
+var bareNumber = regexp.MustCompile(`:\s*-?[0-9]`)
+
+// idFields are the fields whose values are numbers to a person but ids to
+// the API: written as JSON numbers, they pass through programs that read
+// numbers as floating point and lose digits.
+var idFields = []string{"SubsId", "PhoneNoX", "PhoneNoA", "PhoneNoB", "GroupId"}
+
+// numberWarnings names the id fields of a JSON Lines row written as JSON
+// numbers.
+func numberWarnings(b []byte) []string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	var out []string
+	for k, v := range m {
+		f, ok := tasks.CanonicalField(k)
+		if !ok || !slices.Contains(idFields, f) || len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+			continue
+		}
+		out = append(out, f+": written as a JSON number: write numbers and ids as strings (\"13800138000\"); a program that reads JSON numbers as floating point can change their digits")
+	}
+	slices.Sort(out)
+	return out
 }
 
 func jsonErr(err error) error {
@@ -400,6 +514,23 @@ func checkRow(r *inRow, validate func(*tasks.Update) error) []string {
 		return out
 	}
 	return []string{dypls.Mask(err.Error())}
+}
+
+// rowWarnings returns what is worth knowing about row r, read and
+// normalized by checkRow, at time now without making it invalid, each as
+// "warning: Field: reason", masked: what the reader noticed and
+// [tasks.Update.Warnings].
+func rowWarnings(r *inRow, now time.Time) []string {
+	var out []string
+	for _, w := range r.warnings {
+		out = append(out, "warning: "+dypls.Mask(w))
+	}
+	if r.err == nil {
+		for _, w := range r.u.Warnings(now) {
+			out = append(out, "warning: "+dypls.Mask(w.String()))
+		}
+	}
+	return out
 }
 
 // problemPrinter prints row problems as FILE:LINE: Field: reason: all of

@@ -58,6 +58,7 @@ type queuer struct {
 	insp        *asynq.Inspector
 	guard       *redisGuard
 	id          string
+	info        batch.Info // the batch record: the form of its task ids
 	queue       string
 	lines       int // last line of the input
 	concurrency int
@@ -290,7 +291,7 @@ func (q *queuer) enqueue(r *qrow) {
 	if key := strings.TrimSpace(u.IdempotencyKey); key != "" {
 		keyID = tasks.TaskIDForKey(key) // NewTask sets it as the task id
 	} else {
-		opts = append(opts, asynq.TaskID(batch.TaskID(q.id, r.line)))
+		opts = append(opts, asynq.TaskID(q.info.TaskID(r.line)))
 	}
 	task, err := tasks.NewTask(u, opts...)
 	if err != nil {
@@ -300,7 +301,26 @@ func (q *queuer) enqueue(r *qrow) {
 		return
 	}
 	conflict := false
+	if keyID != "" {
+		// The key may be queued under its id of before.
+		err = q.guard.do(q.ctx, func(context.Context) error {
+			id, taken, err := tasks.LegacyKeyTask(q.insp, q.queue, strings.TrimSpace(u.IdempotencyKey))
+			if taken {
+				keyID, conflict = id, true
+			}
+			return err
+		})
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				q.fail(err)
+			}
+			return
+		}
+	}
 	err = q.guard.do(q.ctx, func(ctx context.Context) error {
+		if conflict {
+			return nil
+		}
 		_, err := q.client.EnqueueContext(ctx, task)
 		if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
 			conflict = true
@@ -389,7 +409,7 @@ func (q *queuer) record(c *chunk) {
 			if r.fresh {
 				id := r.taskID
 				if id == "" {
-					id = batch.TaskID(q.id, r.line)
+					id = q.info.TaskID(r.line)
 				}
 				_ = q.insp.DeleteTask(q.queue, id)
 			}

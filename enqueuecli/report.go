@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/dypls"
@@ -16,8 +17,10 @@ import (
 )
 
 // reportHeader are the columns of --report: the contract's eight, then the
-// binding's X number and the value the row sets, to tell rows apart.
-var reportHeader = []string{"line", "SubsId", "OperateType", "task_id", "outcome", "code", "message", "RequestId", "PhoneNoX", "value"}
+// binding's X number and the value the row sets, to tell rows apart, and
+// the row's warnings (fields left out of the call, an Expiration close to
+// now, ids written as JSON numbers).
+var reportHeader = []string{"line", "SubsId", "OperateType", "task_id", "outcome", "code", "message", "RequestId", "PhoneNoX", "value", "warnings"}
 
 // outcomeNotQueued is the report's outcome of a valid row that was not
 // queued (the run stopped before it).
@@ -40,7 +43,7 @@ func (rp *reporter) write(ctx context.Context, path string, in *input, stdout io
 		return err
 	}
 	defer f.Close()
-	rr, err := newRowReader(f, in.display, in.format)
+	rr, err := newRowReader(f, in.display, in.format, in.enc)
 	if err != nil {
 		return fmt.Errorf("no report: %w", err)
 	}
@@ -129,8 +132,12 @@ func (rp *reporter) writeRow(cw *csv.Writer, r *inRow, rec []batch.Row, first in
 			value = dypls.Mask(value)
 		}
 	}
+	ws := rowWarnings(&inRow{line: r.line, u: u, err: r.err, warnings: r.warnings}, time.Now())
+	for i, w := range ws {
+		ws[i] = strings.TrimPrefix(w, "warning: ")
+	}
 	_ = cw.Write([]string{strconv.Itoa(r.line), u.SubsId, u.OperateType, row.TaskID, row.Outcome, row.Code,
-		dypls.Mask(row.Message), row.RequestID, x, value})
+		dypls.Mask(row.Message), row.RequestID, x, value, strings.Join(ws, "; ")})
 }
 
 // createOutput opens path for writing through a temporary file in the same

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,8 +24,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/enqueuecli"
 	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/dyplsq/dyplsq/monitor"
 	"github.com/dyplsq/dyplsq/tasks"
@@ -167,6 +170,41 @@ func TestChaosBrowserUI(t *testing.T) {
 	}
 	deadIDs := []string{enqueue(liveProd, conflict), enqueue(liveProd, missing)}
 
+	// A batch of three rows through the enqueue CLI, to the bulk queue:
+	// each row has its own task id, which the UI must show whole.
+	var csv strings.Builder
+	csv.WriteString("PoolKey,SubsId,PhoneNoX,OperateType,OutId\n")
+	for _, i := range []int{7, 8, 10} {
+		b := dyplsim.SeedBinding(i)
+		fmt.Fprintf(&csv, "%s,%s,%s,updateOutId,batch-row-%d\n", b.PoolKey, b.SubsId, b.PhoneNoX, i)
+	}
+	redisURL := redistest.URL(t)
+	var cliOut, cliErr bytes.Buffer
+	if code := enqueuecli.Run(ctx, []string{"--queue", bulk, "-"}, func(k string) string {
+		switch k {
+		case "REDIS_URL":
+			return redisURL
+		case "DYPLSQ_KEY_PREFIX":
+			return ns
+		}
+		return ""
+	}, strings.NewReader(csv.String()), &cliOut, &cliErr); code != 0 {
+		t.Fatalf("enqueue the batch: exit %d\n%s%s", code, cliOut.String(), cliErr.String())
+	}
+	m := regexp.MustCompile(`batch (b[a-z2-9]{16})`).FindStringSubmatch(cliOut.String())
+	if m == nil {
+		t.Fatalf("no batch id in the enqueue output:\n%s", cliOut.String())
+	}
+	var batchIDs []string
+	for line := 2; line <= 4; line++ {
+		id := batch.TaskID(m[1], line)
+		batchIDs = append(batchIDs, id)
+		applied[id] = bulk
+	}
+	if len(batchIDs) != 3 {
+		t.Fatalf("the batch queued %d tasks, want 3: %q", len(batchIDs), batchIDs)
+	}
+
 	for id, q := range applied {
 		waitTaskState(t, insp, q, id, 20*time.Second, asynq.TaskStateCompleted)
 	}
@@ -186,16 +224,16 @@ func TestChaosBrowserUI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if liveInfo.Archived != 2 || liveInfo.Completed != 3 || bulkInfo.Completed != 2 {
-		t.Fatalf("queues before the browser: live archived %d completed %d, bulk completed %d; want 2, 3, 2",
+	if liveInfo.Archived != 2 || liveInfo.Completed != 3 || bulkInfo.Completed != 5 {
+		t.Fatalf("queues before the browser: live archived %d completed %d, bulk completed %d; want 2, 3, 5",
 			liveInfo.Archived, liveInfo.Completed, bulkInfo.Completed)
 	}
 
 	// The queues are new, so today's counts are exactly this test's jobs
 	// (Size counts completed tasks too, as asynq 0.26 reports it).
 	if liveInfo.Size != 5 || liveInfo.Processed != 5 || liveInfo.Failed != 2 ||
-		bulkInfo.Size != 2 || bulkInfo.Processed != 2 || bulkInfo.Failed != 0 {
-		t.Fatalf("inspector counts: live size %d processed %d failed %d, bulk size %d processed %d failed %d; want 5 5 2, 2 2 0",
+		bulkInfo.Size != 5 || bulkInfo.Processed != 5 || bulkInfo.Failed != 0 {
+		t.Fatalf("inspector counts: live size %d processed %d failed %d, bulk size %d processed %d failed %d; want 5 5 2, 5 5 0",
 			liveInfo.Size, liveInfo.Processed, liveInfo.Failed, bulkInfo.Size, bulkInfo.Processed, bulkInfo.Failed)
 	}
 
@@ -313,6 +351,22 @@ func TestChaosBrowserUI(t *testing.T) {
 	}
 
 	saveScreenshot(t, bctx, artifacts, "dead-letters")
+
+	// (d) The completed tasks of the bulk queue: every row of the batch
+	// shows its whole task id, so an operator tells the rows apart.
+	completed := base + "/monitoring/queues/" + bulk + "?status=completed"
+	if err := chromedp.Do(bctx, chromedp.Navigate(completed)); err != nil {
+		t.Fatalf("open %s: %v", completed, err)
+	}
+	waitPage(t, bctx, 20*time.Second, "completed tasks showing the batch's task ids "+strings.Join(batchIDs, ", "), func(p page) bool {
+		for _, id := range batchIDs {
+			if !strings.Contains(p.Text, id) {
+				return false
+			}
+		}
+		return true
+	})
+	saveScreenshot(t, bctx, artifacts, "batch-rows")
 }
 
 // saveScreenshot writes a full-page PNG of the tab into dir and logs where.

@@ -48,7 +48,7 @@ func ExampleProducer_Enqueue() {
 	_, err = p.Enqueue(ctx, u)
 	fmt.Println(err)
 	// Output:
-	// queued idem-5870e7d44dfb826cf94444b39a2093ac version 1
+	// queued idem_mb2qrxcp9qbg38keiu33wievxs version 1
 	// duplicate: true
 	// PhoneNoA: must be digits only (mobile 1xxxxxxxxxx, or landline 0 + area code + number, 10 to 12 digits, no hyphen); got "138******8000", 13 characters, first non-digit '-' at position 4; remove hyphens and spaces
 }

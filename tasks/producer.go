@@ -82,6 +82,10 @@ type Result struct {
 	// Duplicate reports that a task with the same id was already queued
 	// (same IdempotencyKey, or same TaskID option), so nothing was added.
 	Duplicate bool
+	// Warnings are what [Update.Warnings] says about the update: fields
+	// the OperateType does not use (left out of the job), an Expiration
+	// less than ten minutes ahead.
+	Warnings []Problem
 }
 
 // Enqueue normalizes and validates u, takes a version, sets u.Meta (schema,
@@ -108,6 +112,7 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 	if err := u.Validate(t); err != nil {
 		return Result{}, err
 	}
+	warnings := u.Warnings(t)
 
 	m := Meta{}
 	if u.Meta != nil {
@@ -132,6 +137,16 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 		queue = DefaultLiveQueue
 	}
 	all := append(append(defaultOptions(u), asynq.Queue(queue)), opts...)
+	if q, id := optionTargets(all); u.IdempotencyKey != "" && id == TaskIDForKey(u.IdempotencyKey) {
+		// The key may be queued under its id of before.
+		legacy, taken, err := LegacyKeyTask(asynq.NewInspectorFromRedisClient(p.Redis), q, u.IdempotencyKey)
+		if err != nil {
+			return Result{}, fmt.Errorf("tasks: enqueue to %s: %w", q, err)
+		}
+		if taken {
+			return Result{TaskID: legacy, Queue: q, Duplicate: true, Warnings: warnings}, nil
+		}
+	}
 	task, err := newTask(u, t, all)
 	if err != nil {
 		return Result{}, err
@@ -140,11 +155,11 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
 		q, id := optionTargets(all)
-		return Result{TaskID: id, Queue: q, Duplicate: true}, nil
+		return Result{TaskID: id, Queue: q, Duplicate: true, Warnings: warnings}, nil
 	case err != nil:
 		return Result{}, fmt.Errorf("tasks: enqueue to %s: %w", queue, err)
 	}
-	return Result{TaskID: info.ID, Queue: info.Queue, Version: m.Version}, nil
+	return Result{TaskID: info.ID, Queue: info.Queue, Version: m.Version, Warnings: warnings}, nil
 }
 
 // optionTargets returns the queue and task id the options select (the last

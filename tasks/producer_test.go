@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,7 +182,7 @@ func TestProducerIdempotencyKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second Enqueue: %v, want no error", err)
 	}
-	if want := (Result{TaskID: first.TaskID, Queue: p.Queue, Duplicate: true}); second != want {
+	if want := (Result{TaskID: first.TaskID, Queue: p.Queue, Duplicate: true}); !reflect.DeepEqual(second, want) {
 		t.Fatalf("second Enqueue = %+v, want %+v", second, want)
 	}
 	qi, err := insp.GetQueueInfo(p.Queue)
@@ -267,5 +269,49 @@ func TestProducerDefaultQueue(t *testing.T) {
 	}
 	if n, err := rdb.Get(context.Background(), "dyplsq:version").Int64(); err != nil || n != 1 {
 		t.Errorf("dyplsq:version = %d, %v; want 1", n, err)
+	}
+}
+
+// TestProducerWarnings: an update with a field its OperateType does not use
+// is queued without it, and the result says so.
+func TestProducerWarnings(t *testing.T) {
+	p, _, insp := newTestProducer(t)
+	u := futureUpdate()
+	u.OutId = "stale-order" // futureUpdate is an updateExpire
+	res, err := p.Enqueue(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || res.Warnings[0].Field != "OutId" || !strings.Contains(res.Warnings[0].Reason, "left out of the API call") {
+		t.Errorf("warnings %q", res.Warnings)
+	}
+	info, err := insp.GetTaskInfo(p.Queue, res.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(info.Payload), "stale-order") {
+		t.Errorf("payload keeps the unused OutId: %s", info.Payload)
+	}
+}
+
+// TestProducerIdempotencyKeyQueuedBefore: a key queued under its task id of
+// before (idem-<hex>) is still queued only once.
+func TestProducerIdempotencyKeyQueuedBefore(t *testing.T) {
+	p, _, insp := newTestProducer(t)
+	u := futureUpdate()
+	u.IdempotencyKey = "order-7-expire"
+	old := LegacyTaskIDForKey(u.IdempotencyKey)
+	if _, err := p.Client.Enqueue(asynq.NewTask(TypeUpdateSubscription, []byte("{}")), asynq.Queue(p.Queue), asynq.TaskID(old)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Enqueue(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Duplicate || res.TaskID != old {
+		t.Errorf("Enqueue = %+v, want a duplicate of %s", res, old)
+	}
+	if qi, err := insp.GetQueueInfo(p.Queue); err != nil || qi.Pending != 1 {
+		t.Errorf("queue %+v, %v: want the one task", qi, err)
 	}
 }

@@ -39,15 +39,55 @@ var ErrMalformed = errors.New("malformed payload")
 var ErrUnsupportedSchema = errors.New("unsupported payload schema")
 
 // TaskIDForKey returns the asynq task id derived from an idempotency key:
-// "idem-" and the first 32 hex digits of the key's SHA-256. Any key string
-// is safe, and equal keys give equal ids.
+// "idem_" and 26 symbols (130 bits) of the key's SHA-256, spelled without
+// 0, 1, l and o. Any key string is safe, and equal keys give equal ids. The
+// id has no "-", which the web UI (asynqmon) cuts a task id at, and no run
+// of digits that masking could take for a phone number.
 func TaskIDForKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	const alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+	out := make([]byte, 0, 5+26)
+	out = append(out, "idem_"...)
+	var acc uint64
+	var bits uint
+	for _, c := range sum {
+		acc = acc<<8 | uint64(c)
+		bits += 8
+		for bits >= 5 && len(out) < cap(out) {
+			bits -= 5
+			out = append(out, alphabet[(acc>>bits)&31])
+		}
+	}
+	return string(out)
+}
+
+// LegacyTaskIDForKey returns the task id an idempotency key had before
+// [TaskIDForKey] took its present form: "idem-" and the first 32 hex digits
+// of the key's SHA-256. [Producer.Enqueue] and the enqueue CLI treat a task
+// with this id as the key's own, so that a key queued before the change is
+// still queued once.
+func LegacyTaskIDForKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return "idem-" + hex.EncodeToString(sum[:])[:32]
 }
 
+// LegacyKeyTask returns the id of a task of queue that holds key in its
+// [LegacyTaskIDForKey] form, and whether there is one.
+func LegacyKeyTask(insp *asynq.Inspector, queue, key string) (string, bool, error) {
+	id := LegacyTaskIDForKey(key)
+	_, err := insp.GetTaskInfo(queue, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	}
+	return id, true, nil
+}
+
 // NewTask normalizes and validates u (at the current time) and returns a
-// [TypeUpdateSubscription] task. If u.Meta is nil it gets one with the
+// [TypeUpdateSubscription] task whose payload leaves out the fields the
+// OperateType does not use ([Update.Unused]). If u.Meta is nil it gets one with the
 // current schema and enqueue time and no version (a worker assigns one at
 // first pick-up; use a [Producer] for versions taken at enqueue time).
 //
@@ -64,6 +104,7 @@ func newTask(u Update, now time.Time, opts []asynq.Option) (*asynq.Task, error) 
 	if err := u.Validate(now); err != nil {
 		return nil, err
 	}
+	u.DropUnused() // the API ignores them; the job carries what it sends
 	if u.Meta == nil {
 		u.Meta = &Meta{EnqueuedAt: now.UTC()}
 	} else {

@@ -35,6 +35,8 @@ func valid(op string) Update {
 		u.OutId = "order-42"
 	case "updateIsRecordingEnabled":
 		u.IsRecordingEnabled = "false"
+	case "updateAsr":
+		u.ASRStatus, u.ASRModelId = "true", "980abddb908f48e8b987cb2cd3030001"
 	}
 	return u
 }
@@ -99,7 +101,7 @@ func TestValidate(t *testing.T) {
 		{"LandlineTooLong", func(u *Update) { u.PhoneNoA = "0211234567890" }, "PhoneNoA", []string{"10 to 12 digits", "got 13 digits"}},
 		{"LandlineWithHyphen", func(u *Update) { u.PhoneNoA = "021-12345678" }, "PhoneNoA", []string{"no hyphen"}},
 		{"WrongFirstDigit", func(u *Update) { u.PhoneNoA = "23800138000" }, "PhoneNoA", []string{"start with 1", "or 0"}},
-		{"BadPhoneNoB", func(u *Update) { u.PhoneNoB = "1380013800x" }, "PhoneNoB", []string{"digits only"}},
+		{"BadPhoneNoB", func(u *Update) { *u = valid("updateNoB"); u.PhoneNoB = "1380013800x" }, "PhoneNoB", []string{"digits only"}},
 		{"BadPhoneNoX", func(u *Update) { u.PhoneNoX = "170-0000-0000" }, "PhoneNoX", []string{"digits only"}},
 
 		// Expiration.
@@ -124,16 +126,19 @@ func TestValidate(t *testing.T) {
 		{"CallDisplayType2", func(u *Update) { *u = valid("updateCallDisplayType"); u.CallDisplayType = "2" }, "CallDisplayType", []string{"must be 1", `"2"`}},
 		{"IsRecordingEnabledTrue", func(u *Update) { *u = valid("updateIsRecordingEnabled"); u.IsRecordingEnabled = "true" }, "", nil},
 		{"IsRecordingEnabledYes", func(u *Update) { *u = valid("updateIsRecordingEnabled"); u.IsRecordingEnabled = "yes" }, "IsRecordingEnabled", []string{"true or false", `"yes"`}},
-		{"ASRStatusOne", func(u *Update) { u.ASRStatus = "1" }, "ASRStatus", []string{"true or false"}},
+		{"ASRStatusOne", func(u *Update) { *u = valid("updateAsr"); u.ASRStatus = "1" }, "ASRStatus", []string{"true or false"}},
 		{"ASRStatusFalse", func(u *Update) {
+			*u = valid("updateAsr")
 			u.ASRStatus = "false"
-			u.ASRModelId = "m1"
+			u.ASRModelId = ""
 			u.RingConfig = `{"AXBRing_A":"100000001"}`
 		}, "", nil},
 
 		// A number in the wrong column is masked wherever it is echoed.
 		{"NumberInOperateType", func(u *Update) { u.OperateType = "13800138000" }, "OperateType", []string{`"138****8000"`}},
-		{"NumberInCallRestrict", func(u *Update) { u.CallRestrict = "x13800138000" }, "CallRestrict", []string{`"x138****8000"`}},
+		{"NumberInCallRestrict", func(u *Update) { *u = valid("updateCallRestrict"); u.CallRestrict = "x13800138000" }, "CallRestrict", []string{`"x138****8000"`}},
+		{"GroupedNumberInOperateType", func(u *Update) { u.OperateType = "+86 138-0013-8000" }, "OperateType", []string{`"+86 138-****-8000"`}},
+		{"GroupedNumberInCallRestrict", func(u *Update) { *u = valid("updateCallRestrict"); u.CallRestrict = "(010) 8765 4321" }, "CallRestrict", []string{`"(010) **** 4321"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,12 +181,13 @@ func checkNoNumbers(t *testing.T, u Update, msg string) {
 func TestValidateReportsAllProblemsAtOnce(t *testing.T) {
 	u := Update{
 		PhoneNoX:        "170 0000 0000",
-		OperateType:     "updateExpire",
+		OperateType:     "updateNoB", // an OperateType that is not known: every field is checked
 		PhoneNoA:        "13800138000x",
 		Expiration:      "tomorrow",
 		CallDisplayType: "2",
 		ASRStatus:       "on",
 	}
+	u.OperateType = "updateNoC"
 	err := u.Validate(testNow)
 	var ve *ValidationError
 	if !errors.As(err, &ve) {
@@ -191,7 +197,7 @@ func TestValidateReportsAllProblemsAtOnce(t *testing.T) {
 	for _, p := range ve.Problems {
 		fields = append(fields, p.Field)
 	}
-	want := []string{"PoolKey", "SubsId", "PhoneNoX", "PhoneNoA", "Expiration", "CallDisplayType", "ASRStatus"}
+	want := []string{"PoolKey", "SubsId", "PhoneNoX", "OperateType", "PhoneNoA", "Expiration", "CallDisplayType", "ASRStatus"}
 	if !slices.Equal(fields, want) {
 		t.Fatalf("fields %q, want %q", fields, want)
 	}
@@ -215,7 +221,7 @@ func TestField(t *testing.T) {
 		"updateNoA": "PhoneNoA", "updateNoB": "PhoneNoB", "updateExpire": "Expiration",
 		"updateAxgGroup": "GroupId", "updateCallRestrict": "CallRestrict",
 		"updateCallDisplayType": "CallDisplayType", "updateOutId": "OutId",
-		"updateIsRecordingEnabled": "IsRecordingEnabled", "updateNoC": "", "": "",
+		"updateIsRecordingEnabled": "IsRecordingEnabled", "updateAsr": "ASRStatus", "updateNoC": "", "": "",
 	}
 	for op, f := range want {
 		if got := (Update{OperateType: op}).Field(); got != f {
@@ -225,8 +231,8 @@ func TestField(t *testing.T) {
 			t.Errorf("OperateTypeField(%q) = %q, want %q", op, got, f)
 		}
 	}
-	if len(OperateTypes) != 8 {
-		t.Errorf("OperateTypes has %d entries, want 8", len(OperateTypes))
+	if len(OperateTypes) != 9 {
+		t.Errorf("OperateTypes has %d entries, want 9", len(OperateTypes))
 	}
 }
 
