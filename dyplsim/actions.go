@@ -199,6 +199,9 @@ func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
 		if m := q.get("ASRModelId"); m != "" {
 			b.ASRModelId = m
 		}
+		if s.cfg.OnApply != nil {
+			s.cfg.OnApply(Applied{SubsId: b.SubsId, OperateType: op, Value: q.get(valueParam[op]), At: now})
+		}
 		return result{code: codeOK, msg: "OK", applied: true}
 	}
 
