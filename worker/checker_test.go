@@ -78,9 +78,9 @@ type chkJob struct {
 	op      string
 	value   string
 	wave    int
-	idem    string             // IdempotencyKey, api jobs only
+	idem    string              // IdempotencyKey, api jobs only
 	faults  []dyplsim.FaultRule // the job's own call faults, in call order
-	fixOf   string             // for "fix": the task id of the dead job it replaces
+	fixOf   string              // for "fix": the task id of the dead job it replaces
 }
 
 func (j *chkJob) update() tasks.Update {
@@ -256,8 +256,8 @@ func (p *chkPlan) callFault(r *rand.Rand, j *chkJob, k int) dyplsim.FaultRule {
 		{1, false, func() { f.Kind, f.Status, f.Apply = dyplsim.FaultHTTP, 500, true }},
 		{1, false, func() { f.Kind, f.Apply = dyplsim.FaultEmpty, true }},
 		{1, false, func() { f.Kind, f.Code, f.Apply = dyplsim.FaultCode, "isp.SYSTEM_ERROR", true }},
-		{1, false, func() { f.Kind, f.Delay = dyplsim.FaultHang, 5 * p.apiTimeout }},
-		{1, false, func() { f.Kind, f.Delay = dyplsim.FaultLatency, p.apiTimeout + p.apiTimeout/2 }},
+		{1, false, func() { f.Kind, f.Delay = dyplsim.FaultHang, 5*p.apiTimeout }},
+		{1, false, func() { f.Kind, f.Delay = dyplsim.FaultLatency, p.apiTimeout+p.apiTimeout/2 }},
 		{0.5, false, func() { f.Kind, f.Code = dyplsim.FaultCode, "isv.BIND_CONFLICT" }},
 		{0.3, false, func() { f.Kind, f.Code = dyplsim.FaultCode, "isv.SUBS_NOT_EXIST" }},
 		{0.3, false, func() { f.Kind, f.Code = dyplsim.FaultGateway, "SignatureDoesNotMatch" }},
@@ -345,7 +345,7 @@ type chkSchedule struct {
 
 	mu        sync.Mutex
 	workers   []*chkWorker
-	jobs      []*chkJob // plan jobs, and fixes made during the run
+	jobs      []*chkJob         // plan jobs, and fixes made during the run
 	taskOf    map[string]string // value → task id (api and plain jobs)
 	dupOf     map[string]bool   // value → the producer found its IdempotencyKey taken
 	purged    map[string]bool   // task ids purged after their export
