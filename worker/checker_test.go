@@ -183,7 +183,10 @@ func newChkPlan(seed uint64, variant string, calm bool) *chkPlan {
 		p.noise = 0.02 + 0.05*r.Float64()
 	}
 
-	n := 120 + r.IntN(160)
+	// The CLI jobs go in one or two batch files: the enqueue command runs
+	// one at a time in the process.
+	cliWaves := map[int]bool{r.IntN(p.waves): true, r.IntN(p.waves): true}
+	n := 100 + r.IntN(150)
 	nFault := 0.15 + 0.35*r.Float64()
 	for i := range n {
 		j := &chkJob{idx: i + 1, binding: p.bindings[r.IntN(len(p.bindings))], op: p.ops[r.IntN(len(p.ops))], wave: r.IntN(p.waves)}
@@ -197,6 +200,9 @@ func newChkPlan(seed uint64, variant string, calm bool) *chkPlan {
 			j.src = "plain"
 		default:
 			j.src = "cli"
+			if !cliWaves[j.wave] {
+				j.src = "api"
+			}
 		}
 		j.value = chkValue(j.op, j.idx)
 		if r.Float64() < nFault {
@@ -509,7 +515,7 @@ func (s *chkSchedule) startWorker(i int) error {
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 80 * time.Millisecond, ThrottleDelay: 30 * time.Millisecond,
 		HaltProbeMin: 50 * time.Millisecond, HaltProbeMax: 200 * time.Millisecond, HaltWait: 100 * time.Millisecond,
 		SweepInterval: 200 * time.Millisecond, BusyWait: 20 * time.Millisecond, BusyDelay: 30 * time.Millisecond,
-		LimitWait: 50 * time.Millisecond, TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		LimitWait: 50 * time.Millisecond, TaskCheckInterval: 25 * time.Millisecond, DelayedTaskCheckInterval: 50 * time.Millisecond,
 		KeyPrefix: s.ns, WorkerID: fmt.Sprintf("%s-w%d", s.ns, i),
 		Logger: zerolog.New(s.logs).Level(zerolog.DebugLevel).With().Int("w", i).Logger().Hook(s.elapsed()),
 	}
@@ -1596,6 +1602,11 @@ func runChkSchedules(env *chkEnv, seeds []uint64, variant string, calm bool, par
 			rep := runChkSchedule(env, newChkPlan(seed, variant, calm))
 			if len(rep.violations) > 0 {
 				found.Store(true)
+				kinds := map[string]int{}
+				for _, v := range rep.violations {
+					kinds[v.Kind]++
+				}
+				fmt.Fprintf(os.Stderr, "checker: seed %d%s: violations %v (%s)\n", seed, map[bool]string{true: " " + variant}[variant != ""], kinds, rep.took.Round(time.Millisecond))
 			}
 			reports[i] = rep
 		})
