@@ -200,7 +200,7 @@ func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
 			b.ASRModelId = m
 		}
 		if s.cfg.OnApply != nil {
-			s.cfg.OnApply(Applied{SubsId: b.SubsId, OperateType: op, Value: q.get(valueParam[op]), At: now})
+			s.cfg.OnApply(Applied{SubsId: b.SubsId, OperateType: op, Value: q.get(valueParam[op]), At: s.clock()})
 		}
 		return result{code: codeOK, msg: "OK", applied: true}
 	}

@@ -1110,20 +1110,29 @@ func (s *chkSchedule) check(ctx context.Context, outcomes map[string]int) []chkV
 				add("dead-but-applied", "%s is dead, but its own call applied it and %s %s holds its value (code %s)",
 					holder, sb.SubsId, op, chkDeadCode(ctx, store, holder.id))
 			}
-			// No job's call applied below the version recorded as applied.
-			var recorded int64
-			var recBy *chkTask
+			// No job's call applied below the version recorded as
+			// applied: a version counts as recorded from the moment its
+			// job reported applied (after the fence's commit).
+			var done []*chkTask
+			for _, t := range tasksByID {
+				if t.job.binding == b && t.job.op == op && t.state == OutcomeApplied {
+					done = append(done, t)
+				}
+			}
 			for _, a := range log[fieldKey{sb.SubsId, op}] {
 				t := taskOfJob[byValue[a.Value]]
 				if t == nil || t.version == 0 {
 					continue
 				}
-				if t.version < recorded {
-					add("applied-below", "%s %s: the call of %s applied at %s after %s had been applied",
-						sb.SubsId, op, t, a.At.Format("15:04:05.000"), recBy)
+				var recBy *chkTask
+				for _, d := range done {
+					if d.result.At.Before(a.At) && d.version > t.version && (recBy == nil || d.version > recBy.version) {
+						recBy = d
+					}
 				}
-				if t.state == OutcomeApplied && t.version > recorded {
-					recorded, recBy = t.version, t
+				if recBy != nil {
+					add("applied-below", "%s %s: the call of %s applied at %s, after %s had ended applied at %s",
+						sb.SubsId, op, t, a.At.Format("15:04:05.000"), recBy, recBy.result.At.Local().Format("15:04:05.000"))
 				}
 			}
 			for _, t := range tasksByID {
