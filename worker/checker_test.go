@@ -154,7 +154,7 @@ func newChkPlan(seed uint64, variant string, calm bool) *chkPlan {
 	for range p.workers {
 		p.conc = append(p.conc, 3+r.IntN(6))
 	}
-	p.apiTimeout = time.Duration(250+r.IntN(250)) * time.Millisecond
+	p.apiTimeout = time.Duration(500+r.IntN(400)) * time.Millisecond
 	rates := []float64{0, 0.002, 0.01, 0.03}
 	for range p.workers {
 		if calm {
@@ -511,7 +511,7 @@ func (s *chkSchedule) startWorker(i int) error {
 	conc := p.conc[idx] + i/p.workers
 	cfg := Config{
 		Queues:      map[string]int{s.live: 3, s.bulk: 1},
-		Concurrency: conc, MaxAttempts: 8,
+		Concurrency: conc, MaxAttempts: 10,
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 80 * time.Millisecond, ThrottleDelay: 30 * time.Millisecond,
 		HaltProbeMin: 50 * time.Millisecond, HaltProbeMax: 200 * time.Millisecond, HaltWait: 100 * time.Millisecond,
 		SweepInterval: 200 * time.Millisecond, BusyWait: 20 * time.Millisecond, BusyDelay: 30 * time.Millisecond,
