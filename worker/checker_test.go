@@ -30,6 +30,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
@@ -1450,17 +1451,20 @@ func (h *chkHook) track(keys []string, cmd redis.Cmder, err error) {
 
 // variant fakes the fence's scripts for the broken variants.
 func (h *chkHook) variant(name string, args []any, cmd redis.Cmder) (bool, error) {
-	if name != "evalsha" || len(args) < 2 {
+	if len(args) < 2 {
 		return false, nil
 	}
 	sha := fmt.Sprint(args[1])
+	if name == "eval" {
+		sha = fmt.Sprintf("%x", sha1.Sum([]byte(sha)))
+	}
 	c, ok := cmd.(*redis.Cmd)
 	if !ok {
 		return false, nil
 	}
 	switch {
 	case h.s.plan.variant == chkVariantFenceOff && sha == fenceBegin.Hash():
-		c.SetVal([]any{int64(fenceGo), int64(0)})
+		c.SetVal([]any{int64(fenceGo), int64(0), ""})
 		return true, nil
 	case h.s.plan.variant == chkVariantNoCommit && sha == fenceCommit.Hash():
 		c.SetVal(int64(0))
