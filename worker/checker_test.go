@@ -325,6 +325,16 @@ func newChkEnv(t testing.TB) *chkEnv {
 	return &chkEnv{url: url, opt: opt, dir: t.TempDir()}
 }
 
+// chkBound is how long after the faults stop every job must have ended
+// (DYPLSQ_CHECK_BOUND, default 60s: a loaded machine under -race makes
+// every call slow).
+var chkBound = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("DYPLSQ_CHECK_BOUND")); err == nil && d > 0 {
+		return d
+	}
+	return 60 * time.Second
+}()
+
 // chkCLIMu serialises in-process runs of the enqueue command: it sets
 // go-redis's global logger.
 var chkCLIMu sync.Mutex
@@ -470,13 +480,19 @@ func runChkSchedule(env *chkEnv, plan *chkPlan) (rep *chkReport) {
 
 	// Every job must end within the bound; tasks left active by a crash
 	// or a lost acknowledgement are recovered the way asynq would, sooner.
-	ended := s.waitEnded(ctx, 30*time.Second)
+	ended := s.waitEnded(ctx, chkBound)
 	if !ended {
 		rep.violations = append(rep.violations, s.notEnded(ctx)...)
 	}
 	s.waitDeadLetters(ctx, 3*time.Second)
 	s.shutdown()
-	rep.violations = append(rep.violations, s.check(ctx, rep.outcomes)...)
+	for _, v := range s.check(ctx, rep.outcomes) {
+		// With jobs still open, the final state is not final: only
+		// what holds at any time is checked.
+		if ended || v.Kind == "overlap" || v.Kind == "leak" || v.Kind == "applied-below" || v.Kind == "applied-no-requestid" {
+			rep.violations = append(rep.violations, v)
+		}
+	}
 	rep.took = time.Since(s.start)
 	rep.logs = s.logs.String() + s.cli.String()
 	return rep
