@@ -230,6 +230,9 @@ func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
 		if q.has("RingConfig") {
 			b.RingConfig = q.get("RingConfig")
 		}
+		if s.cfg.OnApply != nil {
+			s.cfg.OnApply(Applied{SubsId: b.SubsId, OperateType: op, Value: q.get(valueParam[op]), At: s.clock()})
+		}
 		return result{code: codeOK, msg: "OK", applied: true}
 	}
 

@@ -83,6 +83,13 @@ type Config struct {
 	// Timestamp check, expiry, and Expiration validation; quotas and
 	// latency use real time.
 	Clock func() time.Time
+	// OnApply, when set, is called for every UpdateSubscription that takes
+	// effect (answered OK, or applied before a fault hides the answer,
+	// including a same-value update accepted without change). It is called
+	// with the binding's lock held, so the calls for one binding come in
+	// the order the updates were applied; it must be quick and must not
+	// call back into the simulator.
+	OnApply func(Applied)
 	// Logger receives debug logs per call and info logs for control-plane
 	// changes. The zero value logs nothing.
 	Logger zerolog.Logger
@@ -115,4 +122,22 @@ func defaultBurst(qps float64, burst int) int {
 		return burst
 	}
 	return max(1, int(qps/10))
+}
+
+// Applied describes an UpdateSubscription that took effect, as
+// Config.OnApply receives it.
+type Applied struct {
+	SubsId, OperateType string
+	// Value is the parameter the OperateType sets (PhoneNoA for updateNoA,
+	// Expiration for updateExpire, OutId for updateOutId, ...).
+	Value string
+	At    time.Time
+}
+
+// valueParam names the parameter each OperateType sets.
+var valueParam = map[string]string{
+	opUpdateNoA: "PhoneNoA", opUpdateNoB: "PhoneNoB", opUpdateExpire: "Expiration",
+	opUpdateAxgGroup: "GroupId", opUpdateCallRestrict: "CallRestrict",
+	opUpdateCallDisplayType: "CallDisplayType", opUpdateOutId: "OutId",
+	opUpdateIsRecordingEnabled: "IsRecordingEnabled",
 }

@@ -107,7 +107,9 @@
 //	GET    /_sim/bindings?SubsId=   one Binding
 //	POST   /_sim/bindings           a Binding or an array; answers what was stored
 //	DELETE /_sim/bindings?SubsId=   remove one binding
-//	GET    /_sim/stats              {"Total":n,"Applied":n,"Calls":{"UpdateSubscription":{"OK":n,...},...}}
+//	GET    /_sim/stats              {"Total":n,"Applied":n,"Calls":{"UpdateSubscription":{"OK":n,...},...},
+//	                                 "Overlaps":{"<SubsId>":n,...}} (UpdateSubscription calls for one
+//	                                 binding in flight at once; absent when none overlapped)
 //	GET    /_sim/faults             [rule + "Seen","Fired","Spent", ...]
 //	PUT    /_sim/faults             an array of rules; replaces all
 //	POST   /_sim/faults             a rule or an array; appends

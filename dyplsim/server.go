@@ -276,6 +276,11 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.action = q.get("Action")
+	if c.action == "UpdateSubscription" {
+		subsID := q.get("SubsId")
+		s.stats.enter(subsID)
+		defer s.stats.leave(subsID)
+	}
 	if s.cfg.Latency > 0 || s.cfg.Jitter > 0 {
 		if !s.sleep(r.Context(), s.latency(), false) {
 			s.abort(c)
