@@ -214,3 +214,53 @@ elseif oldd then
 end
 return old
 `)
+
+// cancelOpenScript ends cancelled the open lines of a range and moves the
+// counters, as markScript does line by line.
+// KEYS: batch hash, rows, the detail buckets from ARGV[1] on.
+// ARGV: first bucket, first line, last line, detail, then lines to keep.
+// Returns the lines it ended, or -1 when the batch does not exist.
+var cancelOpenScript = script(`
+local exp = redis.call('HGET', KEYS[1], 'expires_at')
+if not exp then return -1 end
+local fb, lo, hi = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local keep = {}
+for i = 5, #ARGV do keep[tonumber(ARGV[i])] = true end
+local blo, bhi = math.floor(lo / 2), math.floor(hi / 2)
+local cur = redis.call('GETRANGE', KEYS[2], blo, bhi)
+if #cur == 0 then return 0 end
+local bytes = {}
+for k = 1, bhi - blo + 1 do bytes[k] = string.byte(cur, k) or 0 end
+local incr, touched = {}, {}
+local n, dlo, dhi = 0, nil, nil
+local function add(k, v) incr[k] = (incr[k] or 0) + v end
+for l = lo, hi do
+	local k = math.floor(l / 2) - blo + 1
+	local old = nibble(bytes[k], l)
+	if (old == PENDING or old == RETRYING or old == HALTED) and not keep[l] then
+		local bi = 3 + math.floor(l / BUCKET) - fb
+		local line = tostring(l)
+		local oldd = redis.call('HGET', KEYS[bi], line)
+		if oldd then
+			local c = string.match(oldd, '^([^\31]*)')
+			if c and c ~= '' then add('c:' .. names[old] .. ':' .. c, -1) end
+		end
+		redis.call('HSET', KEYS[bi], line, ARGV[4])
+		touched[bi] = true
+		add('n:' .. names[old], -1)
+		add('n:' .. names[CANCELLED], 1)
+		bytes[k] = setnibble(bytes[k], l, CANCELLED)
+		if not dlo then dlo = k end
+		dhi = k
+		n = n + 1
+	end
+end
+if dlo then
+	local out = {}
+	for k = dlo, dhi do out[#out + 1] = string.char(bytes[k]) end
+	redis.call('SETRANGE', KEYS[2], blo + dlo - 1, table.concat(out))
+end
+for k, v in pairs(incr) do redis.call('HINCRBY', KEYS[1], k, v) end
+for bi in pairs(touched) do redis.call('PEXPIREAT', KEYS[bi], exp) end
+return n
+`)

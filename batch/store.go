@@ -140,10 +140,22 @@ func (s *Store) BucketKey(id string, bucket int) string {
 func (s *Store) IndexKey() string { return s.prefix() + ":batches" }
 
 // NewHasher returns a writer that hashes an input file into its batch id.
-// Write the file's bytes to it, exactly as read, then call ID. The format
-// and queue are part of the identity: the same bytes read as another format
-// or queued to another queue are another batch.
-func NewHasher(format, queue string) *Hasher {
+// Write the file's bytes to it, exactly as read, then call ID. The id
+// depends on the rows only: the bytes and the format they are read as (the
+// same bytes read as CSV or as JSON Lines are other rows). Flags such as
+// the queue are not part of it, so a re-run with other flags finds the
+// same batch and queues nothing twice.
+func NewHasher(format string) *Hasher {
+	h := &Hasher{h: sha256.New()}
+	fmt.Fprintf(h.h, "dyplsq batch v2\x00%s\x00", format)
+	return h
+}
+
+// NewQueueHasher is the hasher of batch ids made by earlier versions, which
+// also hashed the queue. A run looks for a batch under this id too, so that
+// a file queued before the upgrade, within its batch window, is not queued
+// again; it can go once every such batch's window has passed.
+func NewQueueHasher(format, queue string) *Hasher {
 	h := &Hasher{h: sha256.New()}
 	fmt.Fprintf(h.h, "dyplsq batch v1\x00%s\x00%s\x00", format, queue)
 	return h
@@ -182,8 +194,8 @@ func (h *Hasher) ID() string {
 }
 
 // IDOf returns the batch id of content read from r; see [NewHasher].
-func IDOf(format, queue string, r io.Reader) (string, error) {
-	h := NewHasher(format, queue)
+func IDOf(format string, r io.Reader) (string, error) {
+	h := NewHasher(format)
 	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
@@ -507,6 +519,57 @@ func (s *Store) Cancel(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("batch: cancel %s: %w", id, err)
 	}
 	return prev, nil
+}
+
+// Cancelled reports whether batch id is cancelled: one read of one field,
+// whatever the size of the batch. A worker asks before it runs a row of a
+// batch, and ends the row cancelled, without calling the API, when it is.
+// A batch that does not exist (never made, or its window passed) is not
+// cancelled.
+func (s *Store) Cancelled(ctx context.Context, id string) (bool, error) {
+	st, err := s.Redis.HGet(ctx, s.Key(id), "state").Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("batch: read state of %s: %w", id, err)
+	}
+	return st == StateCancelled, nil
+}
+
+// CancelOpen ends cancelled every open row (pending, retrying or halted) of
+// batch id from line first to last, except the lines in keep, with message
+// as the rows' reason, and returns how many it ended. Rows that ended, or
+// were never queued, are left as they are. Lines are handled a page of
+// 16 buckets per script call, each call atomic, counters moved exactly.
+func (s *Store) CancelOpen(ctx context.Context, id string, first, last int, keep []int, message string) (int, error) {
+	first = max(first, 1)
+	detail := encodeDetail("", "", message)
+	total := 0
+	for lo := first; lo <= last; {
+		b0 := lo / BucketLines
+		hi := min(last, (b0+16)*BucketLines-1)
+		keys := []string{s.Key(id), s.RowsKey(id)}
+		for b := b0; b <= hi/BucketLines; b++ {
+			keys = append(keys, s.BucketKey(id, b))
+		}
+		args := []any{b0, lo, hi, detail}
+		for _, k := range keep {
+			if k >= lo && k <= hi {
+				args = append(args, k)
+			}
+		}
+		n, err := cancelOpenScript.Run(ctx, s.Redis, keys, args...).Int()
+		if err != nil {
+			return total, fmt.Errorf("batch: cancel rows of %s: %w", id, err)
+		}
+		if n < 0 {
+			return total, ErrNotFound
+		}
+		total += n
+		lo = hi + 1
+	}
+	return total, nil
 }
 
 // Versions returns the first version of block (lines block·BlockLines to

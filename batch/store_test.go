@@ -33,7 +33,7 @@ func newStore(t *testing.T) *Store {
 
 func begin(t *testing.T, s *Store, content string) Info {
 	t.Helper()
-	id, err := IDOf("csv", "q", strings.NewReader(content))
+	id, err := IDOf("csv", strings.NewReader(content))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,13 +54,20 @@ func status(t *testing.T, s *Store, id string) Status {
 }
 
 func TestIDs(t *testing.T) {
-	a, _ := IDOf("csv", "q", strings.NewReader("x"))
-	b, _ := IDOf("csv", "q", strings.NewReader("x"))
-	c, _ := IDOf("jsonl", "q", strings.NewReader("x"))
-	d, _ := IDOf("csv", "other", strings.NewReader("x"))
-	e, _ := IDOf("csv", "q", strings.NewReader("y"))
-	if a != b || a == c || a == d || a == e || !ValidID(a) {
-		t.Fatalf("ids %s %s %s %s %s", a, b, c, d, e)
+	a, _ := IDOf("csv", strings.NewReader("x"))
+	b, _ := IDOf("csv", strings.NewReader("x"))
+	c, _ := IDOf("jsonl", strings.NewReader("x"))
+	e, _ := IDOf("csv", strings.NewReader("y"))
+	if a != b || a == c || a == e || !ValidID(a) {
+		t.Fatalf("ids %s %s %s %s", a, b, c, e)
+	}
+	// The queue is not part of the id; the ids of earlier versions, which
+	// hashed it, differ from the current ones and by queue.
+	q1, q2 := NewQueueHasher("csv", "q"), NewQueueHasher("csv", "other")
+	q1.Write([]byte("x"))
+	q2.Write([]byte("x"))
+	if q1.ID() == a || q1.ID() == q2.ID() || !ValidID(q1.ID()) {
+		t.Fatalf("legacy ids %s %s, id %s", q1.ID(), q2.ID(), a)
 	}
 	tid := TaskID(a, 42)
 	if id, line, ok := ParseTaskID(tid); !ok || id != a || line != 42 {
@@ -465,5 +472,69 @@ func TestMarkOpen(t *testing.T) {
 	st := status(t, s, info.ID)
 	if st.Dead != 3 || st.Applied != 1 || st.Pending != 0 || st.Retrying != 0 || st.Queued != 4 {
 		t.Errorf("counts %+v", st.Counts)
+	}
+}
+
+// TestCancelledAndCancelOpen: Cancelled reads one field; CancelOpen ends
+// the open rows of a range cancelled, leaves ended rows and the kept lines
+// alone, and moves the counters exactly, codes included.
+func TestCancelledAndCancelOpen(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	info := begin(t, s, "cancel-open")
+	if c, err := s.Cancelled(ctx, info.ID); c || err != nil {
+		t.Fatalf("Cancelled before cancel: %v %v", c, err)
+	}
+	if c, err := s.Cancelled(ctx, "bzzzzzzzzzzzzzzzz"); c || err != nil {
+		t.Fatalf("Cancelled of no batch: %v %v", c, err)
+	}
+	var es []Entry
+	for l := 2; l <= 1999; l++ {
+		es = append(es, Entry{Line: l, Outcome: OutcomePending})
+	}
+	for len(es) > 0 {
+		n := min(len(es), 1000)
+		if _, err := s.Record(ctx, info.ID, es[:n]); err != nil {
+			t.Fatal(err)
+		}
+		es = es[n:]
+	}
+	marks := map[int]RowState{
+		2:    {Outcome: OutcomeApplied, Code: "OK"},
+		3:    {Outcome: OutcomeRetrying, Code: "isp.SYSTEM_ERROR", Message: "busy"},
+		700:  {Outcome: OutcomeHalted, Code: "SignatureDoesNotMatch"},
+		1500: {Outcome: OutcomeDead, Code: "isv.NO_NOT_EXIST"},
+		1501: {Outcome: OutcomeRetrying, Code: "isp.SYSTEM_ERROR"},
+	}
+	for l, st := range marks {
+		if err := s.Mark(ctx, info.ID, l, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Cancel(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Cancelled(ctx, info.ID); !c || err != nil {
+		t.Fatalf("Cancelled after cancel: %v %v", c, err)
+	}
+	n, err := s.CancelOpen(ctx, info.ID, 1, 2000, []int{1501, 9}, "cancelled")
+	if err != nil || n != 1998-4 {
+		t.Fatalf("CancelOpen: %d %v", n, err)
+	}
+	st := status(t, s, info.ID)
+	if st.Applied != 1 || st.Dead != 1 || st.Retrying != 1 || st.Pending != 1 || st.Halted != 0 || st.Cancelled != 1994 || st.Queued != 1998 {
+		t.Fatalf("counts %+v", st.Counts)
+	}
+	for _, c := range st.Codes {
+		if c.Outcome == OutcomeHalted || c.Outcome == OutcomeRetrying && c.Rows != 1 {
+			t.Errorf("code count left behind: %+v", c)
+		}
+	}
+	rows, _ := s.Rows(ctx, info.ID, 3, 3)
+	if rows[0].Outcome != OutcomeCancelled || rows[0].Code != "" || rows[0].Message != "cancelled" {
+		t.Errorf("row 3: %+v", rows[0])
+	}
+	if n, err := s.CancelOpen(ctx, info.ID, 1, 2000, nil, "cancelled"); n != 2 || err != nil {
+		t.Errorf("second CancelOpen: %d %v", n, err)
 	}
 }

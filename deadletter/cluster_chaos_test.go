@@ -38,7 +38,7 @@ func TestChaosDeadLettersOnCluster(t *testing.T) {
 	rdb.ZAdd(ctx, ns+":dlq:index", redis.Z{Score: float64(t0.UnixMilli()), Member: "old"})
 
 	bs := &batch.Store{Redis: rdb, Prefix: ns}
-	h := batch.NewHasher("csv", q)
+	h := batch.NewHasher("csv")
 	h.Write([]byte(ns))
 	bid := h.ID()
 	if _, _, err := bs.Begin(ctx, batch.Info{ID: bid, File: "f", Format: "csv", Queue: q, Lines: 2, Rows: 1, ValidRows: 1}); err != nil {

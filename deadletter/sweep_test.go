@@ -46,7 +46,7 @@ func TestSweepClassifies(t *testing.T) {
 func newBatch(t *testing.T, bs *batch.Store, n int) string {
 	t.Helper()
 	ctx := context.Background()
-	h := batch.NewHasher("csv", "q")
+	h := batch.NewHasher("csv")
 	fmt.Fprint(h, t.Name(), time.Now().UnixNano())
 	id := h.ID()
 	if _, _, err := bs.Begin(ctx, batch.Info{ID: id, File: "f.csv", Format: "csv", Queue: "q", Lines: n + 1, Rows: n, ValidRows: n}); err != nil {

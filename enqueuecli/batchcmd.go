@@ -22,6 +22,7 @@ import (
 // its positional arguments.
 type subcommand struct {
 	*common
+	name         string // the command, "enqueue dlq list"
 	set          *envflag.Set
 	redisTimeout time.Duration
 	pos          []string
@@ -31,14 +32,14 @@ type subcommand struct {
 // before parse.
 func newSub(name string, e env) *subcommand {
 	s := envflag.New(name, "", e.getenv)
-	sc := &subcommand{set: s}
+	sc := &subcommand{set: s, name: name}
 	s.FlagSet().DurationVar(&sc.redisTimeout, "redis-timeout", 60*time.Second, "")
 	sc.common = addCommon(s)
 	return sc
 }
 
 func (sc *subcommand) parse(args []string, e env, help string) error {
-	pos, err := parseArgs(sc.set, args, func() {
+	pos, err := parseArgs(sc.set, sc.name, args, func() {
 		fmt.Fprint(e.stdout, help+"\nCommon flags\n  --redis-timeout D     how long to retry while Redis is unreachable before\n                        giving up with exit 2 (default 60s)\n\n"+settingsHelp(sc.set))
 	})
 	if err != nil {

@@ -76,7 +76,7 @@ func TestBenchMillionRows(t *testing.T) {
 
 	// dyplsq: the built binary.
 	bin := binary(t)
-	cmd := exec.Command(bin, "--queue", "bench-enqueue", "--concurrency", strconv.Itoa(conc), path)
+	cmd := exec.Command(bin, "--queue", "bench-enqueue", "--new-queue", "--concurrency", strconv.Itoa(conc), path)
 	cmd.Env = append(os.Environ(), "REDIS_URL="+srv.URL(), "REDIS_CLUSTER_ADDRS=", "DYPLSQ_KEY_PREFIX=bench")
 	var errb strings.Builder
 	cmd.Stderr = &errb
@@ -183,7 +183,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	}()
 	b.ResetTimer()
 	var out, errb safebuf.Buffer
-	if code := Run(context.Background(), []string{"--queue", queue, path}, env, strings.NewReader(""), &out, &errb); code != 0 {
+	if code := Run(context.Background(), []string{"--queue", queue, "--new-queue", path}, env, strings.NewReader(""), &out, &errb); code != 0 {
 		b.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	b.StopTimer()

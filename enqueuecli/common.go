@@ -117,7 +117,8 @@ func (c *common) connect(ctx context.Context, wait time.Duration) (redis.Univers
 // parseArgs parses args with s, allowing flags after positional arguments
 // ("enqueue FILE --wait"), and returns the positional arguments. With
 // --help it writes help and returns envflag.ErrHelp.
-func parseArgs(s *envflag.Set, args []string, help func()) ([]string, error) {
+// A bad flag is reported with a pointer to "name --help".
+func parseArgs(s *envflag.Set, name string, args []string, help func()) ([]string, error) {
 	var pos []string
 	cur := args
 	for {
@@ -126,7 +127,7 @@ func parseArgs(s *envflag.Set, args []string, help func()) ([]string, error) {
 				help()
 				return nil, envflag.ErrHelp
 			}
-			return nil, err
+			return nil, usagef("%s (see %s --help)", err, name)
 		}
 		left := s.Args()
 		if len(left) == 0 {

@@ -3,6 +3,7 @@ package enqueuecli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +34,8 @@ type enqueueConfig struct {
 	format       string
 	encoding     string
 	queue        string
+	queueGiven   bool // --queue was on the command line
+	newQueue     bool
 	skipInvalid  bool
 	dryRun       bool
 	wait         bool
@@ -52,6 +55,7 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 	fs.StringVar(&c.format, "format", "", "")
 	fs.StringVar(&c.encoding, "encoding", "", "")
 	fs.StringVar(&c.queue, "queue", tasks.DefaultBulkQueue, "")
+	fs.BoolVar(&c.newQueue, "new-queue", false, "")
 	fs.BoolVar(&c.skipInvalid, "skip-invalid", false, "")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "")
 	fs.BoolVar(&c.wait, "wait", false, "")
@@ -62,10 +66,11 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 	fs.IntVar(&c.concurrency, "concurrency", defaultConcurrency, "")
 	c.window = s.Duration("BATCH_WINDOW", "batch-window", batch.DefaultTTL, "how long a batch record is kept: re-running the same file within it queues nothing twice")
 	c.common = addCommon(s)
-	pos, err := parseArgs(s, args, func() { fmt.Fprint(e.stdout, enqueueHelp(s)) })
+	pos, err := parseArgs(s, "enqueue", args, func() { fmt.Fprint(e.stdout, enqueueHelp(s)) })
 	if err != nil {
 		return nil, err
 	}
+	fs.Visit(func(f *flag.Flag) { c.queueGiven = c.queueGiven || f.Name == "queue" })
 	switch {
 	case len(pos) == 0:
 		return nil, usagef("no input file: give a CSV or JSON Lines file, or - for stdin (see enqueue --help)")
@@ -104,12 +109,11 @@ type summary struct {
 // line is the summary line: read, valid, queued, already queued, invalid,
 // rows/s (of the queueing pass), elapsed time and batch id.
 func (s summary) line() string {
-	rate := 0.0
+	msg := fmt.Sprintf("read %d, valid %d, queued %d, already queued %d, invalid %d", s.read, s.valid, s.queued, s.already, s.invalid)
 	if s.queueTime > 0 {
-		rate = float64(s.queued+s.already) / s.queueTime.Seconds()
+		msg += fmt.Sprintf("; %.0f rows/s", float64(s.queued+s.already)/s.queueTime.Seconds())
 	}
-	msg := fmt.Sprintf("read %d, valid %d, queued %d, already queued %d, invalid %d; %.0f rows/s (%s)",
-		s.read, s.valid, s.queued, s.already, s.invalid, rate, s.elapsed.Round(time.Millisecond))
+	msg += fmt.Sprintf(" (%s)", s.elapsed.Round(time.Millisecond))
 	if s.dryRun {
 		msg += "; dry run: nothing queued"
 	}
@@ -149,7 +153,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	if terminal {
 		pp.limit = problemLimit
 	}
-	p1, err := validatePass(ctx, in, cfg.queue, pp, validate, e.stderr, terminal)
+	p1, err := validatePass(ctx, in, legacyQueues(cfg.queue), pp, validate, e.stderr, terminal)
 	if err != nil {
 		var he *headerError
 		if errors.As(err, &he) {
@@ -181,8 +185,12 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		fmt.Fprintln(e.stdout, sum.line())
 		code := exitOK
 		if p1.invalid > 0 && !cfg.skipInvalid {
-			fmt.Fprintf(e.stderr, "enqueue: %d of %d rows are invalid, so nothing was queued: fix them and run again, or use --skip-invalid to queue the %d valid rows\n",
-				p1.invalid, p1.rows, p1.rows-p1.invalid)
+			if valid := p1.rows - p1.invalid; valid > 0 {
+				fmt.Fprintf(e.stderr, "enqueue: %d of %d rows are invalid, so nothing was queued: fix them and run again, or use --skip-invalid to queue the %d valid rows\n",
+					p1.invalid, p1.rows, valid)
+			} else {
+				fmt.Fprintf(e.stderr, "enqueue: %s invalid, so nothing was queued: fix them and run again\n", map[bool]string{true: "the one row is", false: fmt.Sprintf("all %d rows are", p1.rows)}[p1.rows == 1])
+			}
 			code = exitFailed
 		}
 		if cfg.report != "" {
@@ -214,6 +222,57 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		return exitUsage
 	}
 
+	// The batch may exist already: under its id, or under the id an
+	// earlier version gave the same file.
+	var found *batch.Status
+	err = guard.do(ctx, func(ctx context.Context) error {
+		found = nil
+		for _, id := range append([]string{p1.id}, p1.legacyIDs...) {
+			st, err := store.Status(ctx, id)
+			if errors.Is(err, batch.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			found = &st
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(e.stderr, "enqueue: interrupted; nothing queued")
+			return exitInterrupted
+		}
+		return lost(err)
+	}
+	switch {
+	case found != nil && found.Queue != cfg.queue && cfg.queueGiven:
+		fmt.Fprintf(e.stderr, "enqueue: %s is batch %s, queued to %s on %s; a batch's rows all go to one queue, so nothing is queued to %s. Run without --queue (or with --queue %s) to go on with it; to queue these rows to %s as a new batch, change the file (any change makes a new batch)\n",
+			in.display, found.ID, found.Queue, found.Created.Local().Format(time.DateTime), cfg.queue, found.Queue, cfg.queue)
+		return exitUsage
+	case found != nil:
+		cfg.queue = found.Queue
+		p1.id, sum.id = found.ID, found.ID
+	case !cfg.newQueue:
+		err := guard.do(ctx, func(context.Context) error {
+			err := admin.CheckQueues(asynq.NewInspectorFromRedisClient(rdb), cfg.queue)
+			var ue *admin.UnknownQueueError
+			if errors.As(err, &ue) {
+				return permanentError{err}
+			}
+			return err
+		})
+		var ue *admin.UnknownQueueError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(e.stderr, "enqueue: --queue: %s; nothing was queued. To create the queue, add --new-queue (and have a worker serve it: WORKER_QUEUES)\n", ue)
+			return exitUsage
+		}
+		if err != nil {
+			return lost(err)
+		}
+	}
 	var info batch.Info
 	created := false
 	err = guard.do(ctx, func(ctx context.Context) error {
@@ -239,7 +298,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 			in.display, info.ID, info.Created.Local().Format(time.DateTime), info.Expires.Local().Format(time.DateTime))
 	default:
 		if !created {
-			fmt.Fprintf(e.stderr, "enqueue: resuming batch %s, started %s: rows already queued are skipped\n", info.ID, info.Created.Local().Format(time.DateTime))
+			fmt.Fprintf(e.stderr, "enqueue: resuming batch %s (queue %s), started %s: rows already queued are skipped\n", info.ID, info.Queue, info.Created.Local().Format(time.DateTime))
 		} else {
 			fmt.Fprintf(e.stderr, "enqueue: batch %s: queueing %d rows to %s\n", info.ID, p1.rows-p1.invalid, cfg.queue)
 		}
@@ -408,6 +467,7 @@ func origin(e env) string {
 // pass1 is what the validation pass found.
 type pass1 struct {
 	id            string
+	legacyIDs     []string // the ids earlier versions gave the file
 	rows, invalid int64
 	warned        int64 // valid rows with warnings
 	lines         int
@@ -415,15 +475,21 @@ type pass1 struct {
 
 // validatePass reads every row of the input, prints the problems, and
 // hashes the content into the batch id.
-func validatePass(ctx context.Context, in *input, queue string, pp *problemPrinter, validate func(*tasks.Update) error,
+func validatePass(ctx context.Context, in *input, legacyQueues []string, pp *problemPrinter, validate func(*tasks.Update) error,
 	w io.Writer, terminal bool) (pass1, error) {
 	f, err := os.Open(in.path)
 	if err != nil {
 		return pass1{}, err
 	}
 	defer f.Close()
-	h := batch.NewHasher(in.hashFormat(), queue)
-	cr := &countingReader{r: io.TeeReader(f, h)}
+	h := batch.NewHasher(in.hashFormat())
+	hs := []io.Writer{h}
+	var legacy []*batch.Hasher
+	for _, q := range legacyQueues {
+		legacy = append(legacy, batch.NewQueueHasher(in.hashFormat(), q))
+		hs = append(hs, legacy[len(legacy)-1])
+	}
+	cr := &countingReader{r: io.TeeReader(f, io.MultiWriter(hs...))}
 	var prog *progress
 	if in.size > 8<<20 {
 		prog = startProgress(w, terminal, "validating", "bytes", in.size, cr.n.Load)
@@ -467,5 +533,17 @@ func validatePass(ctx context.Context, in *input, queue string, pp *problemPrint
 	}
 	p.lines = rr.lastLine()
 	p.id = h.ID()
+	for _, l := range legacy {
+		p.legacyIDs = append(p.legacyIDs, l.ID())
+	}
 	return p, nil
+}
+
+// legacyQueues are the queues whose batch ids of earlier versions, which
+// hashed the queue, a run looks for: the one given and the CLI's default.
+func legacyQueues(queue string) []string {
+	if queue == tasks.DefaultBulkQueue {
+		return []string{queue}
+	}
+	return []string{queue, tasks.DefaultBulkQueue}
 }

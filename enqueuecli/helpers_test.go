@@ -126,7 +126,7 @@ func (h *harness) withQueue(args []string) []string {
 			return args
 		}
 	}
-	return append([]string{"--queue", h.queue}, args...)
+	return append(append([]string{"--queue", h.queue}, args...), "--new-queue")
 }
 
 // write creates a file in the harness's directory.

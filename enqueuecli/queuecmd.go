@@ -29,6 +29,10 @@ func runQueue(ctx context.Context, args []string, e env) int {
 		return exitUsage
 	}
 	sc := newSub(name+" "+verb, e)
+	var newQueue bool
+	if verb != "status" {
+		sc.set.FlagSet().BoolVar(&newQueue, "new-queue", false, "")
+	}
 	if err := sc.parse(args[1:], e, queueHelp); err != nil {
 		return fail(e, name, err)
 	}
@@ -42,6 +46,11 @@ func runQueue(ctx context.Context, args []string, e env) int {
 	defer rdb.Close()
 	halts := &admin.Halts{Redis: rdb, Prefix: sc.prefix()}
 	c := &admin.Control{Inspector: asynq.NewInspectorFromRedisClient(rdb), Halts: halts}
+	if verb != "status" && !newQueue {
+		if err := admin.CheckQueues(c.Inspector, sc.pos...); err != nil {
+			return fail(e, name+" "+verb, usagef("%s; nothing was %sd. To %s it anyway (a queue a worker will serve), add --new-queue", err, verb, verb))
+		}
+	}
 	switch verb {
 	case "pause":
 		if err := c.Pause(ctx, sc.pos...); err != nil {

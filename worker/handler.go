@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/tasks"
@@ -20,6 +21,7 @@ const (
 	OutcomeApplied    = "applied"
 	OutcomeSuperseded = "superseded"
 	OutcomeDead       = "dead"
+	OutcomeCancelled  = "cancelled"
 	StateThrottled    = "throttled"
 	StateTransient    = "transient"
 	StateHalted       = "halted"
@@ -33,6 +35,7 @@ const (
 	CodeUnsupportedSchema = deadletter.CodeUnsupportedSchema
 	CodeRetryLimit        = deadletter.CodeRetryLimit
 	CodeSuperseded        = "Superseded"
+	CodeCancelled         = "Batch.Cancelled"
 	StateBusy             = "busy"
 )
 
@@ -64,6 +67,7 @@ type handler struct {
 	fence   *fence
 	limit   *limiter // nil when DYPLS_QPS is 0
 	marker  func(ctx context.Context, batch string, line int, outcome, code, msg, requestID string) error
+	batches *batch.Store // nil: no check for cancelled batches
 	api     *dypls.Client
 	state   *stateStore
 	dead    *deadletter.Store
@@ -215,10 +219,42 @@ func (h *handler) prepare(ctx context.Context, j *job) error {
 			return h.redisRetry(j, err)
 		}
 	}
+	if h.batches != nil && u.Meta != nil && u.Meta.Batch != "" {
+		cancelled, err := h.batches.Cancelled(ctx, u.Meta.Batch)
+		if err != nil {
+			return h.redisRetry(j, err)
+		}
+		if cancelled {
+			return h.cancelled(ctx, j)
+		}
+	}
 	if h.expired(j) {
 		return h.maxAgePassed(ctx, j)
 	}
 	return nil
+}
+
+// cancelled ends, without a call, a job whose CLI batch was cancelled: its
+// row ends cancelled unless it already ended, and the job completes. Like
+// a death, it clears the job's intent in the fence.
+func (h *handler) cancelled(ctx context.Context, j *job) error {
+	state := "drop"
+	if j.versionInState() {
+		state = "keep"
+	}
+	h.endLease(ctx, j, nil, attemptEnd{state: state, clearIntent: true})
+	note := "its batch was cancelled (enqueue batch cancel): ended without an API call"
+	if _, err := h.batches.MarkOpen(context.WithoutCancel(ctx), j.u.Meta.Batch, j.u.Meta.Line,
+		batch.RowState{Outcome: batch.OutcomeCancelled, Code: CodeCancelled, Message: note}); err != nil {
+		return h.redisRetry(j, err)
+	}
+	b, _ := json.Marshal(Result{Outcome: OutcomeCancelled, Code: CodeCancelled, Version: j.version, Attempts: j.attempt - 1, Note: note, At: h.now().UTC()})
+	if w := j.t.ResultWriter(); w != nil {
+		_, _ = w.Write(b)
+	}
+	h.metrics.Jobs.WithLabelValues(OutcomeCancelled, CodeCancelled).Inc()
+	h.logJob(zerolog.InfoLevel, j, OutcomeCancelled, &dypls.Error{Code: CodeCancelled, Message: note})
+	return errEnded
 }
 
 // ambiguous reports whether an earlier attempt of the job may have

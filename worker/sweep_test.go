@@ -85,7 +85,7 @@ func TestArchivedOutsideHandlerEndsBatchRow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dyplsim.Config{}, nil)
 	bs := &batch.Store{Redis: e.rdb, Prefix: e.ns}
-	b, err := batch.IDOf("csv", e.queue, strings.NewReader(e.ns))
+	b, err := batch.IDOf("csv", strings.NewReader(e.ns))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,6 +199,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	// The lock outlives every call it guards: the limiter wait, the call,
 	// and the ambiguity check.
 	w.h.fence = &fence{rdb: rdb, prefix: cfg.KeyPrefix, lockTTL: cfg.LimitWait + 2*callTimeout + 5*time.Second, stateTTL: stateTTL}
+	w.h.batches = batches
 	w.h.marker = func(ctx context.Context, id string, line int, outcome, code, msg, requestID string) error {
 		return batches.Mark(ctx, id, line, batch.RowState{Outcome: outcome, Code: code, Message: msg, RequestID: requestID})
 	}

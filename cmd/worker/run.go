@@ -5,13 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
+	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/envflag"
 	"github.com/dyplsq/dyplsq/logging"
@@ -159,6 +165,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
+	warnUnusedQueues(rdb, cfg.worker.Queues, log)
+
 	api, err := dypls.New(cfg.api)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %s\n", err)
@@ -210,4 +218,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	_ = mon.Shutdown(sctx)
 	log.Info().Msg("worker stopped")
 	return 0
+}
+
+// warnUnusedQueues warns about each configured queue that is not a default
+// queue and has never had a task: most likely a typo in WORKER_QUEUES,
+// which would leave the queue meant unserved.
+func warnUnusedQueues(rdb redis.UniversalClient, queues map[string]int, log zerolog.Logger) {
+	known, err := admin.QueuesInUse(asynq.NewInspectorFromRedisClient(rdb), false)
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot check WORKER_QUEUES against the queues in use")
+		return
+	}
+	for _, q := range slices.Sorted(maps.Keys(queues)) {
+		if slices.Contains(known, q) {
+			continue
+		}
+		msg := "WORKER_QUEUES names a queue nothing has been queued to and that is not a default queue (" +
+			strings.Join(admin.DefaultQueues, ", ") + "): a typo?"
+		if c := admin.Closest(q, known); c != "" {
+			msg += " Did you mean " + c + "?"
+		}
+		log.Warn().Str("queue", q).Msg(msg)
+	}
 }

@@ -149,6 +149,10 @@ func TestBinarySIGTERM(t *testing.T) {
 	if !strings.Contains(stderr.String(), "worker stopped") {
 		t.Fatalf("log lacks the stop line:\n%s", stderr.String())
 	}
+	// The queue is nobody's: a typo in WORKER_QUEUES would look like this.
+	if !strings.Contains(stderr.String(), `"queue":"`+ns+`"`) || !strings.Contains(stderr.String(), "nothing has been queued to") {
+		t.Errorf("no warning about the unused queue %s:\n%s", ns, stderr.String())
+	}
 	if strings.Contains(stderr.String(), dyplsim.DefaultAccessKeySecret) {
 		t.Fatal("the secret was logged")
 	}

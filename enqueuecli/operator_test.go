@@ -1,0 +1,193 @@
+package enqueuecli
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+// runRaw runs the command in-process with args as they are.
+func (h *harness) runRaw(args ...string) result {
+	h.t.Helper()
+	var out, errb safebuf.Buffer
+	code := Run(context.Background(), args, h.getenv, strings.NewReader(""), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+// TestQueueTyposRefused: a queue name nothing was ever queued to and no
+// worker serves is refused, with the name it most likely meant, unless
+// --new-queue says it is meant; queue pause and resume likewise.
+func TestQueueTyposRefused(t *testing.T) {
+	h := newHarness(t)
+	p := h.write("a.csv", csvRows(3))
+	r := h.runCtx(context.Background(), "", "--queue", "dyplsq-lvie", p)
+	if r.code != exitUsage {
+		t.Fatalf("typo accepted: %s", r)
+	}
+	mustContain(t, r, "stderr", `--queue: queue "dyplsq-lvie" is not in use`, `did you mean "dyplsq-live"?`, "--new-queue")
+	if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("more than one line:\n%s", r.stderr)
+	}
+	if n, _ := h.insp.Queues(); containsStr(n, "dyplsq-lvie") {
+		t.Error("the typo's queue was created")
+	}
+	if list, _ := h.store.List(context.Background(), 0); len(list) != 0 {
+		t.Errorf("a batch was made: %+v", list)
+	}
+
+	// Meant: --new-queue creates it; then it is in use.
+	q := h.ns + "-new"
+	defer h.insp.DeleteQueue(q, true)
+	if r := h.runCtx(context.Background(), "", "--queue", q, p); r.code != exitUsage {
+		t.Fatalf("unknown queue accepted: %s", r)
+	}
+	if r := h.runCtx(context.Background(), "", "--queue", q, "--new-queue", p); r.code != 0 {
+		t.Fatalf("--new-queue: %s", r)
+	}
+
+	r = h.run("queue", "pause", "nosuchqueue")
+	if r.code != exitUsage {
+		t.Fatalf("pause of no queue: %s", r)
+	}
+	mustContain(t, r, "stderr", `queue "nosuchqueue" is not in use`, "--new-queue")
+	r = h.run("queue", "pause", "dyplsq-bluk")
+	mustContain(t, r, "stderr", `did you mean "dyplsq-bulk"?`)
+	r = h.run("queue", "pause", q)
+	if r.code != 0 {
+		t.Fatalf("pause of a queue in use: %s", r)
+	}
+	h.run("queue", "resume", q)
+	fresh := h.ns + "-fresh"
+	defer h.insp.DeleteQueue(fresh, true)
+	defer h.rdb.Del(context.Background(), "asynq:{"+fresh+"}:paused")
+	if r := h.run("queue", "pause", "--new-queue", fresh); r.code != 0 {
+		t.Fatalf("pause --new-queue: %s", r)
+	}
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBatchIDIgnoresFlags: the batch id depends on the rows only. An
+// interrupted run to one queue, re-run without --queue, resumes into that
+// queue and queues no row twice; re-run with another --queue, it refuses.
+func TestBatchIDIgnoresFlags(t *testing.T) {
+	h := newHarness(t)
+	p := h.write("a.csv", csvRows(1200))
+	r := h.run(p)
+	id := batchID(t, r)
+	// Interrupt it: forget the rows after line 600, as a Ctrl-C would
+	// have left them, and drop their tasks.
+	ctx := context.Background()
+	if err := h.rdb.HSet(ctx, h.store.Key(id), "state", batch.StateQueueing).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := h.rdb.GetRange(ctx, h.store.RowsKey(id), 0, 300).Bytes()
+	if err := h.rdb.Set(ctx, h.store.RowsKey(id), b, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h.rdb.PExpireAt(ctx, h.store.RowsKey(id), mustStatus(t, h, id).Expires)
+	for line := 602; line <= 1201; line++ {
+		_ = h.insp.DeleteTask(h.queue, batch.TaskID(id, line))
+	}
+	h.rdb.HSet(ctx, h.store.Key(id), "n:pending", 600, "n:queued", 600)
+
+	r = h.runCtx(ctx, "", "--queue", "dyplsq-live", p)
+	if r.code != exitUsage || batchID(t, r) != id {
+		t.Fatalf("another queue: %s", r)
+	}
+	mustContain(t, r, "stderr", "queued to "+h.queue, "nothing is queued to dyplsq-live", "Run without --queue")
+
+	r = h.runRaw(p) // no --queue: the default would be dyplsq-bulk
+	if r.code != 0 || batchID(t, r) != id {
+		t.Fatalf("re-run without --queue: %s", r)
+	}
+	mustContain(t, r, "stderr", "resuming batch "+id+" (queue "+h.queue+")")
+	if c := counts(t, r); c[2] != 600 || c[3] != 600 {
+		t.Errorf("summary %v, want 600 queued and 600 already", c)
+	}
+	if n := h.pending(); n != 1200 {
+		t.Errorf("%d tasks in %s, want 1200", n, h.queue)
+	}
+	if info, err := h.insp.GetQueueInfo(tasks.DefaultBulkQueue); err == nil && info.Pending > 0 {
+		for line := 2; line <= 1201; line++ {
+			if _, err := h.insp.GetTaskInfo(tasks.DefaultBulkQueue, batch.TaskID(id, line)); err == nil {
+				t.Fatalf("line %d went to %s too", line, tasks.DefaultBulkQueue)
+			}
+		}
+	}
+}
+
+// TestBatchOfAnEarlierVersionIsFound: a batch made before the id stopped
+// hashing the queue is found under its old id, and not queued twice.
+func TestBatchOfAnEarlierVersionIsFound(t *testing.T) {
+	h := newHarness(t)
+	content := csvRows(5)
+	p := h.write("a.csv", content)
+	old := batch.NewQueueHasher("csv", h.queue)
+	old.Write([]byte(content))
+	oid := old.ID()
+	ctx := context.Background()
+	if _, _, err := h.store.Begin(ctx, batch.Info{ID: oid, File: "a.csv", Format: "csv", Queue: h.queue, Lines: 6, Rows: 5, ValidRows: 5}); err != nil {
+		t.Fatal(err)
+	}
+	var es []batch.Entry
+	for l := 2; l <= 6; l++ {
+		es = append(es, batch.Entry{Line: l, Outcome: batch.OutcomePending})
+	}
+	if _, err := h.store.Record(ctx, oid, es); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.Complete(ctx, oid); err != nil {
+		t.Fatal(err)
+	}
+	r := h.run(p)
+	if r.code != 0 || batchID(t, r) != oid || counts(t, r) != [5]int{5, 5, 0, 5, 0} {
+		t.Fatalf("%s", r)
+	}
+	if n := h.pending(); n != 0 {
+		t.Errorf("%d tasks queued", n)
+	}
+}
+
+func mustStatus(t *testing.T, h *harness, id string) batch.Status {
+	t.Helper()
+	st, err := h.store.Status(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestSmallOutputFixes: a dry run shows no rate; a file of invalid rows
+// only gets no advice to queue "the 0 valid rows"; flag errors point to
+// --help.
+func TestSmallOutputFixes(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("--dry-run", h.write("ok.csv", csvRows(5)))
+	if r.code != 0 || strings.Contains(r.stdout, "rows/s") {
+		t.Errorf("dry run: %s", r)
+	}
+	bad := h.write("bad.csv", "PoolKey,SubsId,PhoneNoX,OperateType,PhoneNoA\nFC1,1000000000000001,17000000000,updateNoA,12\nFC1,1000000000000002,17000000001,updateNoA,13\n")
+	r = h.run(bad)
+	if r.code != exitFailed || strings.Contains(r.stderr, "--skip-invalid") || strings.Contains(r.stderr, "0 valid rows") {
+		t.Errorf("all invalid: %s", r)
+	}
+	mustContain(t, r, "stderr", "all 2 rows are invalid, so nothing was queued")
+	for _, args := range [][]string{{"--bogus", bad}, {"batch", "status", "--bogus"}, {"dlq", "list", "--limit", "x"}, {"queue", "status", "--bogus"}} {
+		r := h.run(args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--help)") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%q: %s", args, r)
+		}
+	}
+}
