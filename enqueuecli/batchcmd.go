@@ -2,8 +2,10 @@ package enqueuecli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -16,6 +18,7 @@ import (
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/envflag"
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // subcommand holds what every subcommand parses: the common settings and
@@ -182,12 +185,35 @@ func printBatch(e env, st batch.Status) {
 	tw.Flush()
 }
 
-// cancelBatch marks the batch cancelled and removes its jobs that have not
-// run: every line the record shows pending, retrying or halted whose task
-// asynq still holds pending, scheduled or waiting to retry.
+// cancelSettle bounds how long batch cancel waits for the rows being
+// called at the moment of the cancel: two API calls and the halt wait.
+var cancelSettle = 3 * time.Minute
+
+// cancelMessage is the reason recorded on the rows a cancel ends.
+const cancelMessage = "cancelled by enqueue batch cancel before it was called"
+
+// cancelBatch stops a batch at once and reports exact counts.
+//
+// The cancelled mark on the batch takes effect for every row not yet called:
+// a worker reads it when it picks a row, and ends the row cancelled without
+// calling the API. Only the rows being run at the moment of the mark (the
+// batch's active tasks) can still be called; the command waits for them, so
+// that the counts it prints are final. Then it ends the batch's other open
+// rows cancelled in the record, a page of lines per script, and last, as
+// cleanup, deletes their jobs from asynq (without it the workers would end
+// them one by one, still without a call).
 func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.UniversalClient, guard *redisGuard, id string) int {
 	const name = "enqueue batch cancel"
-	prev, err := store.Cancel(ctx, id)
+	start := time.Now()
+	var prev string
+	err := guard.do(ctx, func(ctx context.Context) error {
+		var err error
+		prev, err = store.Cancel(ctx, id)
+		if errors.Is(err, batch.ErrNotFound) {
+			return permanentError{err}
+		}
+		return err
+	})
 	if err != nil {
 		return fail(e, name, fmt.Errorf("%s: %w", id, err))
 	}
@@ -199,8 +225,110 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		fmt.Fprintf(e.stderr, "%s: batch %s was still being queued: an enqueue still running stops at its next chunk of rows and removes what it just queued\n", name, id)
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	var removed, running, gone atomic.Int64
-	work := make(chan batch.Row, 256)
+	var running map[string]int
+	err = guard.do(ctx, func(context.Context) error {
+		var err error
+		running, err = activeRows(insp, st.Queue, id)
+		return err
+	})
+	if err != nil {
+		return fail(e, name, err)
+	}
+	if n := len(running); n > 0 {
+		fmt.Fprintf(e.stderr, "%s: waiting for the %s being run at the cancel to finish\n", name, rows(int64(n), "row", "rows"))
+	}
+	deadline := time.Now().Add(cancelSettle)
+	for len(running) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		for tid := range running {
+			info, err := insp.GetTaskInfo(st.Queue, tid)
+			if err == nil && info.State == asynq.TaskStateActive {
+				continue
+			}
+			if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+				continue // Redis trouble: ask again
+			}
+			delete(running, tid)
+		}
+		if len(running) > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		fmt.Fprintf(e.stderr, "%s: interrupted; batch %s is cancelled all the same: no row not yet called will be. Run the same command again for the counts\n", name, id)
+		return exitInterrupted
+	}
+	keep := make([]int, 0, len(running))
+	for _, line := range running {
+		keep = append(keep, line)
+	}
+	err = guard.do(ctx, func(ctx context.Context) error {
+		_, err := store.CancelOpen(ctx, id, 1, st.Lines, keep, cancelMessage)
+		return err
+	})
+	if err == nil {
+		st, err = store.Status(ctx, id)
+	}
+	if err != nil {
+		return fail(e, name, fmt.Errorf("%w (batch %s is cancelled all the same: no row not yet called will be; run the same command again for the counts)", err, id))
+	}
+	took := time.Since(start)
+	fmt.Fprintf(e.stdout, "batch %s cancelled in %s: none of its rows is called from now on\n", id, took.Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "rows: applied %d, superseded %d, dead %d, cancelled %d (never called)", st.Applied, st.Superseded, st.Dead, st.Cancelled)
+	if st.Duplicate > 0 {
+		fmt.Fprintf(e.stdout, ", duplicate %d", st.Duplicate)
+	}
+	if st.Invalid > 0 {
+		fmt.Fprintf(e.stdout, ", invalid %d (not queued)", st.Invalid)
+	}
+	fmt.Fprintln(e.stdout)
+	if n := len(keep); n > 0 {
+		fmt.Fprintf(e.stdout, "%s being run at the cancel did not finish within %s (a worker may have stopped holding them): each may still end applied or dead; see them with: enqueue batch status %s\n",
+			rows(int64(n), "row", "rows"), cancelSettle, id)
+	}
+	removed, err := removeCancelledJobs(ctx, e, store, insp, guard, st)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s: cleanup: %s; %d jobs were removed. The batch is cancelled all the same: workers end its jobs left in the queue without a call. Run the same command again to remove them\n",
+			name, dypls.Mask(err.Error()), removed)
+		return exitUsage
+	}
+	if removed > 0 {
+		fmt.Fprintf(e.stdout, "removed %d of its jobs from queue %s\n", removed, st.Queue)
+	}
+	return exitOK
+}
+
+// activeRows returns the tasks of batch id that asynq holds active in
+// queue (being run), by task id, with their lines. It reads the queue's
+// active tasks only: as many as the workers run at once.
+func activeRows(insp *asynq.Inspector, queue, id string) (map[string]int, error) {
+	out := map[string]int{}
+	for page := 1; ; page++ {
+		infos, err := insp.ListActiveTasks(queue, asynq.PageSize(1000), asynq.Page(page))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range infos {
+			var p struct {
+				Meta *tasks.Meta `json:"_meta"`
+			}
+			if json.Unmarshal(in.Payload, &p) == nil && p.Meta != nil && p.Meta.Batch == id {
+				out[in.ID] = p.Meta.Line
+			}
+		}
+		if len(infos) < 1000 {
+			return out, nil
+		}
+	}
+}
+
+// removeCancelledJobs deletes from asynq the jobs of the batch's cancelled
+// rows that are still there, and returns how many it deleted.
+func removeCancelledJobs(ctx context.Context, e env, store *batch.Store, insp *asynq.Inspector, guard *redisGuard, st batch.Status) (int64, error) {
+	var removed, scanned atomic.Int64
+	work := make(chan string, 256)
 	var wg sync.WaitGroup
 	var errOnce sync.Once
 	var firstErr error
@@ -208,58 +336,43 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for r := range work {
-				ok, state, err := cancelRow(ctx, store, insp, guard, id, st.Queue, r)
+			for tid := range work {
+				err := guard.do(ctx, func(context.Context) error {
+					err := insp.DeleteTask(st.Queue, tid)
+					if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) || isActiveRefusal(err) {
+						return permanentError{err}
+					}
+					return err
+				})
 				switch {
-				case err != nil:
-					errOnce.Do(func() { firstErr = err })
-				case ok:
+				case err == nil:
 					removed.Add(1)
-				case state == asynq.TaskStateActive:
-					running.Add(1)
+				case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound), isActiveRefusal(err):
+					// Gone already, or being run (asynq does not delete an
+					// active task): the worker ends it without a call.
 				default:
-					gone.Add(1)
+					errOnce.Do(func() { firstErr = err })
 				}
 			}
 		}()
 	}
-	var scanned atomic.Int64
-	prog := startProgress(e.stderr, isTerminal(e.stderr), "cancelling", "lines", int64(st.Lines), scanned.Load)
+	prog := startProgress(e.stderr, isTerminal(e.stderr), "removing jobs", "lines", int64(st.Lines), scanned.Load)
 	const page = 4 * chunkLines
-	for first := 0; first <= st.Lines && ctx.Err() == nil; first += page {
+	for first := 1; first <= st.Lines && ctx.Err() == nil && firstErr == nil; first += page {
 		last := min(first+page-1, st.Lines)
-		var outs []string
+		var rs []batch.Row
 		err := guard.do(ctx, func(ctx context.Context) error {
 			var err error
-			outs, err = store.Outcomes(ctx, id, first, last)
+			rs, err = store.Rows(ctx, st.ID, first, last)
 			return err
 		})
 		if err != nil {
 			errOnce.Do(func() { firstErr = err })
 			break
 		}
-		need := false
-		for _, o := range outs {
-			if o == batch.OutcomePending || o == batch.OutcomeRetrying || o == batch.OutcomeHalted {
-				need = true
-				break
-			}
-		}
-		if need {
-			var rows []batch.Row
-			err := guard.do(ctx, func(ctx context.Context) error {
-				var err error
-				rows, err = store.Rows(ctx, id, first, last)
-				return err
-			})
-			if err != nil {
-				errOnce.Do(func() { firstErr = err })
-				break
-			}
-			for _, r := range rows {
-				if r.Outcome == batch.OutcomePending || r.Outcome == batch.OutcomeRetrying || r.Outcome == batch.OutcomeHalted {
-					work <- r
-				}
+		for _, r := range rs {
+			if r.Outcome == batch.OutcomeCancelled && r.Code == "" {
+				work <- r.TaskID
 			}
 		}
 		scanned.Store(int64(last))
@@ -267,73 +380,13 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 	close(work)
 	wg.Wait()
 	prog.finish()
-	if err := ctx.Err(); err != nil {
-		return fail(e, name, err)
+	if firstErr == nil {
+		firstErr = ctx.Err()
 	}
-	if firstErr != nil {
-		fmt.Fprintf(e.stderr, "%s: %s\nThe batch is marked cancelled; %d jobs were removed so far. Run the same command again to remove the rest.\n",
-			name, dypls.Mask(firstErr.Error()), removed.Load())
-		return exitUsage
-	}
-	fmt.Fprintf(e.stdout, "batch %s cancelled: %d jobs not yet run were removed", id, removed.Load())
-	if n := running.Load(); n > 0 {
-		fmt.Fprintf(e.stdout, "; %d were running and will finish", n)
-	}
-	if n := gone.Load(); n > 0 {
-		fmt.Fprintf(e.stdout, "; %d had already finished", n)
-	}
-	fmt.Fprintln(e.stdout)
-	return exitOK
+	return removed.Load(), firstErr
 }
 
-// cancelRow removes the task of one row if it has not run yet, and marks
-// the row cancelled.
-func cancelRow(ctx context.Context, store *batch.Store, insp *asynq.Inspector, guard *redisGuard, id, queue string, r batch.Row) (bool, asynq.TaskState, error) {
-	var info *asynq.TaskInfo
-	err := guard.do(ctx, func(context.Context) error {
-		var err error
-		info, err = insp.GetTaskInfo(queue, r.TaskID)
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			return permanentError{err}
-		}
-		return err
-	})
-	if err != nil {
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			return false, 0, nil
-		}
-		return false, 0, err
-	}
-	switch info.State {
-	case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateRetry, asynq.TaskStateAggregating:
-	default:
-		return false, info.State, nil
-	}
-	err = guard.do(ctx, func(context.Context) error {
-		err := insp.DeleteTask(queue, r.TaskID)
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			return permanentError{err}
-		}
-		if err != nil && info.State == asynq.TaskStatePending {
-			// It became active meanwhile.
-			if i2, err2 := insp.GetTaskInfo(queue, r.TaskID); err2 == nil && i2.State == asynq.TaskStateActive {
-				return permanentError{errActive}
-			}
-		}
-		return err
-	})
-	switch {
-	case errors.Is(err, errActive):
-		return false, asynq.TaskStateActive, nil
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		return false, 0, nil
-	case err != nil:
-		return false, 0, err
-	}
-	err = guard.do(ctx, func(ctx context.Context) error {
-		return store.Mark(ctx, id, r.Line, batch.RowState{Outcome: batch.OutcomeCancelled, Message: "removed by enqueue batch cancel before it ran"})
-	})
-	return err == nil, asynq.TaskStatePending, err
+// isActiveRefusal reports asynq's refusal to delete a task being run.
+func isActiveRefusal(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "active state")
 }
-
-var errActive = errors.New("task is running")

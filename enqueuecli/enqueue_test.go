@@ -329,7 +329,8 @@ func TestBatchCancel(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("%s", r)
 	}
-	mustContain(t, r, "stdout", "batch "+id+" cancelled: 1499 jobs not yet run were removed")
+	mustContain(t, r, "stdout", "batch "+id+" cancelled in ", "rows: applied 1, superseded 0, dead 0, cancelled 1499 (never called)",
+		"removed 1499 of its jobs from queue "+h.queue)
 	if n := h.pending(); n != 0 {
 		t.Errorf("%d jobs left", n)
 	}
@@ -343,6 +344,9 @@ func TestBatchCancel(t *testing.T) {
 		t.Fatalf("re-run of a cancelled batch: %s", r)
 	}
 	mustContain(t, r, "stderr", "was cancelled, so nothing is queued again")
+	if strings.Contains(r.stderr, "queueing") {
+		t.Errorf("a re-run of a cancelled batch says it is queueing:\n%s", r)
+	}
 	if n := h.pending(); n != 0 {
 		t.Errorf("%d jobs queued after cancel", n)
 	}

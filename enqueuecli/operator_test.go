@@ -2,10 +2,15 @@ package enqueuecli
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/safebuf"
 	"github.com/dyplsq/dyplsq/tasks"
 )
@@ -189,5 +194,68 @@ func TestSmallOutputFixes(t *testing.T) {
 		if r.code != exitUsage || !strings.Contains(r.stderr, "--help)") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 			t.Errorf("%q: %s", args, r)
 		}
+	}
+}
+
+var cancelledRE = regexp.MustCompile(`cancelled in ([0-9.]+[a-zµ]+): .*\nrows: applied (\d+), superseded (\d+), dead (\d+), cancelled (\d+) \(never called\)`)
+
+// TestBatchCancelIsInstantAndAirtight: batch cancel while a worker runs the
+// batch against the simulator. After the command returns, the API sees no
+// call for the batch, and the counts it printed are the batch's final ones.
+func TestBatchCancelIsInstantAndAirtight(t *testing.T) {
+	h := newHarness(t)
+	const n = 3000
+	sim, srv, addr, err := dyplsim.Start(dyplsim.Config{Seed: n, RandSeed: 1, Latency: 20 * time.Millisecond}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close(); srv.Close() })
+	api, err := dypls.New(dypls.Config{Endpoint: "http://" + addr, AccessKeyID: dyplsim.DefaultAccessKeyID,
+		AccessKeySecret: dyplsim.DefaultAccessKeySecret, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Close)
+	r := h.run(h.write("big.csv", csvRows(n)))
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	id := batchID(t, r)
+	startWorker(t, h, api, h.queue)
+	deadline := time.Now().Add(30 * time.Second)
+	for mustStatus(t, h, id).Applied < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker applied too little: %+v", mustStatus(t, h, id).Counts)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := h.run("batch", "cancel", id)
+	calls := sim.Stats().Total
+	if c.code != 0 {
+		t.Fatalf("cancel: %s", c)
+	}
+	m := cancelledRE.FindStringSubmatch(c.stdout)
+	if m == nil {
+		t.Fatalf("cancel output:\n%s", c)
+	}
+	t.Logf("cancel of a %d-row batch while a worker ran it: %s", n, m[1])
+	var applied, superseded, dead, cancelled int64
+	fmt.Sscan(m[2], &applied)
+	fmt.Sscan(m[3], &superseded)
+	fmt.Sscan(m[4], &dead)
+	fmt.Sscan(m[5], &cancelled)
+	if applied+superseded+dead+cancelled != n || applied >= n-100 || int(applied) != calls {
+		t.Fatalf("printed applied %d superseded %d dead %d cancelled %d; %d calls:\n%s", applied, superseded, dead, cancelled, calls, c)
+	}
+	time.Sleep(time.Second) // the worker goes on taking what is left of the batch
+	if got := sim.Stats().Total; got != calls {
+		t.Errorf("%d calls after the cancel returned", got-calls)
+	}
+	st := mustStatus(t, h, id)
+	if st.Applied != applied || st.Superseded != superseded || st.Dead != dead || st.Cancelled != cancelled || !st.Done() {
+		t.Errorf("printed applied %d dead %d cancelled %d; the record has %+v", applied, dead, cancelled, st.Counts)
+	}
+	if p := h.pending(); p != 0 {
+		t.Errorf("%d jobs of the cancelled batch left in the queue", p)
 	}
 }
