@@ -24,6 +24,8 @@ type Filter struct {
 	Queue string
 	// TaskIDs keeps the records of these task ids only.
 	TaskIDs []string
+	// Batch keeps the records of jobs of this CLI batch only.
+	Batch string
 	// Limit stops after this many matching records; 0 means no limit.
 	Limit int
 }
@@ -33,6 +35,9 @@ func (f Filter) match(r Record) bool {
 		return false
 	}
 	if len(f.TaskIDs) > 0 && !slices.Contains(f.TaskIDs, r.TaskID) {
+		return false
+	}
+	if f.Batch != "" && r.Batch != f.Batch {
 		return false
 	}
 	if len(f.Codes) == 0 {

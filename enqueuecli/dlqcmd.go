@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/tasks"
@@ -32,7 +34,7 @@ const (
 // IdempotencyKey goes to _idempotency_key, not to IdempotencyKey: its task
 // id is the dead job's, so a fixed row queued with it would be a duplicate
 // of the dead job and never run.
-var exportExtra = []string{"_code", "_message", colTaskID, colIdempotencyKey, colExportedAt}
+var exportExtra = []string{"_code", "_message", colTaskID, colIdempotencyKey, colExportedAt, "_request_id"}
 
 // codesFlag collects --code values, repeated or comma-separated.
 type codesFlag []string
@@ -110,13 +112,14 @@ func runDLQ(ctx context.Context, args []string, e env) int {
 	fs := sc.set.FlagSet()
 	var codes codesFlag
 	since, until := &timeFlag{now: time.Now}, &timeFlag{now: time.Now}
-	var queue, out string
+	var queue, out, batchID string
 	var limit int
-	var dryRun, all bool
+	var dryRun, all, force bool
 	fs.Var(&codes, "code", "")
 	fs.Var(since, "since", "")
 	fs.Var(until, "until", "")
 	fs.StringVar(&queue, "queue", "", "")
+	fs.StringVar(&batchID, "batch", "", "")
 	var taskIDs codesFlag
 	fs.Var(&taskIDs, "task", "")
 	switch verb {
@@ -124,6 +127,7 @@ func runDLQ(ctx context.Context, args []string, e env) int {
 		fs.IntVar(&limit, "limit", 100, "")
 	case "export":
 		fs.StringVar(&out, "out", "", "")
+		fs.BoolVar(&force, "force", false, "")
 	case "requeue":
 		fs.BoolVar(&dryRun, "dry-run", false, "")
 	case "purge":
@@ -134,17 +138,22 @@ func runDLQ(ctx context.Context, args []string, e env) int {
 		return fail(e, name, err)
 	}
 	if len(sc.pos) > 0 {
-		return fail(e, name, usagef("%s takes no arguments, got %q: filter with --code, --since, --until, --queue, --task (see enqueue dlq --help)", verb, sc.pos[0]))
+		return fail(e, name, usagef("%s takes no arguments, got %q: filter with --code, --since, --until, --queue, --batch, --task (see enqueue dlq --help)", verb, sc.pos[0]))
 	}
-	f := deadletter.Filter{Codes: codes, Since: since.t, Until: until.t, Queue: queue, TaskIDs: taskIDs}
-	filtered := len(codes) > 0 || !since.t.IsZero() || !until.t.IsZero() || queue != "" || len(taskIDs) > 0
+	if batchID != "" && !batch.ValidID(batchID) {
+		return fail(e, name, usagef("--batch %q is not a batch id: ids look like bq4hz7kpmw2rtx9ca (see enqueue batch status)", batchID))
+	}
+	f := deadletter.Filter{Codes: codes, Since: since.t, Until: until.t, Queue: queue, TaskIDs: taskIDs, Batch: batchID}
+	filtered := len(codes) > 0 || !since.t.IsZero() || !until.t.IsZero() || queue != "" || len(taskIDs) > 0 || batchID != ""
 	switch {
 	case verb == "export" && out == "":
 		return fail(e, name, usagef("export needs --out FILE: the file is created 0600, as it holds full phone numbers"))
 	case verb == "export" && out == "-":
 		return fail(e, name, usagef("export writes to a file (created 0600, as it holds full phone numbers), not to stdout"))
 	case verb == "purge" && !filtered && !all:
-		return fail(e, name, usagef("purge without a filter deletes every dead letter: add --all to mean it, or filter with --code, --since, --until, --queue, --task"))
+		return fail(e, name, usagef("purge without a filter deletes every dead letter: add --all to mean it, or filter with --code, --since, --until, --queue, --batch, --task"))
+	case verb == "export" && !force && fileExists(out):
+		return fail(e, name, usagef("--out %s: the file exists; add --force to replace it", out))
 	case verb == "list" && limit < 0:
 		return fail(e, name, usagef("--limit %d: want 0 (all) or more", limit))
 	}
@@ -171,8 +180,15 @@ func runDLQ(ctx context.Context, args []string, e env) int {
 }
 
 func dlqList(ctx context.Context, e env, store *deadletter.Store, f deadletter.Filter, limit int) int {
-	f.Limit = limit
-	recs, err := store.List(ctx, f)
+	var recs []deadletter.Record
+	matched := 0
+	err := store.Each(ctx, f, func(r deadletter.Record) error {
+		matched++
+		if limit == 0 || len(recs) < limit {
+			recs = append(recs, r)
+		}
+		return nil
+	})
 	if err != nil {
 		return fail(e, "enqueue dlq list", err)
 	}
@@ -185,21 +201,21 @@ func dlqList(ctx context.Context, e env, store *deadletter.Store, f deadletter.F
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DIED\tTASK ID\tQUEUE\tCODE\tREASON\tATTEMPTS\tSubsId\tOperateType\tBATCH:LINE\tMESSAGE")
+	fmt.Fprintln(tw, "DIED\tTASK ID\tQUEUE\tCODE\tREASON\tATTEMPTS\tSubsId\tOperateType\tBATCH:LINE\tRequestId\tMESSAGE")
 	for _, r := range recs {
 		bl := "-"
 		if r.Batch != "" {
 			bl = fmt.Sprintf("%s:%d", r.Batch, r.Line)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.DiedAt.Local().Format(time.DateTime), r.TaskID, r.Queue,
-			orDash(r.Code), orDash(r.Reason), r.Attempts, orDash(r.SubsId), orDash(r.OperateType), bl, shorten(dypls.Mask(r.Message), 100))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.DiedAt.Local().Format(time.DateTime), r.TaskID, r.Queue,
+			orDash(r.Code), orDash(r.Reason), r.Attempts, orDash(r.SubsId), orDash(r.OperateType), bl, orDash(r.RequestID), shorten(dypls.Mask(r.Message), 100))
 	}
 	tw.Flush()
 	more := ""
-	if limit > 0 && len(recs) == limit {
-		more = fmt.Sprintf(" (the first %d; --limit 0 shows all)", limit)
+	if len(recs) < matched {
+		more = " (--limit 0 shows all)"
 	}
-	fmt.Fprintf(e.stdout, "%d dead letters shown%s, %d in all\n", len(recs), more, total)
+	fmt.Fprintf(e.stdout, "%d of %d matching dead letters shown%s; %d in all\n", len(recs), matched, more, total)
 	return exitOK
 }
 
@@ -243,7 +259,7 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 		for _, c := range tasks.KnownColumns {
 			row = append(row, *tasks.FieldValue(&u, c))
 		}
-		row = append(row, r.Code, dypls.Mask(msg), r.TaskID, key, exportedAt)
+		row = append(row, r.Code, dypls.Mask(msg), r.TaskID, key, exportedAt, r.RequestID)
 		n++
 		return cw.Write(row)
 	})
@@ -311,4 +327,9 @@ func dlqOutcomes(e env, name string, outs []deadletter.Outcome, err error, dryRu
 		return exitFailed
 	}
 	return exitOK
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -2,6 +2,7 @@ package enqueuecli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/safebuf"
@@ -257,5 +259,80 @@ func TestBatchCancelIsInstantAndAirtight(t *testing.T) {
 	}
 	if p := h.pending(); p != 0 {
 		t.Errorf("%d jobs of the cancelled batch left in the queue", p)
+	}
+}
+
+// TestDeadLettersOfABatch: dlq list, export, requeue and purge take
+// --batch; the list's footer counts what matched; list and export show the
+// RequestId; export does not overwrite a file without --force.
+func TestDeadLettersOfABatch(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	ds := &deadletter.Store{Redis: h.rdb, Prefix: h.ns}
+	b1, b2 := "bq4hz7kpmw2rtx9ca", "bq4hz7kpmw2rtx9cb"
+	now := time.Now()
+	for i, b := range []string{b1, b1, b1, b2, ""} {
+		u := tasks.Update{PoolKey: "FC1", SubsId: fmt.Sprintf("100000000000000%d", i), PhoneNoX: "17000000000", OperateType: "updateNoA", PhoneNoA: "13800000001",
+			Meta: &tasks.Meta{Version: int64(i + 1), Batch: b, Line: i + 2}}
+		payload, _ := json.Marshal(u)
+		rec := deadletter.Record{TaskID: fmt.Sprintf("%s-t%d", h.ns, i), Queue: h.queue, Type: tasks.TypeUpdateSubscription,
+			Code: "isv.NO_NOT_EXIST", Message: "no such binding", RequestID: fmt.Sprintf("REQ-%d", i), DiedAt: now.Add(time.Duration(i) * time.Millisecond)}
+		rec.SetPayload(payload)
+		if err := ds.Put(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := h.run("dlq", "list", "--batch", b1, "--limit", "2")
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stdout", "RequestId", "REQ-0", "REQ-1", "2 of 3 matching dead letters shown (--limit 0 shows all); 5 in all")
+	if strings.Contains(r.stdout, "REQ-3") {
+		t.Errorf("another batch's record listed:\n%s", r)
+	}
+	if r := h.run("dlq", "list", "--batch", "nope"); r.code != exitUsage || !strings.Contains(r.stderr, "is not a batch id") {
+		t.Errorf("bad --batch: %s", r)
+	}
+
+	out := h.dir + "/dead.csv"
+	r = h.run("dlq", "export", "--batch", b1, "--out", out)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	rows := readCSV(t, out)
+	col := -1
+	for i, c := range rows[0] {
+		if c == "_request_id" {
+			col = i
+		}
+	}
+	if len(rows) != 4 || col < 0 || rows[1][col] != "REQ-0" {
+		t.Fatalf("export: %q", rows)
+	}
+	r = h.run("dlq", "export", "--batch", b2, "--out", out)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "exists; add --force") {
+		t.Fatalf("overwrite without --force: %s", r)
+	}
+	if rows := readCSV(t, out); len(rows) != 4 {
+		t.Fatalf("the export was overwritten: %q", rows)
+	}
+	if r := h.run("dlq", "export", "--batch", b2, "--out", out, "--force"); r.code != 0 || len(readCSV(t, out)) != 2 {
+		t.Fatalf("--force: %s", r)
+	}
+
+	r = h.run("dlq", "purge", "--batch", b2, "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, " 1") {
+		t.Fatalf("purge --batch --dry-run: %s", r)
+	}
+	r = h.run("dlq", "purge", "--batch", b1)
+	if r.code != 0 {
+		t.Fatalf("purge --batch: %s", r)
+	}
+	if n, _ := ds.Count(ctx); n != 2 {
+		t.Errorf("%d records left, want 2", n)
+	}
+	r = h.run("dlq", "requeue", "--batch", b2, "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "dry run") {
+		t.Fatalf("requeue --batch: %s", r)
 	}
 }

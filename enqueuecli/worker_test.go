@@ -266,7 +266,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("%s", r)
 	}
-	mustContain(t, r, "stdout", "3 dead letters shown", id+":2", "isv.NO_NOT_EXIST", "4 in all")
+	mustContain(t, r, "stdout", "3 of 3 matching dead letters shown", id+":2", "isv.NO_NOT_EXIST", "4 in all")
 	if strings.Contains(r.stdout, "17100000001") {
 		t.Errorf("list shows a full number:\n%s", r.stdout)
 	}
@@ -281,7 +281,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 		t.Fatalf("export mode %v %v", fi, err)
 	}
 	recs := readCSV(t, out)
-	if want := strings.Join(append(append([]string(nil), tasks.KnownColumns...), "_code", "_message", "_task_id", "_idempotency_key", "_exported_at"), ","); strings.Join(recs[0], ",") != want {
+	if want := strings.Join(append(append([]string(nil), tasks.KnownColumns...), "_code", "_message", "_task_id", "_idempotency_key", "_exported_at", "_request_id"), ","); strings.Join(recs[0], ",") != want {
 		t.Fatalf("export header %q", recs[0])
 	}
 	oldVersion := map[string]int64{}
@@ -322,7 +322,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	r = h.run("dlq", "purge", "--code", "isv.NO_NOT_EXIST", "--dry-run")
 	mustContain(t, r, "stdout", "dry run, nothing changed: would purge 3")
 	r = h.run("dlq", "list", "--limit", "2")
-	mustContain(t, r, "stdout", "2 dead letters shown (the first 2; --limit 0 shows all), 4 in all")
+	mustContain(t, r, "stdout", "2 of 4 matching dead letters shown (--limit 0 shows all); 4 in all")
 
 	// Requeued as they were, with their old versions, the dead jobs lose to
 	// the fixed rows: superseded, not applied.
