@@ -126,6 +126,8 @@ var recordScript = script(`
 local exp = redis.call('HGET', KEYS[1], 'expires_at')
 if not exp then return {-1, 0} end
 local cancelled = redis.call('HGET', KEYS[1], 'state') == 'cancelled'
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'active_at', now[1] * 1000 + math.floor(now[2] / 1000))
 local first = tonumber(ARGV[1])
 local lo, hi
 for i = 2, #ARGV, 5 do

@@ -83,8 +83,18 @@ func Ended(o string) bool {
 const (
 	StateQueueing  = "queueing"  // rows are being queued (or the run stopped midway: re-run to resume)
 	StateQueued    = "queued"    // every valid row is queued
-	StateCancelled = "cancelled" // batch cancel removed the jobs not yet run
+	StateCancelled = "cancelled" // batch cancel stopped the rows not yet called
+	// StateInterrupted is a queueing batch whose run stopped: no row was
+	// recorded for [StaleAfter]. It is read, never stored: a re-run of the
+	// file resumes it.
+	StateInterrupted = "interrupted"
 )
+
+// StaleAfter is how long a queueing batch may record no row before
+// [Store.Status] calls it interrupted. A running enqueue records a chunk of
+// rows every few milliseconds, and waits out a Redis outage for at most its
+// --redis-timeout (60 s by default).
+const StaleAfter = 2 * time.Minute
 
 // ErrNotFound is returned for a batch that does not exist (never queued, or
 // its window has passed).
@@ -439,6 +449,15 @@ func parseStatus(m map[string]string) Status {
 		Lines: num("lines"), Rows: num("rows"), ValidRows: num("valid"), InvalidRows: num("invalid"),
 		State: m["state"], LegacyTaskIDs: m[taskIDsField] == "",
 	}}
+	if st.State == StateQueueing {
+		last := ms("active_at")
+		if c := ms("created_at"); c.After(last) {
+			last = c
+		}
+		if time.Since(last) > StaleAfter {
+			st.State = StateInterrupted
+		}
+	}
 	byOutcome := map[string][]CodeCount{}
 	for k, v := range m {
 		n, _ := strconv.ParseInt(v, 10, 64)

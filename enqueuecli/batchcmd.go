@@ -170,7 +170,9 @@ func printBatch(e env, st batch.Status) {
 	state := st.State
 	switch st.State {
 	case batch.StateQueueing:
-		state += " (not every row is queued yet: if no enqueue is running, run the same command again to resume)"
+		state += " (an enqueue is queueing its rows)"
+	case batch.StateInterrupted:
+		state += fmt.Sprintf(" (the enqueue that queued it stopped with %d of %d valid rows queued: run the same command again to queue the rest)", st.Queued, st.ValidRows)
 	case batch.StateQueued:
 		if st.Done() {
 			state += ", every row has ended"

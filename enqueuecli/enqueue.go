@@ -434,6 +434,9 @@ func waitOutcome(res followResult, err error, timeout time.Duration, id string, 
 		fmt.Fprintf(e.stderr, "enqueue: gave up waiting after %s (--wait-timeout): %d of %d rows have not ended (pending %d, retrying %d, halted %d). They go on; follow them with: enqueue batch status --wait %s\n",
 			timeout, res.st.Queued-res.st.Ended(), res.st.Queued, res.st.Pending, res.st.Retrying, res.st.Halted, id)
 		return exitGaveUp
+	case res.st.State == batch.StateInterrupted:
+		fmt.Fprintf(e.stderr, "enqueue: every row queued has ended, but batch %s was not queued to the end: the enqueue that queued it stopped. Run it again to queue the rest\n", id)
+		return exitGaveUp
 	case res.st.State == batch.StateCancelled:
 		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled\n", id)
 		return exitGaveUp

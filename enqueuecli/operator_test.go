@@ -336,3 +336,26 @@ func TestDeadLettersOfABatch(t *testing.T) {
 		t.Fatalf("requeue --batch: %s", r)
 	}
 }
+
+// TestInterruptedBatchDoesNotStayQueueing: a batch whose enqueue stopped
+// and was never re-run shows as interrupted, with how to resume; a re-run
+// resumes it.
+func TestInterruptedBatchDoesNotStayQueueing(t *testing.T) {
+	h := newHarness(t)
+	p := h.write("a.csv", csvRows(10))
+	r := h.run(p)
+	id := batchID(t, r)
+	ctx := context.Background()
+	old := time.Now().Add(-batch.StaleAfter - time.Minute).UnixMilli()
+	h.rdb.HSet(ctx, h.store.Key(id), "state", batch.StateQueueing, "created_at", old, "active_at", old)
+	r = h.run("batch", "status", id)
+	mustContain(t, r, "stdout", "interrupted (the enqueue that queued it stopped with 10 of 10 valid rows queued: run the same command again")
+	if list := h.run("batch", "status"); !strings.Contains(list.stdout, "interrupted") {
+		t.Errorf("list:\n%s", list)
+	}
+	r = h.run(p)
+	if r.code != 0 || mustStatus(t, h, id).State != batch.StateQueued {
+		t.Fatalf("re-run: %s", r)
+	}
+	mustContain(t, r, "stderr", "resuming batch "+id)
+}

@@ -73,7 +73,7 @@ func follow(ctx context.Context, store *batch.Store, halts *admin.Halts, guard *
 			fmt.Fprintln(w, "enqueue: "+line)
 			lastPlain, lastLine, lastCounts = time.Now(), line, counts
 		}
-		stop := res.st.Done() || len(res.halts) > 0
+		stop := res.st.Done() || len(res.halts) > 0 || res.st.State == batch.StateInterrupted && res.st.Ended() >= res.st.Queued
 		if !deadline.IsZero() && !time.Now().Before(deadline) && !stop {
 			res.timeout = true
 			stop = true
@@ -107,8 +107,11 @@ func liveLine(st batch.Status, elapsed time.Duration) string {
 		fmt.Fprintf(&b, ", duplicate %d", st.Duplicate)
 	}
 	fmt.Fprintf(&b, " (%d of %d ended", st.Ended(), st.Queued)
-	if st.State == batch.StateQueueing {
+	switch st.State {
+	case batch.StateQueueing:
 		b.WriteString(", still queueing")
+	case batch.StateInterrupted:
+		b.WriteString(", queueing interrupted")
 	}
 	fmt.Fprintf(&b, ", %s)", elapsed.Round(time.Second))
 	return b.String()
