@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	randSeed := fs.Int64("rand-seed", 0, "seed for generated ids, jitter and fault rates; 0 = random")
 	sameValue := fs.Bool("same-value-conflicts", false, "updateNoA/updateNoB with the number the binding already holds answers isv.BIND_CONFLICT instead of OK")
 	faultsPath := fs.String("faults", "", "JSON file with an array of fault rules, installed at start and on reset")
+	bindingsPath := fs.String("bindings", "", "JSON file with an array of bindings (as POST /_sim/bindings takes them), stored at start after the --seed ones")
 	faultRate := fs.Float64("fault-rate", 0, "probability 0..1 that a call gets --fault-code (after the rules of --faults)")
 	faultCode := fs.String("fault-code", "isp.SYSTEM_ERROR", "code of --fault-rate faults: isv.*/isp.* answer HTTP 200 with that Code, others are gateway errors (e.g. ServiceUnavailable = 503)")
 	faultAction := fs.String("fault-action", "", "limit --fault-rate to one Action, e.g. UpdateSubscription; empty = every action")
@@ -116,6 +117,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return usageError(stderr, err.Error())
 		}
 	}
+	var bindings []dyplsim.Binding
+	if *bindingsPath != "" {
+		if bindings, err = readBindings(*bindingsPath); err != nil {
+			return usageError(stderr, err.Error())
+		}
+	}
 	if *faultRate > 0 {
 		faults = append(faults, rateFault(*faultAction, *faultCode, *faultRate))
 	}
@@ -141,11 +148,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "dyplsim: %v\n", err)
 		return 1
 	}
+	for i, b := range bindings {
+		if _, err := sim.TryPutBinding(b); err != nil {
+			srv.Close()
+			return usageError(stderr, fmt.Sprintf("--bindings %s: binding %d: %v", *bindingsPath, i, err))
+		}
+	}
 	q := sim.Quota()
 	log.Info().Str("addr", hostport).Str("access_key_id", *akID).
 		Float64("qps", q.QPS).Int("burst", q.Burst).Float64("query_qps", q.QueryQPS).Int("query_burst", q.QueryBurst).
 		Str("throttle_code", *throttleCode).Int("seed", *seed).Int64("rand_seed", sim.RandSeed()).
-		Dur("latency", *latency).Dur("jitter", *jitter).Int("faults", len(faults)).
+		Dur("latency", *latency).Dur("jitter", *jitter).Int("faults", len(faults)).Int("bindings", len(bindings)).
 		Bool("same_value_conflicts", *sameValue).Msg("dyplsim started")
 	fmt.Fprintf(stdout, "dyplsim listening on http://%s\n", hostport)
 
@@ -201,4 +214,17 @@ func readFaults(path string) ([]dyplsim.FaultRule, error) {
 		}
 	}
 	return rules, nil
+}
+
+// readBindings reads a JSON array of bindings.
+func readBindings(path string) ([]dyplsim.Binding, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--bindings: %v", err)
+	}
+	var out []dyplsim.Binding
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("--bindings %s: want a JSON array of bindings: %v", path, err)
+	}
+	return out, nil
 }

@@ -200,3 +200,33 @@ func TestRunListenError(t *testing.T) {
 		t.Fatalf("exit %d, %q", code, stderr.String())
 	}
 }
+
+// TestBindingsFile: --bindings stores the file's bindings at start; a bad
+// file is one line and exit 2.
+func TestBindingsFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "b.json")
+	os.WriteFile(p, []byte(`[{"PoolKey": "FC100000000000001", "SubsId": "1000000000077777", "PhoneNoX": "17000077777", "PhoneNoA": "13800007777", "PhoneNoB": "13900007777", "ExpireDate": "2031-12-31 23:59:59"}]`), 0o644)
+	addr, stop, _, _ := startRun(t, []string{"--addr", "127.0.0.1:0", "--seed", "2", "--bindings", p}, env(nil))
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/_sim/bindings?SubsId=1000000000077777")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b dyplsim.Binding
+	err = json.NewDecoder(resp.Body).Decode(&b)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || b.PhoneNoA != "13800007777" {
+		t.Fatalf("binding: %d %+v %v", resp.StatusCode, b, err)
+	}
+
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"PoolKey": 1}`), 0o644)
+	for _, f := range []string{bad, filepath.Join(dir, "missing.json")} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"--addr", "127.0.0.1:0", "--bindings", f}, env(nil), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "--bindings") || strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
+			t.Errorf("%s: exit %d: %s", f, code, errb.String())
+		}
+	}
+}
