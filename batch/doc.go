@@ -6,9 +6,11 @@
 // # Identity
 //
 // A batch is named by its content: [NewHasher] hashes the input file's bytes
-// together with its format and the queue, so running the same file again
-// within the batch window finds the same batch and queues nothing twice, and
-// any change to the file makes a new batch. Ids are "b" and 16 letters and
+// together with its format (not the queue or any other flag), so running the
+// same file again within the batch window finds the same batch and queues
+// nothing twice, and any change to the file makes a new batch. Ids made by
+// earlier versions, which also hashed the queue, come from
+// [NewQueueHasher]. Ids are "b" and 16 letters and
 // digits 2-9, such as "bq4hz7kpmw2rtx9ca". The task id of line L is
 // [TaskID](batch, L), "<batch>_<L>" (batches begun before that form keep
 // [LegacyTaskID], "<batch>-<L>"), unless the row carries an
@@ -62,7 +64,10 @@
 //
 // A queued row is "pending" until a worker reports on it with [Store.Mark]:
 // "applied", "superseded" or "dead" end it, "retrying" and "halted" are
-// states on the way. "cancelled" rows were removed by batch cancel,
+// states on the way. "cancelled" rows were stopped by batch cancel before
+// any call: [Store.Cancel] marks the batch, a worker that picks a row asks
+// [Store.Cancelled] and ends it cancelled, and [Store.CancelOpen] ends the
+// open rows of a range at once;
 // "invalid" rows were skipped by --skip-invalid, and "duplicate" rows had an
 // IdempotencyKey whose task another producer had already queued. A later
 // Mark replaces an earlier one and the counters stay exact: one Lua script

@@ -68,11 +68,12 @@ What happens
      rows for one field the later one wins. A progress bar shows on a
      terminal, and a summary line always: read, valid, queued, already
      queued, invalid, rows/s.
-  3. The file becomes a batch named by its content (batch b...). Running the
-     same file again within the batch window (7 days) queues nothing twice:
-     after Ctrl-C, a crash, or Redis lost for longer than --redis-timeout,
-     run the same command again and it queues only the rest. To queue the
-     same rows again as a new batch, change the file.
+  3. The file becomes a batch named by its content (batch b...), whatever
+     the flags. Running the same file again within the batch window (7 days)
+     queues nothing twice: after Ctrl-C, a crash, or Redis lost for longer
+     than --redis-timeout, run the same command again and it queues only the
+     rest, to the batch's queue (a --queue naming another queue is refused).
+     To queue the same rows again as a new batch, change the file.
   4. --wait follows the batch until every row has ended (applied, superseded
      or dead), then prints the rows by outcome and code. --report FILE writes
      one CSV row per input row: line, SubsId, OperateType, task_id, outcome,
@@ -103,7 +104,9 @@ Flags
                         mark)
   --queue NAME          queue to put the jobs in (default dyplsq-bulk; the
                         worker serves it after the live queue, so a big batch
-                        never starves live updates)
+                        never starves live updates). A queue nothing was ever
+                        queued to and no worker serves is refused as a typo
+  --new-queue           accept a --queue that is not in use yet
   --skip-invalid        queue the valid rows even if some are invalid; the
                         invalid ones are recorded, and reported, as invalid
   --dry-run             validate only: print the problems and the summary
@@ -161,10 +164,16 @@ outcome and code; --wait follows it until every row has ended, with the
 exit status of enqueue --wait. A batch's id is printed by enqueue when it
 queues the file (batch b...).
 
-cancel removes the batch's jobs that have not run yet (pending, scheduled
-or waiting to retry), for the file that should not have been queued, and
-marks the batch cancelled: running the same file again queues nothing.
-Jobs already running finish; rows already applied stay applied.
+cancel stops the batch at once, for the file that should not have been
+queued: it marks the batch cancelled, and from then on no worker calls the
+API for a row of it (a worker checks the mark when it picks a row and ends
+the row cancelled). Rows being run at that moment finish; cancel waits for
+them, then prints the final counts: applied, superseded, dead, cancelled
+(never called). Then it removes the cancelled jobs from the queue. Running
+the same file again queues nothing; rows already applied stay applied.
+
+A batch whose enqueue stopped (Ctrl-C, a crash) and was not run again shows
+as interrupted after 2 minutes: run the same command to queue the rest.
 
 Examples
   # List the batches of the last 7 days:
@@ -186,17 +195,19 @@ purged; asynq's own archive trims itself silently, the record does not.
 
 Usage:
   enqueue dlq list    [filters] [--limit N]
-  enqueue dlq export  [filters] --out FILE
+  enqueue dlq export  [filters] --out FILE [--force]
   enqueue dlq requeue [filters] [--dry-run]
   enqueue dlq purge   [filters] [--dry-run] [--all]
 
 list     prints the dead letters, oldest first: when, task id, code, the
-         binding and the message (phone numbers masked).
+         binding, the RequestId and the message (phone numbers masked), and
+         how many matched the filters.
 export   writes them as a CSV that enqueue reads back: the API columns, plus
-         _code, _message, _task_id, _idempotency_key and _exported_at (not
-         queued; the IdempotencyKey column is left empty, since the key's
-         task id is the dead job's). The file is created 0600, since it holds
-         full phone numbers. Fix the rows, then queue the file with enqueue:
+         _code, _message, _task_id, _idempotency_key, _exported_at and
+         _request_id (not queued; the IdempotencyKey column is left empty,
+         since the key's task id is the dead job's). The file is created
+         0600, since it holds full phone numbers; an existing file is
+         replaced only with --force. Fix the rows, then queue the file with enqueue:
          the rows get new versions, and enqueue prints the purge that removes
          the dead letters of the rows it queued, and only those.
 requeue  sends the jobs back to their queue as they were: same task id, same
@@ -213,12 +224,15 @@ Filters
                 (2025-01-31, "2025-01-31 15:04", RFC 3339) or an age
                 (90m, 36h, 7d) counted back from now
   --queue Q     only jobs of queue Q
+  --batch B     only jobs of the CLI batch B
   --task ID     only the job with task id ID; repeat it or give a comma list
   --limit N     list: show at most N (default 100; 0 shows all)
 
 Examples
   # What died in the last day because a binding does not exist?
   enqueue dlq list --code isv.NO_NOT_EXIST --since 24h
+  # What of one batch died?
+  enqueue dlq list --batch bq4hz7kpmw2rtx9ca
   # Fix bad numbers: export them, correct the file, queue it, then run the
   # purge it prints (enqueue dlq purge --until <export time> --task <ids>).
   enqueue dlq export --code isv.MOBILE_NUMBER_ILLEGAL --out fix.csv
@@ -234,8 +248,8 @@ usage, configuration or Redis error.
 const queueHelp = `enqueue queue pauses, resumes and reports on queues.
 
 Usage:
-  enqueue queue pause QUEUE...
-  enqueue queue resume QUEUE...
+  enqueue queue pause [--new-queue] QUEUE...
+  enqueue queue resume [--new-queue] QUEUE...
   enqueue queue status [QUEUE...]
 
 pause stops workers taking jobs from the queues (jobs running finish);
@@ -246,6 +260,9 @@ fail (bad credentials, a closed account) and resumes by itself once a probe
 call succeeds.
 
 The default queues are dyplsq-live (the Go API) and dyplsq-bulk (this CLI).
+pause and resume refuse a queue that is not in use (not a default queue,
+never queued to, served by no worker), most likely a typo; --new-queue
+accepts it.
 
 Examples
   # Hold the bulk queue while live updates go on, then let it run again:
