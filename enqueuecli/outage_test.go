@@ -53,8 +53,10 @@ func TestRedisOutage(t *testing.T) {
 		}
 	}
 
-	// Away for longer than the timeout.
+	// Away for longer than the timeout: another file (a batch is named by
+	// its rows), to another queue.
 	h.queue = h.ns + "-other"
+	p = h.write("big2.csv", csvRows(n)+"\n")
 	go func() { done <- h.run("--concurrency", "2", "--redis-timeout", "1s", p) }()
 	waitQueued(400)
 	srv.Stop()

@@ -30,7 +30,7 @@ func TestDemo(t *testing.T) {
 			}
 			o := stdout.String()
 			for _, want := range []string{"applied", "superseded", "isv.BIND_CONFLICT", "isv.SUBS_NOT_EXIST", "isv.FLOW_LIMIT", "isp.SYSTEM_ERROR",
-				"2 dead letters", "Every row ended as examples/sample.csv says"} {
+				"2 of 2 matching dead letters", "Every row ended as examples/sample.csv says"} {
 				if !strings.Contains(o, want) {
 					t.Errorf("output lacks %q", want)
 				}
