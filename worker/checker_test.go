@@ -606,7 +606,7 @@ func (s *chkSchedule) enqueueWave(ctx context.Context, w int) {
 		cw.Flush()
 		path := filepath.Join(s.dir, fmt.Sprintf("wave%d.csv", w))
 		if err := os.WriteFile(path, b.Bytes(), 0o600); err == nil {
-			if code := s.runCLI(ctx, "--queue", s.bulk, path); code != 0 {
+			if code := s.runCLI(ctx, "--queue", s.bulk, "--new-queue", path); code != 0 {
 				s.mu.Lock()
 				s.enqErrors = append(s.enqErrors, fmt.Sprintf("enqueue %s: exit %d", path, code))
 				s.mu.Unlock()
@@ -744,7 +744,7 @@ func (s *chkSchedule) requeue(ctx context.Context) {
 func (s *chkSchedule) exportFix(ctx context.Context) {
 	at := time.Now()
 	path := filepath.Join(s.dir, "dead.csv")
-	if code := s.runCLI(ctx, "dlq", "export", "--queue", s.live, "--out", path); code != 0 {
+	if code := s.runCLI(ctx, "dlq", "export", "--queue", s.live, "--force", "--out", path); code != 0 {
 		s.logf("export: exit %d", code)
 		return
 	}
@@ -796,8 +796,8 @@ func (s *chkSchedule) exportFix(ctx context.Context) {
 	if err := os.WriteFile(fixed, out.Bytes(), 0o600); err != nil {
 		return
 	}
-	code := s.runCLI(ctx, "--queue", s.bulk, fixed)
-	id, _ := batch.IDOf("csv", s.bulk, bytes.NewReader(out.Bytes()))
+	code := s.runCLI(ctx, "--queue", s.bulk, "--new-queue", fixed)
+	id, _ := batch.IDOf("csv", bytes.NewReader(out.Bytes()))
 	s.mu.Lock()
 	s.fixBatch = id
 	s.mu.Unlock()
