@@ -214,6 +214,26 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		return exitUsage
 	}
 
+	if p1.legacyID != "" {
+		// A batch an earlier version began on this file goes on under its id.
+		err = guard.do(ctx, func(ctx context.Context) error {
+			_, err := store.Status(ctx, p1.legacyID)
+			if err == nil {
+				p1.id, sum.id = p1.legacyID, p1.legacyID
+			}
+			if errors.Is(err, batch.ErrNotFound) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				fmt.Fprintln(e.stderr, "enqueue: interrupted; nothing queued")
+				return exitInterrupted
+			}
+			return lost(err)
+		}
+	}
 	var info batch.Info
 	created := false
 	err = guard.do(ctx, func(ctx context.Context) error {
@@ -408,6 +428,7 @@ func origin(e env) string {
 // pass1 is what the validation pass found.
 type pass1 struct {
 	id            string
+	legacyID      string // the id earlier versions gave the file, if another (see legacyHashFormat)
 	rows, invalid int64
 	warned        int64 // valid rows with warnings
 	lines         int
@@ -423,7 +444,13 @@ func validatePass(ctx context.Context, in *input, queue string, pp *problemPrint
 	}
 	defer f.Close()
 	h := batch.NewHasher(in.hashFormat(), queue)
-	cr := &countingReader{r: io.TeeReader(f, h)}
+	var hw io.Writer = h
+	var lh *batch.Hasher
+	if lf := in.legacyHashFormat(); lf != in.hashFormat() {
+		lh = batch.NewHasher(lf, queue)
+		hw = io.MultiWriter(h, lh)
+	}
+	cr := &countingReader{r: io.TeeReader(f, hw)}
 	var prog *progress
 	if in.size > 8<<20 {
 		prog = startProgress(w, terminal, "validating", "bytes", in.size, cr.n.Load)
@@ -467,5 +494,8 @@ func validatePass(ctx context.Context, in *input, queue string, pp *problemPrint
 	}
 	p.lines = rr.lastLine()
 	p.id = h.ID()
+	if lh != nil {
+		p.legacyID = lh.ID()
+	}
 	return p, nil
 }

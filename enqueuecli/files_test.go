@@ -51,7 +51,7 @@ func TestGBKFileRefusedOrDecoded(t *testing.T) {
 	if r.code != exitFailed || h.pending() != 0 {
 		t.Fatalf("a GBK file: want exit 1 and nothing queued\n%s", r)
 	}
-	mustContain(t, r, "stderr", "gbk.csv:2: not UTF-8: it looks like GBK", "--encoding gbk")
+	mustContain(t, r, "stderr", "gbk.csv:2: not UTF-8: it looks like GBK", "--encoding gb18030")
 	if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); n != 0 {
 		t.Errorf("want one line on stderr, got %d:\n%s", n+1, r)
 	}
