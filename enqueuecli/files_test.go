@@ -141,7 +141,7 @@ func TestSpreadsheetNumberHints(t *testing.T) {
 		`{"PoolKey":"FC1","SubsId":"1000000000000002","PhoneNoX":"17000000000","OperateType":"updateNoA","PhoneNoA":1.38001e+10}` + "\n"
 	r = h.run("--dry-run", h.write("x.jsonl", jsonl))
 	mustContain(t, r, "stderr",
-		"x.jsonl:1: warning: PhoneNoA: written as a JSON number: write numbers and ids as strings",
+		"x.jsonl:1: warning: PhoneNoA: written as a JSON number: write numbers and ids as strings (\"1000000768790001\")",
 		"x.jsonl:1: warning: SubsId: written as a JSON number",
 		"x.jsonl:2: PhoneNoA: must be digits only", "scientific notation")
 	if strings.Contains(r.stderr, "13800138000") {

@@ -490,7 +490,7 @@ func numberWarnings(b []byte) []string {
 		if !ok || !slices.Contains(idFields, f) || len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
 			continue
 		}
-		out = append(out, f+": written as a JSON number: write numbers and ids as strings (\"13800138000\"); a program that reads JSON numbers as floating point can change their digits")
+		out = append(out, f+": written as a JSON number: write numbers and ids as strings (\"1000000768790001\"); a program that reads JSON numbers as floating point can change their digits")
 	}
 	slices.Sort(out)
 	return out
