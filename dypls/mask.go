@@ -3,6 +3,7 @@ package dypls
 import (
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Mask hides phone numbers in s, for everything a person or a log pipeline
@@ -11,15 +12,18 @@ import (
 // its first three and last four digits: 13812345678 becomes 138****5678.
 // Longer or shorter digit runs (SubsId, RequestId, timestamps) stay whole.
 //
-// Numbers written in groups are caught too: groups of digits joined by
-// spaces, "-", "." or parentheses, optionally behind +86, 86 or 0086, whose
-// digits together have that shape ("+86 138-0013-8000", "(010) 8765 4321",
-// "138.0013.8000"). Their hidden digits become "*" one for one and the
+// Numbers written in groups are caught too: groups of digits joined by up
+// to three separators (spaces, including the ideographic and no-break
+// spaces, "-" and the en and em dashes, ".", "/" or parentheses),
+// optionally behind +86, 86 or 0086, whose digits together have that shape
+// ("+86 138-0013-8000", "(010) 8765 4321", "138 - 0013 - 8000"). Full-width
+// digits count as digits. Their hidden digits become "*" one for one and the
 // separators stay: "+86 138-****-8000". To leave dates, decimals and
 // addresses alone, every group but a first one behind a country code has at
-// least three digits, a number written with "." has at least three groups,
-// and four dotted groups of at most three digits (an IPv4 address) are not
-// a number.
+// least three digits, a number written with "." has at least three groups
+// unless it is a mobile number split once after three or seven digits
+// ("138.00138000"), and four dotted groups of at most three digits (an IPv4
+// address) are not a number.
 //
 // It is the one masking function of the project; logs, stored errors,
 // results, metric labels, the UI and CLI output all go through it.
@@ -47,29 +51,6 @@ func Mask(s string) string {
 
 var uuidShape = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`)
 
-// mayHoldNumber reports whether s has the ten digits a phone number needs.
-func mayHoldNumber(s string) bool {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if isDigit(s[i]) {
-			if n++; n >= 10 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// group is one run of digits in a span: s[start:end].
-type group struct{ start, end int }
-
-// maxSep is the most separator characters between two groups of a number
-// ("-", " ", ") ", ...).
-const maxSep = 2
-
-// isSep reports whether c may join the groups of a number.
-func isSep(c byte) bool { return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' }
-
 // maskAll masks s until nothing is left to mask: the digits a masked
 // number keeps can form a number with a group beside it.
 func maskAll(s string) string {
@@ -82,14 +63,72 @@ func maskAll(s string) string {
 	}
 }
 
+// char is one rune of a string being masked: s[start:end], classed as a
+// digit (digit is its value '0'..'9', from an ASCII or a full-width digit),
+// a separator, or neither.
+type char struct {
+	start, end int
+	digit      byte
+	sep        rune
+}
+
+// scanChars classes the runes of s. Separators are kept as the ASCII
+// character they stand for: the ideographic and no-break spaces as ' ',
+// en and em dashes as '-'.
+func scanChars(s string) []char {
+	cs := make([]char, 0, len(s))
+	for i, r := range s {
+		c := char{start: i, end: i + utf8.RuneLen(r)}
+		if r == utf8.RuneError {
+			c.end = i + 1
+		}
+		switch {
+		case r >= '0' && r <= '9':
+			c.digit = byte(r)
+		case r >= '０' && r <= '９':
+			c.digit = byte(r-'０') + '0'
+		case r == ' ', r == '\u3000', r == '\u00a0':
+			c.sep = ' '
+		case r == '-', r == '\u2013', r == '\u2014':
+			c.sep = '-'
+		case r == '.', r == '(', r == ')', r == '/':
+			c.sep = r
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// mayHoldNumber reports whether s has the ten digits, ASCII or full-width,
+// a phone number needs.
+func mayHoldNumber(s string) bool {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) || i+2 < len(s) && s[i] == 0xEF && s[i+1] == 0xBC && s[i+2] >= 0x90 && s[i+2] <= 0x99 {
+			if n++; n >= 10 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// group is one run of digits in a span: chars[start:end].
+type group struct{ start, end int }
+
+// maxSep is the most separator characters between two groups of a number
+// ("-", " ", ") ", " - ", ...).
+const maxSep = 3
+
 // maskSpans masks the numbers in s: each span of digit groups joined by
 // separators is split into numbers, or left as it is.
 func maskSpans(s string) string {
+	cs := scanChars(s)
 	var b strings.Builder
 	var groups []group
 	done := 0 // s[:done] is written to b, or needs no change while b is empty
-	for i := 0; i < len(s); {
-		if !isDigit(s[i]) {
+	for i := 0; i < len(cs); {
+		if cs[i].digit == 0 {
 			i++
 			continue
 		}
@@ -98,27 +137,27 @@ func maskSpans(s string) string {
 		j := i
 		for {
 			k := j
-			for k < len(s) && isDigit(s[k]) {
+			for k < len(cs) && cs[k].digit != 0 {
 				k++
 			}
 			groups = append(groups, group{j, k})
 			n := k
-			for n < len(s) && n-k < maxSep && isSep(s[n]) {
+			for n < len(cs) && n-k < maxSep && cs[n].sep != 0 {
 				n++
 			}
-			if n == k || n >= len(s) || !isDigit(s[n]) {
+			if n == k || n >= len(cs) || cs[n].digit == 0 {
 				j = k
 				break
 			}
 			j = n
 		}
-		if m, changed := maskGroups(s, groups); changed {
+		if m, changed := maskGroups(s, cs, groups); changed {
 			if b.Len() == 0 {
 				b.Grow(len(s))
 			}
-			b.WriteString(s[done:i])
+			b.WriteString(s[done:cs[i].start])
 			b.WriteString(m)
-			done = j
+			done = cs[j-1].end
 		}
 		i = j
 	}
@@ -129,17 +168,18 @@ func maskSpans(s string) string {
 	return b.String()
 }
 
-// maskGroups returns the span s[gs[0].start:gs[len(gs)-1].end] with its
-// numbers masked, and whether anything changed.
-func maskGroups(s string, gs []group) (string, bool) {
+// maskGroups returns the span of s that the groups cover with its numbers
+// masked, and whether anything changed.
+func maskGroups(s string, cs []char, gs []group) (string, bool) {
 	var b strings.Builder
-	last := gs[0].start // s[last:] is not written yet
+	last := gs[0].start // cs[last:] is not written yet
 	changed := false
+	text := func(from, to int) string { return s[cs[from].start:cs[to-1].end] }
 	for i := 0; i < len(gs); {
 		// The longest window of groups from i that is one number.
 		best, cc := 0, 0
 		for m := min(len(gs)-i, 6); m >= 1; m-- {
-			if c, ok := isNumber(s, gs[i:i+m]); ok {
+			if c, ok := isNumber(cs, gs[i:i+m]); ok {
 				best, cc = m, c
 				break
 			}
@@ -149,31 +189,38 @@ func maskGroups(s string, gs []group) (string, bool) {
 			continue
 		}
 		changed = true
-		if best == 1 {
-			// One run, as MaskNumber shows it behind its country code.
-			g := gs[i]
-			b.WriteString(s[last:g.start])
-			b.WriteString(s[g.start : g.start+cc])
-			b.WriteString(MaskNumber(s[g.start+cc : g.end]))
-			last = g.end
-			i++
-			continue
-		}
 		// Keep the country code, the first three and the last four digits
-		// of the number; hide the rest, one "*" per digit.
+		// of the number (all of a number of seven digits or fewer is
+		// hidden); hide the rest, one "*" per digit.
 		total := 0
 		for _, g := range gs[i : i+best] {
 			total += g.end - g.start
 		}
 		lo, hi := cc+3, total-4 // digit positions to hide: [lo, hi)
+		if best == 1 {
+			// One run, as MaskNumber shows it behind its country code:
+			// four stars.
+			g := gs[i]
+			if g.start > last {
+				b.WriteString(text(last, g.start))
+			}
+			b.WriteString(text(g.start, g.start+lo))
+			b.WriteString("****")
+			b.WriteString(text(g.end-4, g.end))
+			last = g.end
+			i++
+			continue
+		}
 		pos := 0
 		for _, g := range gs[i : i+best] {
-			b.WriteString(s[last:g.start])
+			if g.start > last {
+				b.WriteString(text(last, g.start))
+			}
 			for p := g.start; p < g.end; p++ {
 				if pos >= lo && pos < hi {
 					b.WriteByte('*')
 				} else {
-					b.WriteByte(s[p])
+					b.WriteString(text(p, p+1))
 				}
 				pos++
 			}
@@ -181,36 +228,51 @@ func maskGroups(s string, gs []group) (string, bool) {
 		}
 		i += best
 	}
-	b.WriteString(s[last:gs[len(gs)-1].end])
+	if end := gs[len(gs)-1].end; end > last {
+		b.WriteString(text(last, end))
+	}
 	return b.String(), changed
 }
 
 // isNumber reports whether the groups gs, taken together, are one phone
 // number, and how many leading digits are its country code.
-func isNumber(s string, gs []group) (cc int, ok bool) {
+func isNumber(cs []char, gs []group) (cc int, ok bool) {
 	var d []byte
 	for _, g := range gs {
-		d = append(d, s[g.start:g.end]...)
+		for _, c := range cs[g.start:g.end] {
+			d = append(d, c.digit)
+		}
 	}
+	ds := string(d)
 	if len(gs) == 1 {
-		r := string(d)
 		switch {
-		case isPhoneShape(r):
+		case isPhoneShape(ds):
 			return 0, true
-		case isPhoneRun(r):
+		case isPhoneRun(ds):
 			return 2, true // 86 and a number
 		}
 		return 0, false
 	}
 	dotted := false
 	for k := 1; k < len(gs); k++ {
-		dotted = dotted || strings.Contains(s[gs[k-1].end:gs[k].start], ".")
-	}
-	if dotted && (len(gs) < 3 || len(gs) == 4 && onlyDots(s, gs) && allShort(gs)) {
-		return 0, false
+		for _, c := range cs[gs[k-1].end:gs[k].start] {
+			dotted = dotted || c.sep == '.'
+		}
 	}
 	first := gs[0].end - gs[0].start
-	switch ds := string(d); {
+	switch {
+	case !dotted:
+	case len(gs) == 2:
+		// Two dotted groups are a decimal, unless they make a mobile
+		// number split after its prefix or before its last four digits
+		// (138.00138000, 1380013.8000).
+		if !onlyDots(cs, gs) || !isMobile(ds) || first != 3 && first != 7 {
+			return 0, false
+		}
+	case len(gs) == 4 && onlyDots(cs, gs) && allShort(gs):
+		return 0, false // an IPv4 address
+	}
+	switch {
 	case isPhoneShape(ds):
 	case first >= 4 && strings.HasPrefix(ds, "0086") && isPhoneShape(ds[4:]):
 		cc = 4
@@ -240,6 +302,11 @@ func isNumber(s string, gs []group) (cc int, ok bool) {
 	return cc, true
 }
 
+// isMobile reports whether the digits ds are a mainland mobile number.
+func isMobile(ds string) bool {
+	return len(ds) == 11 && ds[0] == '1' && ds[1] >= '3' && ds[1] <= '9'
+}
+
 // allShort reports whether every group has at most three digits.
 func allShort(gs []group) bool {
 	for _, g := range gs {
@@ -251,9 +318,9 @@ func allShort(gs []group) bool {
 }
 
 // onlyDots reports whether every separator between the groups is one ".".
-func onlyDots(s string, gs []group) bool {
+func onlyDots(cs []char, gs []group) bool {
 	for k := 1; k < len(gs); k++ {
-		if s[gs[k-1].end:gs[k].start] != "." {
+		if gs[k].start-gs[k-1].end != 1 || cs[gs[k-1].end].sep != '.' {
 			return false
 		}
 	}
@@ -267,10 +334,11 @@ func MaskNumber(n string) string {
 	if n == "" {
 		return ""
 	}
-	if len(n) <= 7 {
+	r := []rune(n)
+	if len(r) <= 7 {
 		return "****"
 	}
-	return n[:3] + "****" + n[len(n)-4:]
+	return string(r[:3]) + "****" + string(r[len(r)-4:])
 }
 
 // hasPhoneRun reports whether s holds an unbroken run of digits that Mask

@@ -71,6 +71,48 @@ func TestMaskSeparated(t *testing.T) {
 	}
 }
 
+// TestMaskWideAndUnicode: numbers typed with full-width digits, ideographic
+// or no-break spaces, en or em dashes, slashes, spaced dashes or one dot
+// after the prefix are masked; ids, dates, decimals and addresses stay.
+func TestMaskWideAndUnicode(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"１３８００１３８０００", "１３８****８０００"},
+		{"got \"１３８ ００１３ ８０００\"", "got \"１３８ **** ８０００\""},
+		{"138\u30000013\u30008000", "138\u3000****\u30008000"},
+		{"138\u00a00013\u00a08000", "138\u00a0****\u00a08000"},
+		{"138\u20130013\u20138000", "138\u2013****\u20138000"},
+		{"138\u20140013\u20148000", "138\u2014****\u20148000"},
+		{"138/0013/8000", "138/****/8000"},
+		{"138 - 0013 - 8000", "138 - **** - 8000"},
+		{"138.00138000", "138.****8000"},
+		{"+86\u3000138\u30000013\u30008000", "+86\u3000138\u3000****\u30008000"},
+		{"１３８-0013-８０００", "１３８-****-８０００"},
+		// Not numbers.
+		{"SubsId 1000000768790001", "SubsId 1000000768790001"},
+		{"SubsId １０００００００７６８７９０００１", "SubsId １０００００００７６８７９０００１"},
+		{"RequestId 986BCB6D-C9BF-42F9-91CE-3A9901233D36", "RequestId 986BCB6D-C9BF-42F9-91CE-3A9901233D36"},
+		{"2026-12-01 10:00:00", "2026-12-01 10:00:00"},
+		{"2026/12/01 10:00", "2026/12/01 10:00"},
+		{"２０２６－１２－０１ １０:００:００", "２０２６－１２－０１ １０:００:００"},
+		{"rate 100.12345678", "rate 100.12345678"},
+		{"amount 1234.5678901", "amount 1234.5678901"},
+		{"redis 192.168.100.101:6379", "redis 192.168.100.101:6379"},
+		{"task bq4hz7kpmw2rtx9ca-000012", "task bq4hz7kpmw2rtx9ca-000012"},
+		{"SubsId 1000000768790001 - 2", "SubsId 1000000768790001 - 2"},
+	}
+	for _, c := range cases {
+		if got := Mask(c.in); got != c.want {
+			t.Errorf("Mask(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if got := Mask(c.want); got != c.want {
+			t.Errorf("Mask is not idempotent on %q: %q", c.want, got)
+		}
+	}
+	if got := MaskNumber("１３８００１３８０００"); got != "１３８****８０００" {
+		t.Errorf("MaskNumber of full-width digits = %q", got)
+	}
+}
+
 func TestMaskNumber(t *testing.T) {
 	for in, want := range map[string]string{"13812345678": "138****5678", "12345": "****", "": ""} {
 		if got := MaskNumber(in); got != want {
@@ -84,12 +126,14 @@ func FuzzMask(f *testing.F) {
 		"+86 138-0013-8000", "(010) 8765 4321", "138.0013.8000 139 0013 9000"} {
 		f.Add(s)
 	}
+	f.Add("１３８\u3000００１３\u00a0８０００ 138 – 0013 — 8000 138/0013/8000 138.00138000")
 	f.Fuzz(func(t *testing.T, s string) {
 		out := Mask(s)
-		if hasPhoneRun(uuidShape.ReplaceAllString(out, "-")) {
+		plain := asciiDigits(uuidShape.ReplaceAllString(out, "-"))
+		if hasPhoneRun(plain) {
 			t.Fatalf("Mask(%q) = %q still holds a phone number", s, out)
 		}
-		if d := digitsOfNumbers(uuidShape.ReplaceAllString(out, "-")); d != "" {
+		if d := digitsOfNumbers(plain); d != "" {
 			t.Fatalf("Mask(%q) = %q still holds the number %s written in groups", s, out, d)
 		}
 		if Mask(out) != out {
@@ -98,16 +142,33 @@ func FuzzMask(f *testing.F) {
 	})
 }
 
+// asciiDigits writes full-width digits as ASCII digits and the other
+// separators Mask knows as the ASCII one they stand for, one byte each.
+func asciiDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= '０' && r <= '９':
+			return r - '０' + '0'
+		case r == '\u3000', r == '\u00a0':
+			return ' '
+		case r == '\u2013', r == '\u2014':
+			return '-'
+		}
+		return r
+	}, s)
+}
+
 // digitsOfNumbers returns the digits of the first number written in groups
 // in s that Mask hides, or "".
 func digitsOfNumbers(s string) string {
+	cs := scanChars(s)
 	var gs []group
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) || i > 0 && isDigit(s[i-1]) {
+	for i := range cs {
+		if cs[i].digit == 0 || i > 0 && cs[i-1].digit != 0 {
 			continue
 		}
 		j := i
-		for j < len(s) && isDigit(s[j]) {
+		for j < len(cs) && cs[j].digit != 0 {
 			j++
 		}
 		gs = append(gs, group{i, j})
@@ -117,11 +178,14 @@ func digitsOfNumbers(s string) string {
 			w := gs[i : i+m]
 			joined := true
 			for k := 1; k < len(w); k++ {
-				sep := s[w[k-1].end:w[k].start]
-				joined = joined && len(sep) <= maxSep && strings.Trim(sep, " -.()") == ""
+				n := w[k].start - w[k-1].end
+				for _, c := range cs[w[k-1].end:w[k].start] {
+					joined = joined && c.sep != 0
+				}
+				joined = joined && n <= maxSep
 			}
-			if _, ok := isNumber(s, w); joined && ok {
-				return s[w[0].start:w[m-1].end]
+			if _, ok := isNumber(cs, w); joined && ok {
+				return s[cs[w[0].start].start:cs[w[m-1].end-1].end]
 			}
 		}
 	}

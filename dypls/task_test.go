@@ -33,7 +33,9 @@ func TestUpdateOfCopiesEveryField(t *testing.T) {
 func TestTasksMasksAsMaskDoes(t *testing.T) {
 	for _, v := range []string{"+86 138-0013-8000", "138 0013 8000", "(010) 8765-4321", "0086 138 0013 8000",
 		"13812345678", "8613812345678", "2030-09-05 12:00:00", "192.168.100.101", "1.2345678901",
-		"138.0013.8000 139 0013 9000", "0000000000 0000000"} {
+		"138.0013.8000 139 0013 9000", "0000000000 0000000",
+		"１３８００１３８０００", "138\u00a00013\u30008000", "138\u20130013\u20148000", "138/0013/8000",
+		"138 - 0013 - 8000", "138.00138000", "2026-12-01 10:00:00", "1000000768790001"} {
 		u := tasks.Update{PoolKey: "FC1", SubsId: "1", PhoneNoX: "17000000000", OperateType: v}
 		err := u.Validate(time.Now())
 		if err == nil || !strings.Contains(err.Error(), strconv.Quote(Mask(v))) {

@@ -90,6 +90,9 @@ func checkRingConfig(v string) string {
 	if err := json.Unmarshal([]byte(v), &m); err != nil || len(m) == 0 {
 		return "RingConfig must be a non-empty JSON object of ring-back tone codes"
 	}
+	if k := repeatedKey(v); k != "" {
+		return "RingConfig key " + quoteShort(k) + " is given twice"
+	}
 	for k, raw := range m {
 		if !ringConfigKeys[k] {
 			return "RingConfig key " + quoteShort(k) + " is not supported"
@@ -516,4 +519,31 @@ func appendResult(dst []byte, requestID string, r result) []byte {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
+}
+
+// repeatedKey returns the first key that the JSON object v gives twice, or
+// "" (also when v is not an object): encoding/json keeps the last value of
+// a repeated key without a word.
+func repeatedKey(v string) string {
+	dec := json.NewDecoder(strings.NewReader(v))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }

@@ -52,20 +52,23 @@ func sniffEncoding(head []byte) (enc, note string) {
 		return encUTF16BE, "UTF-16 (big-endian, with a byte-order mark)"
 	}
 	if len(head) >= 4 {
-		var even, odd int
-		for i, c := range head {
-			if c == 0 {
-				if i%2 == 0 {
-					even++
-				} else {
-					odd++
-				}
+		// Most UTF-16 text without a BOM is ASCII: one byte of most pairs
+		// is zero, and that of almost no pair is the other one. A few
+		// characters such as 一 (U+4E00) have a zero byte of their own.
+		var zeroEven, zeroOdd int
+		pairs := len(head) / 2
+		for i := 0; i+1 < len(head); i += 2 {
+			if head[i] == 0 {
+				zeroEven++
+			}
+			if head[i+1] == 0 {
+				zeroOdd++
 			}
 		}
-		switch half := len(head) / 2; {
-		case odd > half*3/4 && even == 0:
+		switch {
+		case zeroOdd*100 >= pairs*60 && zeroEven*100 <= pairs*5:
 			return encUTF16LE, "UTF-16 (little-endian, no byte-order mark)"
-		case even > half*3/4 && odd == 0:
+		case zeroEven*100 >= pairs*60 && zeroOdd*100 <= pairs*5:
 			return encUTF16BE, "UTF-16 (big-endian, no byte-order mark)"
 		}
 	}
@@ -87,9 +90,9 @@ func decodeText(r io.Reader, enc string) io.Reader {
 		r = transform.NewReader(r, xunicode.UTF16(xunicode.LittleEndian, xunicode.UseBOM).NewDecoder())
 	case encUTF16BE:
 		r = transform.NewReader(r, xunicode.UTF16(xunicode.BigEndian, xunicode.UseBOM).NewDecoder())
-	case encGBK:
-		r = transform.NewReader(r, simplifiedchinese.GBK.NewDecoder())
-	case encGB18030:
+	case encGBK, encGB18030:
+		// GB18030 covers GBK and GB2312, and a file called GBK may hold
+		// its four-byte characters.
 		r = transform.NewReader(r, simplifiedchinese.GB18030.NewDecoder())
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -147,9 +150,43 @@ func notUTF8(file string, line int, b []byte) *encodingError {
 	guess := "it is in another encoding; save the file as UTF-8 (Excel: \"CSV UTF-8\"), or pass --encoding gbk, gb18030 or utf-16"
 	if d, err := simplifiedchinese.GB18030.NewDecoder().Bytes(b); err == nil && utf8.Valid(d) && !bytes.ContainsRune(d, utf8.RuneError) &&
 		bytes.ContainsFunc(d, func(r rune) bool { return unicode.Is(unicode.Han, r) }) {
-		guess = "it looks like GBK (Chinese text as Excel and WPS save it on Windows); save the file as \"CSV UTF-8\", or pass --encoding gbk"
+		guess = "it looks like GBK or GB18030 (Chinese text as Excel and WPS save it on Windows); save the file as \"CSV UTF-8\", or pass --encoding gb18030 (it covers GBK and GB2312)"
 	} else if bytes.Count(b, []byte{0}) > len(b)/4 {
-		guess = "it looks like UTF-16 without a byte-order mark; pass --encoding utf-16"
+		guess = noBOMUTF16
 	}
 	return &encodingError{file: file, line: line, guess: guess}
+}
+
+// noBOMUTF16 is what to do with UTF-16 text read as UTF-8.
+const noBOMUTF16 = "it looks like UTF-16 without a byte-order mark: pass --encoding utf-16 (or utf-16be)"
+
+// alreadyUTF8 returns an error if head, the start of a file to be read as
+// GBK or GB18030 (enc), is UTF-8 instead: it starts with a UTF-8 byte-order
+// mark, or is valid UTF-8 with non-ASCII text. Decoding it would garble
+// every Chinese character.
+func alreadyUTF8(file string, head []byte, enc string) error {
+	if enc != encGBK && enc != encGB18030 {
+		return nil
+	}
+	why := ""
+	if bytes.HasPrefix(head, []byte("\ufeff")) {
+		why = "it starts with a UTF-8 byte-order mark"
+	} else {
+		b := head
+		if len(b) == 64<<10 { // the head may end inside a character
+			for k := 0; k < utf8.UTFMax-1 && len(b) > 0 && !utf8.RuneStart(b[len(b)-1]); k++ {
+				b = b[:len(b)-1]
+			}
+			if len(b) > 0 && b[len(b)-1] >= utf8.RuneSelf {
+				b = b[:len(b)-1]
+			}
+		}
+		if utf8.Valid(b) && bytes.ContainsFunc(b, func(r rune) bool { return r >= utf8.RuneSelf }) {
+			why = "its text is valid UTF-8"
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	return usagef("%s is already UTF-8 (%s), and reading it as %s would garble its text: drop --encoding %s", file, why, strings.ToUpper(enc), enc)
 }

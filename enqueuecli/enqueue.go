@@ -488,9 +488,18 @@ func validatePass(ctx context.Context, in *input, legacyQueues []string, pp *pro
 	h := batch.NewHasher(in.hashFormat())
 	hs := []io.Writer{h}
 	var legacy []*batch.Hasher
-	for _, q := range legacyQueues {
-		legacy = append(legacy, batch.NewQueueHasher(in.hashFormat(), q))
+	formats := []string{in.hashFormat()}
+	if lf := in.legacyHashFormat(); lf != in.hashFormat() {
+		// Earlier versions counted the encoding only when --encoding named it.
+		formats = append(formats, lf)
+		legacy = append(legacy, batch.NewHasher(lf))
 		hs = append(hs, legacy[len(legacy)-1])
+	}
+	for _, hf := range formats {
+		for _, q := range legacyQueues {
+			legacy = append(legacy, batch.NewQueueHasher(hf, q))
+			hs = append(hs, legacy[len(legacy)-1])
+		}
 	}
 	cr := &countingReader{r: io.TeeReader(f, io.MultiWriter(hs...))}
 	var prog *progress

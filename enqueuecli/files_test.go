@@ -2,6 +2,8 @@ package enqueuecli
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -49,7 +51,7 @@ func TestGBKFileRefusedOrDecoded(t *testing.T) {
 	if r.code != exitFailed || h.pending() != 0 {
 		t.Fatalf("a GBK file: want exit 1 and nothing queued\n%s", r)
 	}
-	mustContain(t, r, "stderr", "gbk.csv:2: not UTF-8: it looks like GBK", "--encoding gbk")
+	mustContain(t, r, "stderr", "gbk.csv:2: not UTF-8: it looks like GBK", "--encoding gb18030")
 	if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); n != 0 {
 		t.Errorf("want one line on stderr, got %d:\n%s", n+1, r)
 	}
@@ -139,7 +141,7 @@ func TestSpreadsheetNumberHints(t *testing.T) {
 		`{"PoolKey":"FC1","SubsId":"1000000000000002","PhoneNoX":"17000000000","OperateType":"updateNoA","PhoneNoA":1.38001e+10}` + "\n"
 	r = h.run("--dry-run", h.write("x.jsonl", jsonl))
 	mustContain(t, r, "stderr",
-		"x.jsonl:1: warning: PhoneNoA: written as a JSON number: write numbers and ids as strings",
+		"x.jsonl:1: warning: PhoneNoA: written as a JSON number: write numbers and ids as strings (\"1000000768790001\")",
 		"x.jsonl:1: warning: SubsId: written as a JSON number",
 		"x.jsonl:2: PhoneNoA: must be digits only", "scientific notation")
 	if strings.Contains(r.stderr, "13800138000") {
@@ -233,4 +235,59 @@ func TestTaskIDsShowWhole(t *testing.T) {
 	if len(ts) != 2 || ts[0].id != batch.LegacyTaskID(id, 2) || ts[1].id != batch.LegacyTaskID(id, 3) {
 		t.Errorf("legacy batch tasks: %+v", ts)
 	}
+}
+
+// shownDigits returns s with full-width digits made ASCII and every
+// character that may separate the groups of a number dropped, so that a
+// number shown in any of its written forms reads as one run of digits.
+func shownDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= '０' && r <= '９':
+			return r - '０' + '0'
+		case strings.ContainsRune(" -./()\u3000\u00a0\u2013\u2014\"", r):
+			return -1
+		}
+		return r
+	}, strings.NewReplacer(`\u3000`, "", `\u00a0`, "", `\u2013`, "", `\u2014`, "").Replace(s))
+}
+
+// TestMaskedWideNumbers: numbers written with full-width digits, Unicode
+// spaces and dashes, slashes, spaced dashes or one dot never print in
+// full: not as an unknown column or JSON key, not as a "got" value, not in
+// the report's value column.
+func TestMaskedWideNumbers(t *testing.T) {
+	h := newHarness(t)
+	forms := []string{"１３８００１３８０００", "138\u00a00013\u00a08000", "138\u30000013\u30008000",
+		"138\u20130013\u20138000", "138\u20140013\u20148000", "138/0013/8000", "138 - 0013 - 8000", "138.00138000"}
+	check := func(what string, r result) {
+		t.Helper()
+		if out := shownDigits(r.stdout + r.stderr); strings.Contains(out, "13800138000") {
+			t.Errorf("%s: the number shows in full:\n%s", what, r)
+		}
+	}
+	for i, n := range forms {
+		r := h.run("--dry-run", h.write(fmt.Sprintf("h%d.csv", i), "PoolKey,SubsId,PhoneNoX,OperateType,"+n+"\nFC1,1000000000000001,17000000000,updateNoA,x\n"))
+		mustContain(t, r, "stderr", "unknown column")
+		check("unknown column "+n, r)
+		r = h.run("--dry-run", h.write(fmt.Sprintf("v%d.csv", i), "PoolKey,SubsId,PhoneNoX,OperateType\nFC1,1000000000000001,17000000000,\""+n+"\"\n"))
+		mustContain(t, r, "stderr", "got ")
+		check("got "+n, r)
+		key, _ := json.Marshal(n)
+		r = h.run("--dry-run", h.write(fmt.Sprintf("k%d.jsonl", i), `{"PoolKey":"FC1","SubsId":"1000000000000001","PhoneNoX":"17000000000","OperateType":"updateNoA",`+string(key)+`:"x"}`+"\n"))
+		mustContain(t, r, "stderr", "unknown key")
+		check("unknown key "+n, r)
+		report := h.dir + fmt.Sprintf("/r%d.csv", i)
+		r = h.run("--report", report, h.write(fmt.Sprintf("o%d.csv", i), "PoolKey,SubsId,PhoneNoX,OperateType,OutId\nFC1,1000000000000001,17000000000,updateOutId,\""+n+"\"\n"))
+		if r.code != 0 {
+			t.Fatalf("OutId %s: %s", n, r)
+		}
+		b, _ := os.ReadFile(report)
+		if strings.Contains(shownDigits(string(b)), "13800138000") {
+			t.Errorf("report shows OutId %q in full:\n%s", n, b)
+		}
+	}
+	// Ids, dates and decimals stay whole.
+	r := h.run("--dry-run", h.write("ok.csv", "PoolKey,SubsId,PhoneNoX,OperateType,2026-12-01 10:00:00\nFC1,1000000000000001,17000000000,updateNoA,x\n"))
+	mustContain(t, r, "stderr", `unknown column "2026-12-01 10:00:00"`)
 }

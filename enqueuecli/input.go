@@ -85,6 +85,10 @@ func openInput(arg, formatFlag, encodingFlag string, stdin io.Reader) (*input, e
 			return nil, err
 		}
 		in.encFlag = true
+		if err := alreadyUTF8(in.display, head, in.enc); err != nil {
+			in.cleanup()
+			return nil, err
+		}
 	} else {
 		var note string
 		if in.enc, note = sniffEncoding(head); note != "" {
@@ -149,10 +153,21 @@ func detectFormat(text []byte, arg string) string {
 	return formatCSV
 }
 
-// hashFormat is the format as the batch id counts it: an encoding given
-// with --encoding is part of it, since the same bytes read another way are
-// other rows.
+// hashFormat is the format as the batch id counts it: the encoding the
+// file is read in, given with --encoding or found from a byte-order mark or
+// the text, is part of it, since the same bytes read another way are other
+// rows; the same file read the same way has the same id, flag or not.
 func (in *input) hashFormat() string {
+	if in.enc != encUTF8 {
+		return in.format + "/" + in.enc
+	}
+	return in.format
+}
+
+// legacyHashFormat is the format as earlier versions counted it: with the
+// encoding only when --encoding named it. A batch they began on a file whose
+// encoding was found rather than given has that id, and is resumed by it.
+func (in *input) legacyHashFormat() string {
 	if in.encFlag && in.enc != encUTF8 {
 		return in.format + "/" + in.enc
 	}
@@ -233,6 +248,11 @@ func newRowReader(r io.Reader, name, format, enc string) (*rowReader, error) {
 	rr.deadTaskCol, rr.exportedCol = -1, -1
 	if err := rr.checkUTF8(header, 1); err != nil {
 		return nil, err
+	}
+	for _, h := range header {
+		if strings.IndexByte(h, 0) >= 0 {
+			return nil, &encodingError{file: name, line: 1, guess: noBOMUTF16}
+		}
 	}
 	var problems []string
 	seen := map[string]int{} // canonical field → its column (0-based)
@@ -470,7 +490,7 @@ func numberWarnings(b []byte) []string {
 		if !ok || !slices.Contains(idFields, f) || len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
 			continue
 		}
-		out = append(out, f+": written as a JSON number: write numbers and ids as strings (\"13800138000\"); a program that reads JSON numbers as floating point can change their digits")
+		out = append(out, f+": written as a JSON number: write numbers and ids as strings (\"1000000768790001\"); a program that reads JSON numbers as floating point can change their digits")
 	}
 	slices.Sort(out)
 	return out

@@ -62,7 +62,8 @@ func TestValidateGroupId(t *testing.T) {
 	for v, want := range map[string]string{
 		"1234": "", "9223372036854775807": "",
 		"abc": "positive integer", "-5": "positive integer", "0": "positive integer", "12.0": "ends in .0",
-		"1.2E+3": "scientific notation", "99999999999999999999": "at most 19 digits",
+		"1.2E+3": "scientific notation", "99999999999999999999": "at most 9223372036854775807",
+		"9223372036854775808": "at most 9223372036854775807",
 	} {
 		u := valid("updateAxgGroup")
 		u.GroupId = v
@@ -111,13 +112,14 @@ func TestValidateRingConfig(t *testing.T) {
 	for v, want := range map[string]string{
 		`{"AXBRing_A":"100000001","AXBRing_B":"100000002"}`:                                                   "",
 		`{"AXNRing_AB":"1","AXNRing_A":"2","AXNRing_N":"3","AXGRing_AB":"4","AXGRing_A":"5","AXGRing_G":"6"}`: "",
-		`ring-42`:                 "must be a JSON object",
-		`["AXBRing_A"]`:           "must be a JSON object",
-		`null`:                    "must be a JSON object",
-		`{}`:                      "the object is empty",
-		`{"AXBRing_C":"1"}`:       `unknown key "AXBRing_C"`,
-		`{"AXBRing_A":100000001}`: "AXBRing_A must be a non-empty string",
-		`{"AXBRing_A":""}`:        "AXBRing_A must be a non-empty string",
+		`ring-42`:                           "must be a JSON object",
+		`["AXBRing_A"]`:                     "must be a JSON object",
+		`null`:                              "must be a JSON object",
+		`{}`:                                "the object is empty",
+		`{"AXBRing_C":"1"}`:                 `unknown key "AXBRing_C"`,
+		`{"AXBRing_A":100000001}`:           "AXBRing_A must be a non-empty string",
+		`{"AXBRing_A":""}`:                  "AXBRing_A must be a non-empty string",
+		`{"AXBRing_A":"1","AXBRing_A":"2"}`: `key "AXBRing_A" given twice`,
 	} {
 		u := valid("updateNoA")
 		u.RingConfig = v
@@ -229,4 +231,14 @@ func TestUnusedFields(t *testing.T) {
 		t.Errorf("updateAsr: Unused = %q", got)
 	}
 	_ = time.Second
+}
+
+// TestGroupIdTooLargeSaysTheLimit: a GroupId past the largest integer names
+// the largest one, not a count of digits it may have.
+func TestGroupIdTooLargeSaysTheLimit(t *testing.T) {
+	u := valid("updateAxgGroup")
+	u.GroupId = "9223372036854775808"
+	if got := problemsOf(t, u)["GroupId"]; strings.Contains(got, "19 digits") {
+		t.Errorf("GroupId %s: %q", u.GroupId, got)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -279,11 +280,11 @@ func (u *Update) UnmarshalJSON(data []byte) error {
 		key := tok.(string) // object keys are always strings
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return fmt.Errorf("key %q: %w", key, err)
+			return fmt.Errorf("key %s: %w", quoteKey(key), err)
 		}
 		if strings.EqualFold(key, "_meta") {
 			if prev, dup := seen["_meta"]; dup {
-				return fmt.Errorf("key %q given twice (also as %q)", key, prev)
+				return fmt.Errorf("key %s given twice (also as %s)", quoteKey(key), quoteKey(prev))
 			}
 			seen["_meta"] = key
 			if isNull(raw) {
@@ -301,10 +302,10 @@ func (u *Update) UnmarshalJSON(data []byte) error {
 		}
 		name, ok := CanonicalField(key)
 		if !ok {
-			return fmt.Errorf("unknown key %q (known keys: %s)", key, strings.Join(allColumns, ", "))
+			return fmt.Errorf("unknown key %s (known keys: %s)", quoteKey(key), strings.Join(allColumns, ", "))
 		}
 		if prev, dup := seen[name]; dup {
-			return fmt.Errorf("key %q given twice (also as %q)", key, prev)
+			return fmt.Errorf("key %s given twice (also as %s)", quoteKey(key), quoteKey(prev))
 		}
 		seen[name] = key
 		v, err := scalarText(name, raw)
@@ -366,4 +367,11 @@ func describeToken(tok json.Token) string {
 		return "null"
 	}
 	return fmt.Sprintf("%v", tok)
+}
+
+// quoteKey quotes a JSON key for a message with its phone numbers masked,
+// before quoting (an escape such as \u00a0 would split a number's digits)
+// and after.
+func quoteKey(k string) string {
+	return maskNumbers(strconv.Quote(maskNumbers(k)))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -413,7 +414,7 @@ func groupIDProblem(v string) string {
 	n, err := strconv.ParseInt(v, 10, 64)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("must be a positive integer of at most 19 digits; got %d digits", len(v))
+		return fmt.Sprintf("must be a positive integer of at most %d; got %s", int64(math.MaxInt64), quote(v))
 	case n == 0:
 		return "must be a positive integer (the number group id, e.g. 1234); got 0"
 	}
@@ -427,6 +428,9 @@ func ringConfigProblem(v string) string {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
 		return fmt.Sprintf("must be a JSON object of ring-back tone codes, e.g. %s; got %s", example, quote(v))
+	}
+	if k := repeatedKey(v); k != "" {
+		return fmt.Sprintf("must be a JSON object of ring-back tone codes, e.g. %s: key %s given twice", example, quote(k))
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -539,4 +543,31 @@ func quote(v string) string {
 		v = string(r[:max]) + "…"
 	}
 	return maskNumbers(strconv.Quote(v))
+}
+
+// repeatedKey returns the first key that the JSON object v gives twice, or
+// "" (also when v is not an object): encoding/json keeps the last value of
+// a repeated key without a word.
+func repeatedKey(v string) string {
+	dec := json.NewDecoder(strings.NewReader(v))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
