@@ -45,7 +45,7 @@ type limiterPoint struct {
 	at                   time.Duration // since the workers started
 	ok, throttled, other int
 	pending, completed   int64
-	rate                 float64 // dyplsq_limiter_rate of worker 1
+	rate                 float64 // dyplsq_limiter_rate_per_second of worker 1
 }
 
 func sampleLimiter(ctx context.Context, env *Env, sim *dyplsim.Sim, queue string, reg *prometheus.Registry, start time.Time) (limiterPoint, error) {
@@ -62,7 +62,7 @@ func sampleLimiter(ctx context.Context, env *Env, sim *dyplsim.Sim, queue string
 	}
 	var err error
 	p.pending, p.completed, _, err = env.queueCounts(ctx, queue)
-	p.rate = gaugeValue(reg, "dyplsq_limiter_rate")
+	p.rate = gaugeValue(reg, "dyplsq_limiter_rate_per_second")
 	return p, err
 }
 

@@ -63,8 +63,15 @@ func (s *Store) oldRecordKey(taskID string) string { return s.prefix() + ":dlq:r
 // DiedAt means now. The record and its index entry are written in one
 // transaction.
 func (s *Store) Put(ctx context.Context, r Record) error {
+	_, err := s.PutNew(ctx, r)
+	return err
+}
+
+// PutNew is [Store.Put], and also reports whether the task had no record
+// before (a new dead letter rather than a merge).
+func (s *Store) PutNew(ctx context.Context, r Record) (created bool, err error) {
 	if r.TaskID == "" {
-		return errors.New("deadletter: record without a task id")
+		return false, errors.New("deadletter: record without a task id")
 	}
 	r.Message = dypls.Mask(r.Message)
 	if r.DiedAt.IsZero() {
@@ -74,8 +81,9 @@ func (s *Store) Put(ctx context.Context, r Record) error {
 	txf := func(tx *redis.Tx) error {
 		merged := r
 		old, err := tx.Get(ctx, key).Bytes()
+		created = errors.Is(err, redis.Nil)
 		switch {
-		case errors.Is(err, redis.Nil):
+		case created:
 		case err != nil:
 			return err
 		default:
@@ -95,16 +103,15 @@ func (s *Store) Put(ctx context.Context, r Record) error {
 		})
 		return err
 	}
-	var err error
 	for range maxWatchRetries {
 		if err = s.Redis.Watch(ctx, txf, key); !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("deadletter: write record %s: %w", r.TaskID, err)
+		return false, fmt.Errorf("deadletter: write record %s: %w", r.TaskID, err)
 	}
-	return nil
+	return created, nil
 }
 
 // score is r's score in the index.

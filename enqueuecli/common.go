@@ -80,17 +80,8 @@ func (c *common) finish(e env) error {
 		return err
 	}
 	c.log = log.With().Str("component", "enqueue").Logger()
-	redis.SetLogger(redisLogger{c.log})
+	redis.SetLogger(logging.RedisLogger{L: log.With().Str("component", "go-redis").Logger()})
 	return nil
-}
-
-// redisLogger sends go-redis's own messages (dial failures during an
-// outage, which the command reports itself) to the debug log instead of
-// stderr.
-type redisLogger struct{ log zerolog.Logger }
-
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.log.Debug().Str("component", "go-redis").Msg(dypls.Mask(fmt.Sprintf(format, v...)))
 }
 
 // prefix is the key prefix of dyplsq's own keys.

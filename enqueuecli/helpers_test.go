@@ -113,6 +113,7 @@ func (h *harness) runCtx(ctx context.Context, stdin string, args ...string) resu
 	args = h.withQueue(args)
 	var out, errb safebuf.Buffer
 	code := Run(ctx, args, h.getenv, strings.NewReader(stdin), &out, &errb)
+	safebuf.CheckLog(h.t, errb.String())
 	return result{code, out.String(), errb.String()}
 }
 

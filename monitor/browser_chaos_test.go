@@ -91,7 +91,7 @@ func TestChaosBrowserUI(t *testing.T) {
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		KeyPrefix:                ns,
 		WorkerID:                 ns,
-		Logger:                   log.With().Str("component", "worker").Logger(),
+		Logger:                   log,
 		Registry:                 reg,
 	}, rdb, api)
 	if err != nil {

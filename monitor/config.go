@@ -55,8 +55,9 @@ type Config struct {
 	// see only the reason of an error implementing [PublicReasoner] (a bare
 	// "not ready" otherwise); callers with them see the whole error.
 	Ready func(ctx context.Context) error
-	// Logger receives the server's own log lines. Credentials are never
-	// logged.
+	// Logger receives the server's own log lines, which add
+	// component=monitor: it should carry no component itself. Credentials
+	// are never logged.
 	Logger zerolog.Logger
 }
 

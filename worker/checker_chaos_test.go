@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 )
 
 // chkEnvInt reads a positive integer setting.
@@ -51,6 +53,9 @@ func TestChaosChecker(t *testing.T) {
 	parallel := chkEnvInt(t, "DYPLSQ_CHECK_PARALLEL", max(6, 4*runtime.GOMAXPROCS(0)))
 	start := time.Now()
 	reps := runChkSchedules(env, seeds, variant, calm, parallel, false)
+	for _, r := range reps {
+		safebuf.CheckLog(t, r.logs)
+	}
 	took := time.Since(start)
 	reportChk(t, reps, true)
 	t.Logf("%d schedules in %s: %.0f schedules/min", len(reps), took.Round(time.Second), float64(len(reps))/took.Minutes())

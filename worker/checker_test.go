@@ -1729,6 +1729,9 @@ func TestCheckerCalm(t *testing.T) {
 	}
 	env := newChkEnv(t)
 	reps := runChkSchedules(env, []uint64{11, 12, 13}, chkVariantNone, true, 3, false)
+	for _, r := range reps {
+		safebuf.CheckLog(t, r.logs)
+	}
 	reportChk(t, reps, true)
 }
 

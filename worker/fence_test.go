@@ -179,8 +179,8 @@ func TestSupersededWithoutACall(t *testing.T) {
 	if b, _ := e.sim.Binding(u1.SubsId); b.OutId != "second" {
 		t.Fatalf("OutId %q", b.OutId)
 	}
-	if gauge := counter(t, e, "dyplsq_superseded_total"); gauge != 1 {
-		t.Fatalf("dyplsq_superseded_total %v", gauge)
+	if n := series(t, e.reg, "dyplsq_jobs_total", map[string]string{"outcome": "superseded"}); n != 1 {
+		t.Fatalf("dyplsq_jobs_total{outcome=superseded} %v", n)
 	}
 }
 

@@ -267,7 +267,7 @@ func (j *job) ambiguous() bool { return j.st != nil && j.st.Ambiguous }
 func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
 	ok, probe, retryIn := h.halt.admit(ctx, h.stop, h.cfg.HaltWait)
 	if !ok {
-		h.metrics.Jobs.WithLabelValues(StateHalted, h.halt.info().Code).Inc()
+		h.metrics.Retries.WithLabelValues(StateHalted, h.halt.info().Code).Inc()
 		return nil, &retryError{reason: StateHalted, delay: retryIn}
 	}
 	l := &lease{token: lockToken(j.id), probe: probe}
@@ -291,7 +291,7 @@ func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
 		return nil, h.applied(ctx, j, b.requestID, "this version had already been applied")
 	case fenceBusy, fenceBlocked:
 		giveBack()
-		h.metrics.Jobs.WithLabelValues(StateBusy, "").Inc()
+		h.metrics.Retries.WithLabelValues(StateBusy, "").Inc()
 		reason := StateBusy
 		if b.verdict == fenceBlocked {
 			reason = fmt.Sprintf("busy: version %d of this field may have been applied; waiting for it to settle", b.n)
@@ -389,7 +389,7 @@ func (h *handler) settle(ctx context.Context, j *job, l *lease, de *dypls.Error,
 	if err != nil {
 		return h.redisRetry(j, err)
 	}
-	h.metrics.Jobs.WithLabelValues(StateTransient, de.Code).Inc()
+	h.metrics.Retries.WithLabelValues(StateTransient, de.Code).Inc()
 	h.logJob(zerolog.InfoLevel, j, StateTransient, de)
 	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
 		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
@@ -573,8 +573,7 @@ func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error 
 			h.log.Warn().Err(err).Msg("shared rate not lowered")
 		}
 	}
-	h.metrics.Throttled.Inc()
-	h.metrics.Jobs.WithLabelValues(StateThrottled, de.Code).Inc()
+	h.metrics.Retries.WithLabelValues(StateThrottled, de.Code).Inc()
 	h.logJob(zerolog.DebugLevel, j, StateThrottled, de)
 	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
 		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
@@ -584,7 +583,7 @@ func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error 
 
 func (h *handler) halted(ctx context.Context, j *job, de *dypls.Error, wasProbe bool) error {
 	h.halt.trip(de.Code, de.Message, wasProbe)
-	h.metrics.Jobs.WithLabelValues(StateHalted, de.Code).Inc()
+	h.metrics.Retries.WithLabelValues(StateHalted, de.Code).Inc()
 	h.logJob(zerolog.ErrorLevel, j, StateHalted, de)
 	if err := h.mark(ctx, j, StateHalted, de.Code, de.Message, de.RequestID); err != nil {
 		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
@@ -601,8 +600,7 @@ func (h *handler) superseded(ctx context.Context, j *job, newer int64) error {
 	if err := h.report(ctx, j, res); err != nil {
 		return err
 	}
-	h.metrics.Superseded.Inc()
-	h.metrics.Jobs.WithLabelValues(OutcomeSuperseded, CodeSuperseded).Inc()
+	h.ended(j, OutcomeSuperseded, CodeSuperseded)
 	h.logJob(zerolog.InfoLevel, j, OutcomeSuperseded, &dypls.Error{Code: CodeSuperseded, Message: note})
 	return errEnded
 }
@@ -613,7 +611,7 @@ func (h *handler) applied(ctx context.Context, j *job, requestID, note string) e
 	if err := h.report(ctx, j, res); err != nil {
 		return err
 	}
-	h.metrics.Jobs.WithLabelValues(OutcomeApplied, dypls.CodeOK).Inc()
+	h.ended(j, OutcomeApplied, dypls.CodeOK)
 	h.logJob(zerolog.InfoLevel, j, OutcomeApplied, &dypls.Error{Code: dypls.CodeOK, RequestID: requestID, Message: note})
 	return errEnded
 }
@@ -672,8 +670,10 @@ func (h *handler) die(ctx context.Context, j *job, l *lease, reason string, de *
 			rec.Attempts = j.st.Attempts
 		}
 	}
-	if err := h.dead.Put(context.WithoutCancel(ctx), rec); err != nil {
+	if created, err := h.dead.PutNew(context.WithoutCancel(ctx), rec); err != nil {
 		h.log.Error().Err(err).Str("task_id", j.id).Msg("dead-letter record not written; the sweep will write it from the archive")
+	} else if created {
+		h.metrics.DeadCreated.Inc()
 	}
 	if j.st != nil {
 		// The job is over: its intent goes, so an older job may run (a
@@ -686,7 +686,7 @@ func (h *handler) die(ctx context.Context, j *job, l *lease, reason string, de *
 		}
 		h.endLease(ctx, j, l, attemptEnd{state: state, clearIntent: true})
 	}
-	h.metrics.Jobs.WithLabelValues(OutcomeDead, de.Code).Inc()
+	h.ended(j, OutcomeDead, de.Code)
 	if err := h.markRow(ctx, rec.Batch, rec.Line, OutcomeDead, de.Code, de.Message, de.RequestID); err != nil {
 		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated; the sweep ends the row")
 	}
@@ -768,28 +768,51 @@ func (h *handler) observe(action string, res dypls.Result, err error) {
 	}
 }
 
-// logJob writes the one line per job outcome or state.
+// ended counts a job's outcome and the time since it was enqueued (or
+// requeued; for a plain-asynq job, first picked up).
+func (h *handler) ended(j *job, outcome, code string) {
+	h.metrics.Jobs.WithLabelValues(outcome, code).Inc()
+	born := time.Time{}
+	if j.st != nil {
+		born = j.st.FirstSeen
+	}
+	if m := j.u.Meta; m != nil {
+		switch {
+		case !m.RequeuedAt.IsZero():
+			born = m.RequeuedAt
+		case !m.EnqueuedAt.IsZero():
+			born = m.EnqueuedAt
+		}
+	}
+	if !born.IsZero() {
+		h.metrics.JobLatency.WithLabelValues(outcome).Observe(max(h.now().Sub(born), 0).Seconds())
+	}
+}
+
+// logJob writes the one line per job outcome or state. Keys are snake_case,
+// one per field: the API's message is api_message, beside the line's own
+// message; duration_ms is the time since the attempt began.
 func (h *handler) logJob(level zerolog.Level, j *job, outcome string, de *dypls.Error) {
 	ev := h.log.WithLevel(level)
 	if ev == nil {
 		return
 	}
 	ev = ev.Str("task_id", j.id).Str("queue", j.queue).
-		Str("SubsId", j.u.SubsId).Str("OperateType", j.u.OperateType).
-		Str("PhoneNoX", dypls.MaskNumber(j.u.PhoneNoX)).
+		Str("subs_id", j.u.SubsId).Str("operate_type", j.u.OperateType).
+		Str("phone_no_x", dypls.MaskNumber(j.u.PhoneNoX)).
 		Str("outcome", outcome).Str("code", de.Code).Int("attempt", j.attempt).
-		Int64("version", j.version).Dur("duration", h.now().Sub(j.start))
+		Int64("version", j.version).Int64("duration_ms", h.now().Sub(j.start).Milliseconds())
 	if j.u.PhoneNoA != "" {
-		ev = ev.Str("PhoneNoA", dypls.MaskNumber(j.u.PhoneNoA))
+		ev = ev.Str("phone_no_a", dypls.MaskNumber(j.u.PhoneNoA))
 	}
 	if j.u.PhoneNoB != "" {
-		ev = ev.Str("PhoneNoB", dypls.MaskNumber(j.u.PhoneNoB))
+		ev = ev.Str("phone_no_b", dypls.MaskNumber(j.u.PhoneNoB))
 	}
 	if de.RequestID != "" {
-		ev = ev.Str("RequestId", de.RequestID)
+		ev = ev.Str("request_id", de.RequestID)
 	}
 	if de.Message != "" && de.Code != dypls.CodeOK {
-		ev = ev.Str("message", dypls.Mask(de.Message))
+		ev = ev.Str("api_message", dypls.Mask(de.Message))
 	} else if de.Message != "" {
 		ev = ev.Str("note", de.Message)
 	}

@@ -10,13 +10,13 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/dyplsq/dyplsq/internal/safebuf"
+	"github.com/dyplsq/dyplsq/logging"
 	"github.com/dyplsq/dyplsq/tasks"
 	"github.com/dyplsq/dyplsq/worker"
 )
@@ -53,7 +53,7 @@ func newEnv(t *testing.T, simCfg dyplsim.Config, mod func(*worker.Config)) *env 
 // which the caller cleans up.
 func newEnvOn(t *testing.T, rdb redis.UniversalClient, simCfg dyplsim.Config, mod func(*worker.Config)) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), ns: redistest.Namespace(t), rdb: rdb, logs: &safebuf.Buffer{}}
+	e := &env{t: t, ctx: context.Background(), ns: redistest.Namespace(t), rdb: rdb, logs: safebuf.Log(t)}
 	e.queue = e.ns + "-live"
 	if simCfg.Seed == 0 {
 		simCfg.Seed = 20
@@ -103,7 +103,11 @@ func newEnvOn(t *testing.T, rdb redis.UniversalClient, simCfg dyplsim.Config, mo
 func (e *env) start() *worker.Worker {
 	e.t.Helper()
 	cfg := e.cfg
-	cfg.Logger = zerolog.New(e.logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	log, err := logging.New("debug", "json", e.logs)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg.Logger = log
 	e.reg = prometheus.NewRegistry()
 	cfg.Registry = e.reg
 	w, err := worker.New(cfg, e.rdb, e.api)

@@ -70,7 +70,8 @@ func TestMetricsSeries(t *testing.T) {
 		names = append(names, mf.GetName())
 	}
 	all := strings.Join(names, " ")
-	for _, want := range []string{"dyplsq_jobs_total", "dyplsq_api_calls_total", "dyplsq_api_latency_seconds", "dyplsq_dead_letters", "dyplsq_dead_letter_oldest_age_seconds"} {
+	for _, want := range []string{"dyplsq_jobs_total", "dyplsq_api_calls_total", "dyplsq_api_latency_seconds", "dyplsq_dead_letters", "dyplsq_dead_letter_oldest_age_seconds",
+		"dyplsq_job_latency_seconds", "dyplsq_halted", "dyplsq_limiter_rate_per_second"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no series %s in %s", want, all)
 		}

@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -83,6 +84,9 @@ type Config struct {
 	KeyPrefix string // prefix of dyplsq's own Redis keys; default "dyplsq"
 	WorkerID  string // default host:pid
 
+	// Logger is the process's logger, without a component: the worker
+	// adds component=worker to its own lines and component=asynq to
+	// asynq's.
 	Logger   zerolog.Logger
 	Registry prometheus.Registerer // nil: metrics are kept but not registered
 	Now      func() time.Time
@@ -143,8 +147,11 @@ type Worker struct {
 	halts     *admin.Halts
 	sweeper   *deadletter.Sweeper
 	metrics   *Metrics
+	log       zerolog.Logger
 
-	haltReported bool // a halt is in Redis; only the halt loop uses it
+	haltReported bool      // a halt is in Redis; only the halt loop uses it
+	haltCode     string    // the code dyplsq_halted shows; only the halt loop uses it
+	redisDown    time.Time // when Redis stopped answering; only the Redis watch uses it
 
 	stopOnce sync.Once
 	loops    sync.WaitGroup
@@ -178,6 +185,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		halts:     &admin.Halts{Redis: rdb, Prefix: cfg.KeyPrefix},
 		metrics:   m,
+		log:       cfg.Logger.With().Str("component", "worker").Logger(),
 	}
 	queues := make([]string, 0, len(cfg.Queues))
 	for q := range cfg.Queues {
@@ -192,7 +200,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		dead:    store,
 		halt:    newHaltState(cfg.HaltProbeMin, cfg.HaltProbeMax, cfg.Now),
 		metrics: m,
-		log:     cfg.Logger,
+		log:     w.log,
 		stop:    make(chan struct{}),
 		now:     cfg.Now,
 	}
@@ -203,8 +211,10 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	w.h.marker = func(ctx context.Context, id string, line int, outcome, code, msg, requestID string) error {
 		return batches.Mark(ctx, id, line, batch.RowState{Outcome: outcome, Code: code, Message: msg, RequestID: requestID})
 	}
+	// The configured rate until the limiter reads the shared one.
+	m.LimitRate.Set(cfg.QPS)
 	if cfg.QPS > 0 {
-		w.h.limit = newLimiter(rdb, cfg.KeyPrefix, cfg.QPS, cfg.Now, m.LimitRate.Set)
+		w.h.limit = newLimiter(rdb, cfg.KeyPrefix, cfg.QPS, cfg.Now, rateReporter(m.LimitRate, w.log, cfg.QPS))
 	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(deadLetterCollector(store))
@@ -217,7 +227,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		TaskCheckInterval:        cfg.TaskCheckInterval,
 		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
-		Logger:                   asynqLogger{cfg.Logger},
+		Logger:                   asynqLogger{cfg.Logger.With().Str("component", "asynq").Logger()},
 		LogLevel:                 asynqLogLevel(cfg.Logger.GetLevel()),
 	})
 	return w, nil
@@ -238,6 +248,7 @@ func (w *Worker) Start() error {
 	w.cancel = cancel
 	w.loop(ctx, w.cfg.SweepInterval, w.sweep)
 	w.loop(ctx, 2*time.Second, w.reportHalt)
+	w.loop(ctx, time.Second, w.watchRedis)
 	return nil
 }
 
@@ -311,19 +322,25 @@ func (w *Worker) loop(ctx context.Context, every time.Duration, fn func(context.
 
 func (w *Worker) sweep(ctx context.Context) {
 	n, err := w.sweeper.Sweep(ctx)
+	w.metrics.DeadCreated.Add(float64(n))
 	if err != nil && ctx.Err() == nil {
-		w.cfg.Logger.Warn().Err(err).Msg("dead-letter sweep failed")
+		w.log.Warn().Err(err).Msg("dead-letter sweep failed")
 		return
 	}
 	if n > 0 {
-		w.cfg.Logger.Info().Int("records", n).Msg("dead-letter sweep wrote records for archived jobs")
+		w.log.Info().Int("records", n).Msg("dead-letter sweep wrote records for archived jobs")
 	}
 }
 
 func (w *Worker) reportHalt(ctx context.Context) {
 	info := w.Halt()
-	w.metrics.Halted.Reset()
+	if info.Code != w.haltCode {
+		w.metrics.Halted.Reset()
+		w.haltCode = info.Code
+	}
 	if !info.Halted {
+		w.metrics.Halted.WithLabelValues("").Set(0)
+		w.metrics.HaltedSince.Set(0)
 		// Clear the report once, after a halt ends, not on every tick.
 		if w.haltReported && w.halts.Clear(ctx, w.cfg.WorkerID) == nil {
 			w.haltReported = false
@@ -331,13 +348,53 @@ func (w *Worker) reportHalt(ctx context.Context) {
 		return
 	}
 	w.metrics.Halted.WithLabelValues(info.Code).Set(1)
+	w.metrics.HaltedSince.Set(float64(info.Since.UnixNano()) / 1e9)
 	host, _ := os.Hostname()
 	err := w.halts.Report(ctx, admin.Halt{Worker: w.cfg.WorkerID, Host: host, PID: os.Getpid(), Code: info.Code,
 		Message: info.Message, Since: info.Since, UpdatedAt: w.cfg.Now(), NextProbe: info.NextProbe})
 	if err != nil && ctx.Err() == nil {
-		w.cfg.Logger.Warn().Err(err).Msg("halt not reported to Redis")
+		w.log.Warn().Err(err).Msg("halt not reported to Redis")
 	}
 	w.haltReported = true
+}
+
+// rateReporter returns the limiter's callback: it sets the gauge on every
+// read of the shared rate and logs a change of it at debug level.
+func rateReporter(g prometheus.Gauge, log zerolog.Logger, start float64) func(float64) {
+	var mu sync.Mutex
+	last := start
+	return func(r float64) {
+		g.Set(r)
+		mu.Lock()
+		changed := math.Abs(r-last) >= max(0.5, last*0.05) // recovery moves it a little on every read
+		if changed {
+			last = r
+		}
+		mu.Unlock()
+		if changed {
+			log.Debug().Float64("rate_per_second", math.Round(r*10)/10).Msg("shared rate limit changed")
+		}
+	}
+}
+
+// watchRedis pings Redis and logs one line when it stops answering and one
+// when it answers again; the many errors of asynq and go-redis meanwhile go
+// to the debug log.
+func (w *Worker) watchRedis(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	err := w.rdb.Ping(pctx).Err()
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	switch {
+	case err != nil && w.redisDown.IsZero():
+		w.redisDown = w.cfg.Now()
+		w.log.Warn().Str("error", dypls.Mask(err.Error())).Msg("Redis unreachable: jobs wait until it answers")
+	case err == nil && !w.redisDown.IsZero():
+		w.log.Info().Int64("down_ms", w.cfg.Now().Sub(w.redisDown).Milliseconds()).Msg("Redis answers again")
+		w.redisDown = time.Time{}
+	}
 }
 
 func asynqLogLevel(l zerolog.Level) asynq.LogLevel {

@@ -144,7 +144,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "worker: %s\n", err)
 		return 2
 	}
+	// The worker and the monitor add their own component; the lines of
+	// this command itself say worker.
+	base := log
 	log = log.With().Str("component", "worker").Logger()
+	redis.SetLogger(logging.RedisLogger{L: base.With().Str("component", "go-redis").Logger()})
 
 	rdb, err := redisconn.Open(cfg.redis)
 	if err != nil {
@@ -177,7 +181,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	wc := cfg.worker
-	wc.Logger = log
+	wc.Logger = base
 	wc.Registry = reg
 	w, err := worker.New(wc, rdb, api)
 	if err != nil {
@@ -190,7 +194,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mc.Registry = reg
 	mc.Inspector = w.Inspector()
 	mc.Ready = w.Ready
-	mc.Logger = log.With().Str("component", "monitor").Logger()
+	mc.Logger = base
 	mon, err := monitor.New(mc)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %s\n", err)

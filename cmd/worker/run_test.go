@@ -16,6 +16,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -155,6 +156,13 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), dyplsim.DefaultAccessKeySecret) {
 		t.Fatal("the secret was logged")
+	}
+	// One key per field, whichever part of the process logs.
+	safebuf.CheckLog(t, stderr.String())
+	for _, c := range []string{`"component":"asynq"`, `"component":"worker"`} {
+		if !strings.Contains(stderr.String(), c) {
+			t.Errorf("no line with %s:\n%s", c, stderr.String())
+		}
 	}
 	_ = redistest.Client(t).SRem(context.Background(), "asynq:queues", ns).Err()
 }
