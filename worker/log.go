@@ -34,7 +34,7 @@ func demoted(args []any) bool {
 // worker's Redis watch reports once.
 func redisNoise(msg string) bool {
 	for _, s := range []string{"connection refused", "i/o timeout", "connection reset", "broken pipe", "EOF",
-		"no route to host", "dial tcp", "redis: client is closed", "LOADING", "UNKNOWN: redis command error", "context deadline exceeded"} {
+		"no route to host", "dial tcp", "redis: client is closed", "LOADING"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

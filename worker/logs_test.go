@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/worker"
 )
 
 // logLines returns the env's JSON log lines whose message is msg.
@@ -78,6 +79,33 @@ func TestDeadJobLogStyle(t *testing.T) {
 	for _, line := range strings.Split(e.logs.String(), "\n") {
 		if strings.Contains(line, "Retry exhausted") && !strings.Contains(line, `"level":"debug"`) {
 			t.Errorf("asynq repeats the death above debug level: %s", line)
+		}
+	}
+}
+
+// Throttling answers and the changes of the shared rate they cause are
+// logged at debug level only.
+func TestThrottlesAndRateChangesAtDebug(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.QPS = 100 })
+	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", Kind: "code", Code: "isv.FLOW_LIMIT", Count: 6})
+	e.start()
+	var ids []string
+	for i := 1; i <= 6; i++ {
+		u := seed(i, "updateOutId")
+		u.OutId = "throttled"
+		ids = append(ids, e.enqueue(u))
+	}
+	for _, id := range ids {
+		e.waitState(id, 20*time.Second, asynq.TaskStateCompleted)
+	}
+	throttled, changed := logLines(t, e, "job throttled"), logLines(t, e, "shared rate limit changed")
+	if len(throttled) == 0 || len(changed) == 0 {
+		t.Fatalf("%d throttle lines, %d rate change lines; want both", len(throttled), len(changed))
+	}
+	for _, l := range append(throttled, changed...) {
+		if l["level"] != "debug" {
+			t.Errorf("not at debug: %v", l)
 		}
 	}
 }

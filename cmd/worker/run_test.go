@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,6 +160,9 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 	// One key per field, whichever part of the process logs.
 	safebuf.CheckLog(t, stderr.String())
+	if !regexp.MustCompile(`"time":"[^"]+T\d\d:\d\d:\d\d\.\d{3}`).MatchString(stderr.String()) {
+		t.Errorf("no millisecond timestamps:\n%s", stderr.String())
+	}
 	for _, c := range []string{`"component":"asynq"`, `"component":"worker"`} {
 		if !strings.Contains(stderr.String(), c) {
 			t.Errorf("no line with %s:\n%s", c, stderr.String())
