@@ -348,8 +348,13 @@ func (h *handler) call(ctx context.Context, j *job, l *lease) (*dypls.Error, dyp
 
 // settle carries out the decision for the attempt's answer.
 func (h *handler) settle(ctx context.Context, j *job, l *lease, de *dypls.Error, res dypls.Result) error {
+	var failingFor time.Duration
+	if !j.st.FirstFailure.IsZero() {
+		failingFor = h.now().Sub(j.st.FirstFailure)
+	}
 	s := settle(attempt{err: de, op: j.u.OperateType, ambiguous: j.ambiguous(),
-		attempts: j.st.Attempts, maxAttempts: h.cfg.MaxAttempts})
+		attempts: j.st.Attempts, maxAttempts: h.cfg.MaxAttempts,
+		retryFor: h.cfg.RetryFor, failingFor: failingFor})
 	switch s.act {
 	case actApplied:
 		return h.commit(ctx, j, l, res.RequestID, "")
@@ -567,8 +572,26 @@ func (h *handler) maxAgePassed(ctx context.Context, j *job) error {
 	return h.die(ctx, j, nil, reasonMaxAge, de)
 }
 
+// throttled retries a throttled job after a short delay, not counted. It
+// cuts the fleet's shared rate when throttling is the account's (see
+// settleThrottle), and otherwise backs off this binding alone.
 func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error {
+	t := throttle{code: de.Code, minSpread: h.cfg.ThrottleSpread, base: h.cfg.ThrottleDelay, max: h.cfg.ThrottleBindingMax}
 	if h.limit != nil {
+		n, err := h.limit.spread(ctx, j.u.SubsId)
+		if err != nil {
+			h.log.Warn().Err(err).Msg("throttling spread not recorded")
+			n = t.minSpread // as before: the shared rate is cut
+		}
+		t.spread = n
+	}
+	n, err := h.state.throttledBinding(ctx, j.u.SubsId)
+	if err != nil {
+		h.log.Warn().Err(err).Msg("binding throttle count not recorded")
+	}
+	t.repeats = n
+	d := settleThrottle(t)
+	if h.limit != nil && d.cutShared {
 		if err := h.limit.throttled(ctx); err != nil {
 			h.log.Warn().Err(err).Msg("shared rate not lowered")
 		}
@@ -578,7 +601,7 @@ func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error 
 	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
 		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
 	}
-	return &retryError{reason: StateThrottled, delay: jitter(h.cfg.ThrottleDelay), err: de}
+	return &retryError{reason: StateThrottled, delay: jitter(d.delay), err: de}
 }
 
 func (h *handler) halted(ctx context.Context, j *job, de *dypls.Error, wasProbe bool) error {

@@ -33,6 +33,9 @@ type limiter struct {
 	recovery float64       // fraction of the rate regained per second
 	refresh  time.Duration
 
+	spreadKey    string        // SubsIds throttled lately, by Redis's time
+	spreadWindow time.Duration // how long a throttled SubsId counts
+
 	mu      sync.Mutex
 	rate    float64
 	readAt  time.Time
@@ -79,12 +82,21 @@ if now - cut < tonumber(ARGV[4]) or proposal >= eff then return tostring(eff) en
 redis.call('HSET', KEYS[1], 'rate', tostring(proposal), 'at', now, 'cut', now)
 redis.call('PEXPIRE', KEYS[1], 3600000)
 return tostring(proposal)`)
+	// limitSpread records that SubsId ARGV[1] was throttled now and
+	// returns how many distinct SubsIds were throttled within the last
+	// ARGV[2] ms.
+	limitSpread = redis.NewScript(limitNow + `
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('ZCARD', KEYS[1])`)
 )
 
 func newLimiter(rdb redis.UniversalClient, prefix string, qps float64, now func() time.Time, onRate func(float64)) *limiter {
 	return &limiter{
 		rdb: rdb, rl: redis_rate.NewLimiter(rdb),
 		key: prefix + ":limit:UpdateSubscription", gcraKey: prefix + ":limit:UpdateSubscription:gcra",
+		spreadKey: prefix + ":limit:UpdateSubscription:throttled", spreadWindow: 5 * time.Second,
 		cap: qps, min: math.Max(1, qps/100), window: 300 * time.Millisecond, recovery: 0.01,
 		refresh: 250 * time.Millisecond, onRate: onRate, nowFunc: now,
 	}
@@ -214,4 +226,12 @@ func (l *limiter) throttled(ctx context.Context) error {
 	}
 	l.set(r, now)
 	return nil
+}
+
+// spread records a throttling answer for subsID and returns how many
+// distinct SubsIds the fleet saw throttled within the spread window, this
+// one included.
+func (l *limiter) spread(ctx context.Context, subsID string) (int, error) {
+	n, err := limitSpread.Run(ctx, l.rdb, []string{l.spreadKey}, subsID, l.spreadWindow.Milliseconds()).Int()
+	return n, err
 }

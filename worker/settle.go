@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"time"
+
 	"github.com/dyplsq/dyplsq/dypls"
 )
 
@@ -30,6 +32,22 @@ type attempt struct {
 	ambiguous   bool         // an earlier attempt may have applied the update
 	attempts    int          // counted attempts before this one
 	maxAttempts int
+	// retryFor, when positive, is the retry budget by time: transient
+	// answers are retried until this long after the job's first failure,
+	// however many attempts that takes (maxAttempts is then ignored).
+	retryFor time.Duration
+	// failingFor is how long the job has been failing, from its first
+	// failure to this answer (zero for a first failure).
+	failingFor time.Duration
+}
+
+// exhausted reports whether a counted failure now uses up the job's retry
+// budget: the time budget when one is set, else the attempts.
+func (a attempt) exhausted() bool {
+	if a.retryFor > 0 {
+		return a.failingFor >= a.retryFor
+	}
+	return a.attempts+1 >= a.maxAttempts
 }
 
 // settlement is the decision for one attempt.
@@ -58,8 +76,9 @@ type settlement struct {
 //   - Throttled: again after a short delay, not counted.
 //   - Systemic: the worker halts; the job waits, not counted.
 //   - Transient: counted, and in doubt when the answer leaves the outcome
-//     unknown (timeout, dropped connection, 5xx); when the attempts are
-//     used up the job is dead, after a check if something may have applied.
+//     unknown (timeout, dropped connection, 5xx); when the retry budget is
+//     used up (the attempts, or JOB_RETRY_FOR since the first failure) the
+//     job is dead, after a check if something may have applied.
 func settle(a attempt) settlement {
 	e := a.err
 	switch {
@@ -80,7 +99,7 @@ func settle(a attempt) settlement {
 		return settlement{act: actHalt}
 	}
 	s := settlement{act: actRetryTransient, counted: true, inDoubt: e.Ambiguous, running: mayStillRun(e)}
-	if a.attempts+1 >= a.maxAttempts {
+	if a.exhausted() {
 		s.act = actExhausted
 		if (a.ambiguous || e.Ambiguous) && checkable(a.op) {
 			s.act = actCheck
@@ -134,4 +153,48 @@ func settleCheck(c check) action {
 		return actDead
 	}
 	return actRetryTransient
+}
+
+// throttle is what is known about a throttling answer beyond its code:
+// how widely throttling is spread over the fleet's bindings, and how often
+// this binding was throttled lately.
+type throttle struct {
+	code string
+	// spread is the number of distinct SubsIds throttled across the fleet
+	// within the spread window, this one included; minSpread is the least
+	// that counts as throttling of the account rather than of one binding.
+	spread, minSpread int
+	// repeats is how many throttling answers this SubsId got within the
+	// last minute, this one included.
+	repeats int
+	// base is the mean delay after a throttling answer, max the longest
+	// delay of a binding backed off alone.
+	base, max time.Duration
+}
+
+// throttleDecision is what a throttling answer does.
+type throttleDecision struct {
+	// cutShared lowers the fleet's shared rate.
+	cutShared bool
+	// delay is the mean delay before the job runs again.
+	delay time.Duration
+}
+
+// settleThrottle decides what a throttling answer means. The gateway's
+// codes (Throttling, Throttling.User, Throttling.Api) say the account or
+// the API is over its rate: the shared rate is cut. isv.FLOW_LIMIT is the
+// business flow control, which also limits how often one binding may
+// change: when it is spread across at least minSpread bindings it is taken
+// as the account's rate and the shared rate is cut; concentrated on fewer
+// bindings it backs off this binding alone, doubling its delay with every
+// repeat (up to max) and leaving the fleet's rate as it is.
+func settleThrottle(t throttle) throttleDecision {
+	if t.code != "isv.FLOW_LIMIT" || t.spread >= t.minSpread {
+		return throttleDecision{cutShared: true, delay: t.base}
+	}
+	d := t.base
+	for i := 0; i < t.repeats && d < t.max; i++ {
+		d *= 2
+	}
+	return throttleDecision{delay: min(d, max(t.max, t.base))}
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"testing"
+	"time"
 
 	"github.com/dyplsq/dyplsq/dypls"
 )
@@ -41,6 +42,17 @@ func TestSettle(t *testing.T) {
 			settlement{act: actCheck, counted: true, inDoubt: true, running: true}},
 		{"last attempt after doubt", attempt{err: code("isp.SYSTEM_ERROR"), op: "updateNoB", ambiguous: true, attempts: 9, maxAttempts: 10},
 			settlement{act: actCheck, counted: true}},
+		{"time budget: failing for less than JOB_RETRY_FOR, attempts beyond the count", attempt{err: code("HTTP.503"), op: "updateNoA", attempts: 40, maxAttempts: 10,
+			retryFor: 30 * time.Minute, failingFor: 5 * time.Minute},
+			settlement{act: actRetryTransient, counted: true}},
+		{"time budget used up", attempt{err: code("HTTP.503"), op: "updateOutId", attempts: 3, maxAttempts: 10,
+			retryFor: 30 * time.Minute, failingFor: 30 * time.Minute},
+			settlement{act: actExhausted, counted: true}},
+		{"time budget used up in doubt", attempt{err: unknown(dypls.CodeTimeout, 0), op: "updateNoA", attempts: 3,
+			retryFor: time.Minute, failingFor: 2 * time.Minute},
+			settlement{act: actCheck, counted: true, inDoubt: true, running: true}},
+		{"throttled with a time budget", attempt{err: code("isv.FLOW_LIMIT"), retryFor: time.Minute, failingFor: time.Hour},
+			settlement{act: actRetryThrottled}},
 		{"last attempt in doubt, field not readable", attempt{err: unknown(dypls.CodeTimeout, 0), op: "updateExpire", attempts: 9, maxAttempts: 10},
 			settlement{act: actExhausted, counted: true, inDoubt: true, running: true}},
 	} {
@@ -69,6 +81,35 @@ func TestSettleCheck(t *testing.T) {
 	} {
 		if got := settleCheck(c.c); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// TestSettleThrottle: throttling concentrated on one binding backs off
+// that binding alone; spread across bindings, or from the gateway, it cuts
+// the shared rate.
+func TestSettleThrottle(t *testing.T) {
+	base, maxD := time.Second, 30*time.Second
+	for _, c := range []struct {
+		name string
+		t    throttle
+		want throttleDecision
+	}{
+		{"one binding, first answer", throttle{code: "isv.FLOW_LIMIT", spread: 1, minSpread: 3, repeats: 1, base: base, max: maxD},
+			throttleDecision{delay: 2 * time.Second}},
+		{"one binding, again", throttle{code: "isv.FLOW_LIMIT", spread: 1, minSpread: 3, repeats: 3, base: base, max: maxD},
+			throttleDecision{delay: 8 * time.Second}},
+		{"one binding, many times", throttle{code: "isv.FLOW_LIMIT", spread: 2, minSpread: 3, repeats: 20, base: base, max: maxD},
+			throttleDecision{delay: maxD}},
+		{"spread across bindings", throttle{code: "isv.FLOW_LIMIT", spread: 3, minSpread: 3, repeats: 5, base: base, max: maxD},
+			throttleDecision{cutShared: true, delay: base}},
+		{"gateway quota", throttle{code: "Throttling.User", spread: 1, minSpread: 3, repeats: 4, base: base, max: maxD},
+			throttleDecision{cutShared: true, delay: base}},
+		{"API quota", throttle{code: "Throttling.Api", spread: 1, minSpread: 3, base: base, max: maxD},
+			throttleDecision{cutShared: true, delay: base}},
+	} {
+		if got := settleThrottle(c.t); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
 		}
 	}
 }

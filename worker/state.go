@@ -146,3 +146,18 @@ func unixMilli(s string) time.Time {
 	}
 	return time.UnixMilli(n)
 }
+
+// throttledBinding counts a throttling answer for subsID and returns how
+// many it got in a row, this one included: the count starts again after a
+// minute without one. The count is shared by the fleet, so a binding backed off by
+// one worker is backed off by all.
+func (s *stateStore) throttledBinding(ctx context.Context, subsID string) (int, error) {
+	key := fmt.Sprintf("%s:{%s}:throttled", s.prefix, subsID)
+	pipe := s.rdb.TxPipeline()
+	n := pipe.Incr(ctx, key)
+	pipe.PExpire(ctx, key, time.Minute)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 1, err
+	}
+	return int(n.Val()), nil
+}

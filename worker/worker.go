@@ -50,6 +50,20 @@ type Config struct {
 	MaxAttempts int            // counted (transient) attempts; default 10
 	MaxAge      time.Duration  // default 24h
 
+	// RetryFor, when positive, is the retry budget by time (JOB_RETRY_FOR):
+	// transient failures are retried until this long after the job's first
+	// failure, whatever MaxAttempts says.
+	RetryFor time.Duration
+	// ThrottleSpread is how many distinct SubsIds must be throttled with
+	// isv.FLOW_LIMIT within ThrottleWindow, across the fleet, before the
+	// shared rate is cut; fewer back off their own bindings; default 3.
+	ThrottleSpread int
+	// ThrottleWindow is the window of ThrottleSpread; default 5s.
+	ThrottleWindow time.Duration
+	// ThrottleBindingMax is the longest delay of a binding backed off
+	// alone; default 1m.
+	ThrottleBindingMax time.Duration
+
 	BackoffBase   time.Duration // first transient backoff ceiling; default 1s
 	BackoffMax    time.Duration // default 5m
 	ThrottleDelay time.Duration // mean delay after a throttling answer; default 1s
@@ -108,6 +122,11 @@ func (c Config) withDefaults(callTimeout time.Duration) Config {
 		c.MaxAttempts = 10
 	}
 	def(&c.MaxAge, 24*time.Hour)
+	if c.ThrottleSpread <= 0 {
+		c.ThrottleSpread = 3
+	}
+	def(&c.ThrottleWindow, 5*time.Second)
+	def(&c.ThrottleBindingMax, time.Minute)
 	def(&c.BackoffBase, time.Second)
 	def(&c.BackoffMax, 5*time.Minute)
 	def(&c.ThrottleDelay, time.Second)
@@ -215,6 +234,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	m.LimitRate.Set(cfg.QPS)
 	if cfg.QPS > 0 {
 		w.h.limit = newLimiter(rdb, cfg.KeyPrefix, cfg.QPS, cfg.Now, rateReporter(m.LimitRate, w.log, cfg.QPS))
+		w.h.limit.spreadWindow = cfg.ThrottleWindow
 	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(deadLetterCollector(store))
