@@ -17,6 +17,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/envflag"
 	"github.com/dyplsq/dyplsq/tasks"
@@ -441,7 +442,7 @@ func waitOutcome(res followResult, err error, timeout time.Duration, id string, 
 		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled\n", id)
 		return exitGaveUp
 	case res.st.Dead > 0:
-		fmt.Fprintf(e.stderr, "enqueue: %s dead; see them with: enqueue dlq list, and fix them with: enqueue dlq export --out dead.csv\n", rows(res.st.Dead, "row is", "rows are"))
+		fmt.Fprintf(e.stderr, "enqueue: %s dead; see them with: enqueue dlq list%s\n", rows(res.st.Dead, "row is", "rows are"), deadHint(res.st))
 		return exitFailed
 	}
 	return exitOK
@@ -558,4 +559,47 @@ func legacyQueues(queue string) []string {
 		return []string{queue}
 	}
 	return []string{queue, tasks.DefaultBulkQueue}
+}
+
+// deadHint says what to do about a batch's dead rows, by their codes: rows
+// whose retries ran out (a transient code, the max age) are requeued by
+// code; rows the API refused need fixing, through an export.
+func deadHint(st batch.Status) string {
+	var again []string
+	fix := false
+	var coded int64
+	for _, c := range st.Codes {
+		if c.Outcome != batch.OutcomeDead {
+			continue
+		}
+		coded += c.Rows
+		if needsFix(c.Code) {
+			fix = true
+		} else {
+			again = append(again, c.Code)
+		}
+	}
+	if coded < st.Dead {
+		fix = true // rows without a code: look at them
+	}
+	var b strings.Builder
+	for _, code := range again {
+		fmt.Fprintf(&b, "; their retries ran out: once the cause is gone, run them again with: enqueue dlq requeue --code %s", shellQuote(code))
+	}
+	if fix {
+		b.WriteString("; rows the API refused need fixing: enqueue dlq export --out dead.csv, fix the file, and queue it")
+	}
+	return b.String()
+}
+
+// needsFix reports whether a dead job with code fails again as it is: the
+// API refused it, or the payload is unusable.
+func needsFix(code string) bool {
+	switch code {
+	case "Job.Malformed", "Job.UnknownType":
+		return true
+	case "Job.MaxAgePassed", deadletter.CodeRetryLimit, deadletter.CodeUnsupportedSchema:
+		return false
+	}
+	return dypls.Classify(code) == dypls.Permanent
 }

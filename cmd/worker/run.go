@@ -66,6 +66,8 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	queues := s.String("WORKER_QUEUES", "queues", "dyplsq-live:6,dyplsq-bulk:1", "queues to serve with their weights")
 	maxAge := s.Duration("JOB_MAX_AGE", "job-max-age", 24*time.Hour, "a job older than this is dead")
 	maxAttempts := s.Int("JOB_MAX_ATTEMPTS", "job-max-attempts", 10, 1, "counted (transient) attempts before a job is dead")
+	retryForS := s.String("JOB_RETRY_FOR", "job-retry-for", "", "retry budget by time: transient failures are retried until this long after a job's first failure, whatever JOB_MAX_ATTEMPTS says (e.g. 30m; unset: JOB_MAX_ATTEMPTS counts)")
+	backoffBase := s.Duration("JOB_BACKOFF_BASE", "job-backoff-base", time.Second, "first transient backoff ceiling; it doubles per attempt up to 5m (full jitter)")
 	monAddr := s.String("MONITOR_ADDR", "monitor-addr", "127.0.0.1:8080", "address of the UI, /metrics, /healthz, /readyz")
 	monUser := s.String("MONITOR_USER", "monitor-user", "", "basic-auth user for the UI and /metrics (required off loopback)")
 	monPass := s.Secret("MONITOR_PASSWORD", "monitor-password", "basic-auth password")
@@ -94,7 +96,20 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if err != nil {
 		return nil, err
 	}
-	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps, KeyPrefix: *keyPrefix}
+	var retryFor time.Duration
+	if v := strings.TrimSpace(*retryForS); v != "" {
+		if retryFor, err = time.ParseDuration(v); err != nil || retryFor <= 0 {
+			return nil, fmt.Errorf("JOB_RETRY_FOR (--job-retry-for): %q is not a positive duration such as 30m", v)
+		}
+	}
+	if retryFor >= *maxAge {
+		return nil, fmt.Errorf("JOB_RETRY_FOR (--job-retry-for) %s must be below JOB_MAX_AGE (--job-max-age) %s: a job older than that is dead anyway", retryFor, *maxAge)
+	}
+	if *backoffBase < 10*time.Millisecond || *backoffBase > 5*time.Minute {
+		return nil, fmt.Errorf("JOB_BACKOFF_BASE (--job-backoff-base): %s is out of range (10ms to 5m)", *backoffBase)
+	}
+	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps, KeyPrefix: *keyPrefix,
+		RetryFor: retryFor, BackoffBase: *backoffBase}
 	c.monitor = monitor.Config{Addr: *monAddr, User: *monUser, Password: *monPass, ReadOnly: *monRO}
 	if err := monitor.CheckAddr(*monAddr, *monUser, *monPass); err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 	}
 	for _, v := range []string{"REDIS_URL", "REDIS_CLUSTER_ADDRS", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "LOG_LEVEL", "LOG_FORMAT",
 		"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN", "DYPLS_ENDPOINT", "DYPLS_REGION",
-		"DYPLS_QPS", "DYPLS_TIMEOUT", "WORKER_CONCURRENCY", "WORKER_QUEUES", "JOB_MAX_AGE", "JOB_MAX_ATTEMPTS", "MONITOR_ADDR",
+		"DYPLS_QPS", "DYPLS_TIMEOUT", "WORKER_CONCURRENCY", "WORKER_QUEUES", "JOB_MAX_AGE", "JOB_MAX_ATTEMPTS", "JOB_RETRY_FOR", "JOB_BACKOFF_BASE", "MONITOR_ADDR",
 		"MONITOR_USER", "MONITOR_PASSWORD", "MONITOR_READONLY", "default 127.0.0.1:8080", "https://dyplsapi.aliyuncs.com"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("--help lacks %s", v)
@@ -55,6 +55,8 @@ func TestBadConfigIsOneLineAndExit2(t *testing.T) {
 		{"bad endpoint", base, []string{"--endpoint", "ftp://x"}, "DYPLS_ENDPOINT"},
 		{"both redis", mergeEnv(base, map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_CLUSTER_ADDRS": "127.0.0.1:7000"}), nil, "REDIS_URL and REDIS_CLUSTER_ADDRS"},
 		{"non-loopback monitor without credentials", mergeEnv(base, map[string]string{"REDIS_URL": redistest.URL(t)}), []string{"--monitor-addr", "0.0.0.0:0"}, "MONITOR_USER"},
+		{"retry budget beyond the max age", base, []string{"--job-retry-for", "48h"}, "JOB_RETRY_FOR (--job-retry-for) 48h0m0s must be below JOB_MAX_AGE"},
+		{"backoff base too long", base, []string{"--job-backoff-base", "1h"}, "JOB_BACKOFF_BASE (--job-backoff-base)"},
 		{"unknown flag", base, []string{"--nope"}, "nope"},
 	}
 	for _, c := range cases {
