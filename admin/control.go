@@ -135,3 +135,44 @@ func pausedKey(q string) string { return "asynq:{" + q + "}:paused" }
 func queueMissing(err error) bool {
 	return errors.Is(err, asynq.ErrQueueNotFound) || strings.Contains(err.Error(), "does not exist")
 }
+
+// RunHalted moves the jobs of queues that wait in the retry set because a
+// worker was halted (their last error starts with "halted") to pending, so
+// that they run now rather than at a probe time chosen by a worker that
+// may be gone. It returns how many it moved.
+func (c *Control) RunHalted(ctx context.Context, queues ...string) (int, error) {
+	moved := 0
+	for _, q := range queues {
+		page := 1
+		for {
+			if err := ctx.Err(); err != nil {
+				return moved, err
+			}
+			ts, err := c.Inspector.ListRetryTasks(q, asynq.PageSize(500), asynq.Page(page))
+			if err != nil {
+				if queueMissing(err) {
+					break
+				}
+				return moved, fmt.Errorf("admin: list retry tasks of %q: %w", q, err)
+			}
+			if len(ts) == 0 {
+				break
+			}
+			n := 0
+			for _, t := range ts {
+				if !strings.HasPrefix(t.LastErr, "halted") {
+					continue
+				}
+				if err := c.Inspector.RunTask(q, t.ID); err != nil {
+					continue // it ran or moved meanwhile
+				}
+				n++
+			}
+			moved += n
+			if n == 0 {
+				page++ // the moved ones left the set; otherwise read on
+			}
+		}
+	}
+	return moved, nil
+}

@@ -36,8 +36,9 @@ type Halt struct {
 	Worker, Host string
 	PID          int
 	// Code is the failure code that halted it, Message its text (phone
-	// numbers masked by the reporter).
-	Code, Message string
+	// numbers masked by the reporter), Hint what to check (the setting to
+	// fix).
+	Code, Message, Hint string
 	// Since is when the worker halted; UpdatedAt when it last reported;
 	// NextProbe when it will try the API again.
 	Since, UpdatedAt, NextProbe time.Time
@@ -178,4 +179,26 @@ func (h *Halts) List(ctx context.Context) ([]Halt, error) {
 		return out[i].Worker < out[j].Worker
 	})
 	return out, nil
+}
+
+// ProbeKey is the counter an operator raises to make halted workers probe
+// now: each worker's halt loop watches it.
+func (h *Halts) ProbeKey() string { return h.Key() + ":probe" }
+
+// RequestProbe asks every halted worker to probe the API now, once the
+// cause of its halt is fixed, instead of at its next scheduled probe.
+func (h *Halts) RequestProbe(ctx context.Context) error {
+	if err := h.Redis.Incr(ctx, h.ProbeKey()).Err(); err != nil {
+		return fmt.Errorf("admin: request a probe: %w", err)
+	}
+	return nil
+}
+
+// ProbeRequests returns the probe counter; a worker probes when it changes.
+func (h *Halts) ProbeRequests(ctx context.Context) (int64, error) {
+	n, err := h.Redis.Get(ctx, h.ProbeKey()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -33,8 +34,11 @@ func newHaltState(min, max time.Duration, now func() time.Time) *haltState {
 
 // HaltInfo describes a halt for readiness, metrics and operators.
 type HaltInfo struct {
-	Halted    bool
-	Code      string
+	Halted bool
+	Code   string
+	// Hint says what to check, naming the setting (see [HaltHint]);
+	// Message is the API's own text, masked, for operators.
+	Hint      string
 	Message   string
 	Since     time.Time
 	NextProbe time.Time
@@ -43,16 +47,78 @@ type HaltInfo struct {
 func (h *haltState) info() HaltInfo {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return HaltInfo{Halted: h.halted, Code: h.code, Message: h.msg, Since: h.since, NextProbe: h.nextProbe}
+	i := HaltInfo{Halted: h.halted, Code: h.code, Message: h.msg, Since: h.since, NextProbe: h.nextProbe}
+	if h.halted {
+		i.Hint = HaltHint(h.code)
+	}
+	return i
 }
 
-// Err returns nil when not halted, or an error naming the code and reason.
+// Err returns nil when not halted, or an error naming the code, what to
+// check and the API's message.
 func (i HaltInfo) Err() error {
 	if !i.Halted {
 		return nil
 	}
-	return fmt.Errorf("halted since %s by %s: %s (next probe %s)",
-		i.Since.UTC().Format(time.RFC3339), i.Code, i.Message, i.NextProbe.UTC().Format(time.RFC3339))
+	return fmt.Errorf("halted since %s by %s: %s (next probe %s; the API said: %s)",
+		i.Since.UTC().Format(time.RFC3339), i.Code, i.Hint, i.NextProbe.UTC().Format(time.RFC3339), i.Message)
+}
+
+// HaltHint says what an operator should check after a halt by code,
+// naming the setting: the secret, the AccessKey, the clock, the STS token,
+// the account or the RAM permissions.
+func HaltHint(code string) string {
+	switch {
+	case code == "SignatureDoesNotMatch", code == "IncompleteSignature":
+		return "check ALIBABA_CLOUD_ACCESS_KEY_SECRET: the signature does not match the AccessKeyId's secret (a wrong or truncated secret; also check the clock)"
+	case strings.HasPrefix(code, "InvalidAccessKeyId"), code == "Forbidden.AccessKeyDisabled":
+		return "check ALIBABA_CLOUD_ACCESS_KEY_ID: the AccessKey does not exist or is disabled"
+	case strings.HasPrefix(code, "InvalidTimeStamp"):
+		return "check this machine's clock (NTP): the request time is too far from the provider's"
+	case strings.HasPrefix(code, "InvalidSecurityToken"):
+		return "check ALIBABA_CLOUD_SECURITY_TOKEN: the STS token expired or does not belong to the AccessKey"
+	case code == "Forbidden.RAM", code == "isp.RAM_PERMISSION_DENY", strings.HasPrefix(code, "Forbidden"):
+		return "check the RAM policy of the AccessKey's user: it lacks permission for Dyplsapi"
+	case strings.HasPrefix(code, "InvalidApi"), strings.HasPrefix(code, "InvalidAction"), code == "InvalidVersion", code == "UnsupportedHTTPMethod":
+		return "check DYPLS_ENDPOINT: it does not serve the Dyplsapi API"
+	case strings.HasPrefix(code, "isv."):
+		return "check the Alibaba Cloud account in the console: the account or the privacy-number service is not usable (arrears, closed, not subscribed)"
+	}
+	return "check the account, the AccessKey and the endpoint"
+}
+
+// credentialCode reports whether code says the request's signature or
+// AccessKey is refused: every signed call fails with it, so a cheap query
+// can probe it as well as an update.
+func credentialCode(code string) bool {
+	return code == "SignatureDoesNotMatch" || code == "IncompleteSignature" ||
+		strings.HasPrefix(code, "InvalidAccessKeyId") || strings.HasPrefix(code, "InvalidTimeStamp") ||
+		strings.HasPrefix(code, "InvalidSecurityToken") || code == "Forbidden.AccessKeyDisabled"
+}
+
+// tryProbe takes the probe without waiting, if the worker is halted, no
+// probe runs and the probe time has come.
+func (h *haltState) tryProbe() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.halted || h.probing || h.now().Before(h.nextProbe) {
+		return false
+	}
+	h.probing = true
+	return true
+}
+
+// probeNow brings the next probe forward to now and starts the probe
+// interval afresh, when an operator says the cause is fixed.
+func (h *haltState) probeNow() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.halted {
+		return false
+	}
+	h.nextProbe, h.interval = h.now(), h.min
+	h.notify()
+	return true
 }
 
 func (h *haltState) notify() {

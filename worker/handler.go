@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -76,6 +77,9 @@ type handler struct {
 	log     zerolog.Logger
 	stop    chan struct{}
 	now     func() time.Time
+	// verified is set once a signed call got an answer that is not
+	// account-wide: the credentials work.
+	verified atomic.Bool
 }
 
 // job is the context of one attempt, for logs and records.
@@ -337,9 +341,20 @@ func (h *handler) call(ctx context.Context, j *job, l *lease) (*dypls.Error, dyp
 	res, err := h.api.UpdateSubscription(ctx, dypls.UpdateOf(j.u))
 	h.observe("UpdateSubscription", res, err)
 	de := asAPIError(err)
+	if de == nil || de.Class == dypls.Permanent || de.Class == dypls.Throttled {
+		// Answers given only to a signed request: the credentials work.
+		h.verified.Store(true)
+	}
 	if l.probe && (de == nil || de.Class != dypls.Systemic) {
+		code := dypls.CodeOK
+		if de != nil {
+			code = de.Code
+		}
 		if h.halt.resolve(de == nil || !isTransport(de)) {
-			h.log.Info().Str("code", "OK").Msg("halt ended: a probe call succeeded, resuming calls")
+			h.log.Info().Str("probe", "UpdateSubscription").Str("result", code).Msg("halt ended: a probe call was answered, resuming calls")
+		} else {
+			h.log.Warn().Str("probe", "UpdateSubscription").Str("result", code).Time("next_probe", h.halt.info().NextProbe).
+				Msg("halt probe got no answer; still halted")
 		}
 		l.probe = false
 	}
@@ -606,6 +621,10 @@ func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error 
 
 func (h *handler) halted(ctx context.Context, j *job, de *dypls.Error, wasProbe bool) error {
 	h.halt.trip(de.Code, de.Message, wasProbe)
+	if wasProbe {
+		h.log.Warn().Str("probe", "UpdateSubscription").Str("result", de.Code).Str("hint", HaltHint(de.Code)).
+			Time("next_probe", h.halt.info().NextProbe).Msg("halt probe failed; still halted")
+	}
 	h.metrics.Retries.WithLabelValues(StateHalted, de.Code).Inc()
 	h.logJob(zerolog.ErrorLevel, j, StateHalted, de)
 	if err := h.mark(ctx, j, StateHalted, de.Code, de.Message, de.RequestID); err != nil {

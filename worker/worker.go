@@ -29,6 +29,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -172,6 +173,14 @@ type Worker struct {
 	haltCode     string    // the code dyplsq_halted shows; only the halt loop uses it
 	redisDown    time.Time // when Redis stopped answering; only the Redis watch uses it
 
+	// Used by the halt watch only: the operators' probe counter last seen,
+	// and when the credentials are checked next.
+	probeSeen int64
+	nextCheck time.Time
+	api       *dypls.Client
+	// lastCheck is what the last credential check found, for readiness.
+	lastCheck atomic.Pointer[string]
+
 	stopOnce sync.Once
 	loops    sync.WaitGroup
 	cancel   context.CancelFunc
@@ -205,6 +214,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		halts:     &admin.Halts{Redis: rdb, Prefix: cfg.KeyPrefix},
 		metrics:   m,
 		log:       cfg.Logger.With().Str("component", "worker").Logger(),
+		api:       api,
 	}
 	queues := make([]string, 0, len(cfg.Queues))
 	for q := range cfg.Queues {
@@ -266,10 +276,114 @@ func (w *Worker) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
+	if n, err := w.halts.ProbeRequests(ctx); err == nil {
+		w.probeSeen = n
+	}
 	w.loop(ctx, w.cfg.SweepInterval, w.sweep)
 	w.loop(ctx, 2*time.Second, w.reportHalt)
 	w.loop(ctx, time.Second, w.watchRedis)
+	w.loop(ctx, 500*time.Millisecond, w.watchHalt)
+	w.loops.Add(1)
+	go func() {
+		defer w.loops.Done()
+		// A worker starts fresh: jobs that a halted worker (this one before
+		// a restart, or one gone) put off to its probe time run now.
+		if n, err := w.control().RunHalted(ctx, w.queues()...); err != nil && ctx.Err() == nil {
+			w.log.Warn().Err(err).Msg("jobs put off by an earlier halt not released")
+		} else if n > 0 {
+			w.log.Info().Int("jobs", n).Msg("released jobs put off by an earlier halt")
+		}
+	}()
 	return nil
+}
+
+func (w *Worker) control() *admin.Control {
+	return &admin.Control{Inspector: w.inspector, Halts: w.halts}
+}
+
+func (w *Worker) queues() []string {
+	qs := make([]string, 0, len(w.cfg.Queues))
+	for q := range w.cfg.Queues {
+		qs = append(qs, q)
+	}
+	return qs
+}
+
+// credentialProbe is the binding the credential check reads: none has
+// this SubsId, so a business answer (isv.SUBS_NOT_EXIST, say) proves that
+// the request's signature was accepted.
+var credentialProbe = dypls.Binding{PoolKey: "FC100000000000000", SubsId: "1000000000000000", PhoneNoX: "17000000000"}
+
+// watchHalt checks the credentials until they work, probes a halt by the
+// credentials with the same cheap query (no job needed), and probes at once
+// when an operator asks (enqueue queue probe).
+func (w *Worker) watchHalt(ctx context.Context) {
+	if n, err := w.halts.ProbeRequests(ctx); err == nil && n != w.probeSeen {
+		w.probeSeen = n
+		if w.h.halt.probeNow() {
+			w.log.Info().Msg("an operator asked for a probe: probing now")
+			if _, err := w.control().RunHalted(ctx, w.queues()...); err != nil && ctx.Err() == nil {
+				w.log.Warn().Err(err).Msg("jobs put off by the halt not released")
+			}
+		}
+		w.nextCheck = time.Time{}
+	}
+	info := w.Halt()
+	switch {
+	case info.Halted && credentialCode(info.Code):
+		if w.h.halt.tryProbe() {
+			w.checkCredentials(ctx, true)
+		}
+	case !info.Halted && !w.h.verified.Load() && !w.cfg.Now().Before(w.nextCheck):
+		w.checkCredentials(ctx, false)
+	}
+}
+
+// checkCredentials makes one signed QuerySubscriptionDetail call of a
+// binding that does not exist. A business answer proves the credentials;
+// an account-wide one halts the worker (or keeps it halted, when probe).
+func (w *Worker) checkCredentials(ctx context.Context, probe bool) {
+	_, res, err := w.api.QuerySubscriptionDetail(ctx, credentialProbe)
+	w.h.observe("QuerySubscriptionDetail", res, err)
+	de := asAPIError(err)
+	log := w.log
+	note := func(s string) { w.lastCheck.Store(&s) }
+	switch {
+	case de == nil || de.Class == dypls.Permanent:
+		w.h.verified.Store(true)
+		code := dypls.CodeOK
+		if de != nil {
+			code = de.Code
+		}
+		note("answered " + code)
+		if probe && w.h.halt.resolve(true) {
+			log.Info().Str("probe", "QuerySubscriptionDetail").Str("result", code).Msg("halt ended: the credentials work again, resuming calls")
+		} else if !probe {
+			log.Info().Str("result", code).Msg("credentials verified by a signed call")
+		}
+	case de.Class == dypls.Systemic:
+		w.h.halt.trip(de.Code, dypls.Mask(de.Message), probe)
+		note(de.Code)
+		info := w.Halt()
+		ev := log.Error()
+		if probe {
+			ev = log.Warn().Str("probe", "QuerySubscriptionDetail")
+		}
+		ev.Str("result", de.Code).Str("hint", info.Hint).Time("next_probe", info.NextProbe).
+			Str("detail", dypls.Mask(de.Message)).Msg("credentials refused: halted")
+	default:
+		// No verdict (unreachable, throttled, 5xx): ask again soon.
+		if probe {
+			w.h.halt.resolve(false)
+		}
+		note("no answer: " + de.Code)
+		w.nextCheck = w.cfg.Now().Add(5 * time.Second)
+		ev := log.Warn().Str("result", de.Code)
+		if probe {
+			ev = ev.Str("probe", "QuerySubscriptionDetail").Time("next_probe", w.Halt().NextProbe)
+		}
+		ev.Msg("credential check got no verdict; trying again")
+	}
 }
 
 // Shutdown stops fetching, lets in-flight calls finish (jobs waiting in a
@@ -299,7 +413,15 @@ func (w *Worker) Ready(ctx context.Context) error {
 		return &NotReadyError{Reason: "redis unreachable", Err: fmt.Errorf("redis unreachable: %s", dypls.Mask(err.Error()))}
 	}
 	if info := w.Halt(); info.Halted {
-		return &NotReadyError{Reason: "halted: " + info.Code, Err: info.Err()}
+		return &NotReadyError{Reason: "halted: " + info.Code + ": " + info.Hint, Err: info.Err()}
+	}
+	if !w.h.verified.Load() {
+		last := "none yet"
+		if p := w.lastCheck.Load(); p != nil {
+			last = *p
+		}
+		return &NotReadyError{Reason: "credentials not verified yet",
+			Err: fmt.Errorf("credentials not verified yet: no signed call has been answered (last check: %s)", last)}
 	}
 	return nil
 }
@@ -371,7 +493,7 @@ func (w *Worker) reportHalt(ctx context.Context) {
 	w.metrics.HaltedSince.Set(float64(info.Since.UnixNano()) / 1e9)
 	host, _ := os.Hostname()
 	err := w.halts.Report(ctx, admin.Halt{Worker: w.cfg.WorkerID, Host: host, PID: os.Getpid(), Code: info.Code,
-		Message: info.Message, Since: info.Since, UpdatedAt: w.cfg.Now(), NextProbe: info.NextProbe})
+		Message: info.Message, Hint: info.Hint, Since: info.Since, UpdatedAt: w.cfg.Now(), NextProbe: info.NextProbe})
 	if err != nil && ctx.Err() == nil {
 		w.log.Warn().Err(err).Msg("halt not reported to Redis")
 	}
