@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -175,4 +176,87 @@ func (c *Control) RunHalted(ctx context.Context, queues ...string) (int, error) 
 		}
 	}
 	return moved, nil
+}
+
+// WorkerStatus is one live worker process, from asynq's heartbeat.
+type WorkerStatus struct {
+	ID, Host string
+	PID      int
+	// Concurrency is how many jobs it runs at once, Queues the queues it
+	// serves with their weights, Active how many jobs it runs now.
+	Concurrency int
+	Queues      map[string]int
+	Active      int
+	// Status is asynq's ("active", "closed"); Started when it started;
+	// Heartbeat when it last reported (asynq reports every 5 s and drops
+	// a server silent for 10 s).
+	Status             string
+	Started, Heartbeat time.Time
+	// Halt is the worker's halt, or nil.
+	Halt *Halt
+}
+
+// heartbeatTTL is how long asynq keeps a server's heartbeat (twice its
+// 5 s interval): the heartbeat was written this long before it expires.
+const heartbeatTTL = 10 * time.Second
+
+// Workers lists the live worker processes (asynq servers that sent a
+// heartbeat lately), with the halts of those that are halted.
+func (c *Control) Workers(ctx context.Context) ([]WorkerStatus, error) {
+	srvs, err := c.Inspector.Servers()
+	if err != nil {
+		return nil, fmt.Errorf("admin: list workers: %w", err)
+	}
+	var halts []Halt
+	if c.Halts != nil {
+		if halts, err = c.Halts.List(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]WorkerStatus, 0, len(srvs))
+	for _, s := range srvs {
+		w := WorkerStatus{ID: s.ID, Host: s.Host, PID: s.PID, Concurrency: s.Concurrency, Queues: s.Queues,
+			Active: len(s.ActiveWorkers), Status: s.Status, Started: s.Started}
+		if c.Halts != nil && c.Halts.Redis != nil {
+			key := fmt.Sprintf("asynq:servers:{%s:%d:%s}", s.Host, s.PID, s.ID)
+			if exp, err := c.Halts.Redis.ZScore(ctx, "asynq:servers", key).Result(); err == nil {
+				w.Heartbeat = time.Unix(int64(exp), 0).Add(-heartbeatTTL)
+			}
+		}
+		for i := range halts {
+			if halts[i].Host == s.Host && halts[i].PID == s.PID {
+				w.Halt = &halts[i]
+			}
+		}
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Host != out[j].Host {
+			return out[i].Host < out[j].Host
+		}
+		return out[i].PID < out[j].PID
+	})
+	return out, nil
+}
+
+// Unserved returns the queues among qs with jobs waiting (pending, or
+// due to retry or run later) that no live worker serves.
+func Unserved(qs []QueueStatus, ws []WorkerStatus) []QueueStatus {
+	var out []QueueStatus
+	for _, q := range qs {
+		if q.Pending+q.Retry+q.Scheduled == 0 {
+			continue
+		}
+		served := false
+		for _, w := range ws {
+			if _, ok := w.Queues[q.Queue]; ok {
+				served = true
+				break
+			}
+		}
+		if !served {
+			out = append(out, q)
+		}
+	}
+	return out
 }

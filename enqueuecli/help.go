@@ -34,7 +34,7 @@ Usage:
   enqueue [flags] FILE|-                   queue every row of FILE (- reads stdin)
   enqueue batch status|cancel [BATCH]      follow, or cancel, a batch
   enqueue dlq list|export|requeue|purge    work the dead letters
-  enqueue queue pause|resume|status        control the queues
+  enqueue queue pause|resume|probe|status  control the queues
 
 "enqueue batch --help", "enqueue dlq --help" and "enqueue queue --help" tell
 more about those commands.
@@ -245,19 +245,24 @@ Exit status: 0 done; 1 some records could not be requeued or purged; 2
 usage, configuration or Redis error.
 `
 
-const queueHelp = `enqueue queue pauses, resumes and reports on queues.
+const queueHelp = `enqueue queue pauses, resumes, probes and reports on queues.
 
 Usage:
   enqueue queue pause [--new-queue] QUEUE...
   enqueue queue resume [--new-queue] QUEUE...
+  enqueue queue probe [QUEUE...]
   enqueue queue status [QUEUE...]
 
 pause stops workers taking jobs from the queues (jobs running finish);
 resume lets them take jobs again. status shows the size of each queue (every
-queue when none is named) by state, whether it is paused, and the halted
-workers with the reason: a worker halts when an answer says every call would
-fail (bad credentials, a closed account) and resumes by itself once a probe
-call succeeds.
+queue when none is named) by state, whether it is paused, the live workers
+(heartbeat, queues served, concurrency, jobs running, halt) and the halted
+workers with the reason and what to check: a worker halts when an answer
+says every call would fail (bad credentials, a closed account) and resumes by
+itself once a probe call succeeds. probe, once the cause is fixed, makes the
+halted workers probe now instead of at their next probe time (up to 5
+minutes away), and runs now the jobs of the queues (every queue when none is
+named) that a halt put off.
 
 The default queues are dyplsq-live (the Go API) and dyplsq-bulk (this CLI).
 pause and resume refuse a queue that is not in use (not a default queue,
@@ -268,9 +273,11 @@ Examples
   # Hold the bulk queue while live updates go on, then let it run again:
   enqueue queue pause dyplsq-bulk
   enqueue queue resume dyplsq-bulk
-  # Sizes, pauses and halted workers:
+  # Sizes, pauses, workers and halts:
   enqueue queue status
+  # The secret is fixed: resume the halted workers now.
+  enqueue queue probe
 
-Exit status: 0 done (status: 3 when workers are halted); 2 usage,
-configuration or Redis error.
+Exit status: 0 done (status: 3 when workers are halted or a queue with jobs
+waiting has no live worker); 2 usage, configuration or Redis error.
 `

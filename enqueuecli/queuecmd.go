@@ -3,6 +3,9 @@ package enqueuecli
 import (
 	"context"
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -23,9 +26,9 @@ func runQueue(ctx context.Context, args []string, e env) int {
 	}
 	verb := args[0]
 	switch verb {
-	case "pause", "resume", "status":
+	case "pause", "resume", "probe", "status":
 	default:
-		fmt.Fprintf(e.stderr, "%s: unknown command %q: want pause, resume or status (see enqueue queue --help)\n", name, verb)
+		fmt.Fprintf(e.stderr, "%s: unknown command %q: want pause, resume, probe or status (see enqueue queue --help)\n", name, verb)
 		return exitUsage
 	}
 	sc := newSub(name+" "+verb, e)
@@ -36,7 +39,7 @@ func runQueue(ctx context.Context, args []string, e env) int {
 	if err := sc.parse(args[1:], e, queueHelp); err != nil {
 		return fail(e, name, err)
 	}
-	if verb != "status" && len(sc.pos) == 0 {
+	if (verb == "pause" || verb == "resume") && len(sc.pos) == 0 {
 		return fail(e, name, usagef("%s needs the queues to %s, e.g. enqueue queue %s dyplsq-bulk", verb, verb, verb))
 	}
 	rdb, _, err := sc.open(ctx)
@@ -65,7 +68,14 @@ func runQueue(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stdout, "resumed %v\n", sc.pos)
 		return exitOK
 	}
+	if verb == "probe" {
+		return queueProbe(ctx, e, c, sc.pos)
+	}
 	qs, hs, err := c.Status(ctx, sc.pos...)
+	if err != nil {
+		return fail(e, name, err)
+	}
+	ws, err := c.Workers(ctx)
 	if err != nil {
 		return fail(e, name, err)
 	}
@@ -83,13 +93,81 @@ func runQueue(ctx context.Context, args []string, e env) int {
 		fmt.Fprintln(tw, "(no queues yet)")
 	}
 	tw.Flush()
+	fmt.Fprintln(e.stdout)
+	workerTable(e.stdout, ws)
+	code := exitOK
+	for _, q := range admin.Unserved(qs, ws) {
+		fmt.Fprintf(e.stdout, "no live worker serves %s, which has %d jobs waiting (pending %d, retry %d, scheduled %d): start a worker with WORKER_QUEUES naming it\n",
+			q.Queue, q.Pending+q.Retry+q.Scheduled, q.Pending, q.Retry, q.Scheduled)
+		code = exitGaveUp
+	}
 	if len(hs) == 0 {
 		fmt.Fprintln(e.stdout, "no worker is halted")
-		return exitOK
+		return code
 	}
 	fmt.Fprintln(e.stdout)
 	fmt.Fprintln(e.stdout, haltReason(hs))
 	return exitGaveUp
+}
+
+// workerTable lists the live workers.
+func workerTable(w io.Writer, ws []admin.WorkerStatus) {
+	if len(ws) == 0 {
+		fmt.Fprintln(w, "no live worker (none sent a heartbeat in the last 10 s)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKER\tHEARTBEAT\tSTARTED\tQUEUES\tCONCURRENCY\tRUNNING\tSTATE")
+	for _, x := range ws {
+		qs := make([]string, 0, len(x.Queues))
+		for q, wt := range x.Queues {
+			qs = append(qs, fmt.Sprintf("%s:%d", q, wt))
+		}
+		slices.Sort(qs)
+		state := x.Status
+		if x.Halt != nil {
+			state = "halted: " + x.Halt.Code
+		}
+		hb := "-"
+		if !x.Heartbeat.IsZero() {
+			hb = fmt.Sprintf("%s ago", max(time.Since(x.Heartbeat), 0).Round(time.Second))
+		}
+		fmt.Fprintf(tw, "%s:%d\t%s\t%s\t%s\t%d\t%d\t%s\n", x.Host, x.PID, hb, x.Started.Local().Format(time.DateTime),
+			strings.Join(qs, ","), x.Concurrency, x.Active, state)
+	}
+	tw.Flush()
+}
+
+// queueProbe asks halted workers to probe now and runs the jobs a halt put
+// off in queues (every queue when none is named).
+func queueProbe(ctx context.Context, e env, c *admin.Control, queues []string) int {
+	const name = "enqueue queue probe"
+	hs, err := c.Halts.List(ctx)
+	if err != nil {
+		return fail(e, name, err)
+	}
+	if err := c.Halts.RequestProbe(ctx); err != nil {
+		return fail(e, name, err)
+	}
+	if len(queues) == 0 {
+		if queues, err = c.Inspector.Queues(); err != nil {
+			return fail(e, name, err)
+		}
+	}
+	n, err := c.RunHalted(ctx, queues...)
+	if err != nil {
+		return fail(e, name, err)
+	}
+	fmt.Fprintf(e.stdout, "asked %d halted %s to probe now; %d %s put off by a halt run now. See the result in a few seconds with: enqueue queue status\n",
+		len(hs), plural(len(hs), "worker", "workers"), n, plural(n, "job", "jobs"))
+	return exitOK
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func joinArgs(a []string) string {

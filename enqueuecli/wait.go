@@ -150,10 +150,27 @@ func haltReason(hs []admin.Halt) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "the workers are halted: an answer from Dyplsapi says every call would fail, so they stopped calling it (nothing is lost: jobs wait in the queue, no attempt is counted, and the workers resume by themselves once a probe call succeeds)")
 	for _, h := range hs {
-		fmt.Fprintf(&b, "\n  worker %s halted since %s by %s: %s", h.Worker, h.Since.Local().Format(time.DateTime), h.Code, dypls.Mask(h.Message))
+		if h.Hint != "" {
+			// What to check first; the API's text (a string-to-sign can be
+			// hundreds of characters) shortened after it.
+			fmt.Fprintf(&b, "\n  worker %s halted since %s by %s: %s; the API said: %s", h.Worker, h.Since.Local().Format(time.DateTime),
+				h.Code, h.Hint, shortMessage(dypls.Mask(h.Message)))
+		} else {
+			fmt.Fprintf(&b, "\n  worker %s halted since %s by %s: %s", h.Worker, h.Since.Local().Format(time.DateTime), h.Code, dypls.Mask(h.Message))
+		}
 		if !h.NextProbe.IsZero() {
 			fmt.Fprintf(&b, " (next probe %s)", h.NextProbe.Local().Format(time.TimeOnly))
 		}
 	}
 	return b.String()
+}
+
+
+// shortMessage is an API message cut to 120 characters, saying where the
+// whole one is.
+func shortMessage(m string) string {
+	if s := shorten(m, 120); s != strings.Join(strings.Fields(m), " ") {
+		return s + " (the whole message: /readyz with the monitor's credentials, or the worker's log)"
+	}
+	return m
 }
