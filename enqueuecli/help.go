@@ -261,8 +261,8 @@ workers with the reason and what to check: a worker halts when an answer
 says every call would fail (bad credentials, a closed account) and resumes by
 itself once a probe call succeeds. probe, once the cause is fixed, makes the
 halted workers probe now instead of at their next probe time (up to 5
-minutes away), and runs now the jobs of the queues (every queue when none is
-named) that a halt put off.
+minutes away), runs now the jobs of the queues (every queue when none is
+named) that a halt put off, and waits up to 15 s for the probes' results.
 
 The default queues are dyplsq-live (the Go API) and dyplsq-bulk (this CLI).
 pause and resume refuse a queue that is not in use (not a default queue,
@@ -279,5 +279,6 @@ Examples
   enqueue queue probe
 
 Exit status: 0 done (status: 3 when workers are halted or a queue with jobs
-waiting has no live worker); 2 usage, configuration or Redis error.
+waiting has no live worker; probe: 3 when a worker is still halted); 2 usage,
+configuration or Redis error.
 `

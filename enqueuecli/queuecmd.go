@@ -158,10 +158,58 @@ func queueProbe(ctx context.Context, e env, c *admin.Control, queues []string) i
 	if err != nil {
 		return fail(e, name, err)
 	}
-	fmt.Fprintf(e.stdout, "asked %d halted %s to probe now; %d %s put off by a halt run now. See the result in a few seconds with: enqueue queue status\n",
+	fmt.Fprintf(e.stdout, "asked %d halted %s to probe now; %d %s put off by a halt run now\n",
 		len(hs), plural(len(hs), "worker", "workers"), n, plural(n, "job", "jobs"))
-	return exitOK
+	if len(hs) == 0 {
+		return exitOK
+	}
+	// Wait for each worker's probe: its halt goes, or comes back with a
+	// new probe time.
+	before := map[string]time.Time{}
+	for _, x := range hs {
+		before[x.Worker] = x.NextProbe
+	}
+	deadline := time.Now().Add(probeWait)
+	for {
+		now, err := c.Halts.List(ctx)
+		if err != nil {
+			return fail(e, name, err)
+		}
+		var still []admin.Halt
+		pending := 0
+		for _, x := range now {
+			old, ok := before[x.Worker]
+			switch {
+			case !ok:
+			case x.NextProbe.Equal(old):
+				pending++
+			default:
+				still = append(still, x)
+			}
+		}
+		if pending == 0 || !time.Now().Before(deadline) {
+			if len(still) == 0 && pending == 0 {
+				fmt.Fprintln(e.stdout, "the probes succeeded: no worker is halted")
+				return exitOK
+			}
+			if pending > 0 {
+				fmt.Fprintf(e.stdout, "%d %s did not probe within %s (is a job waiting in the halt? see enqueue queue status)\n", pending, plural(pending, "worker", "workers"), probeWait)
+			}
+			if len(still) > 0 {
+				fmt.Fprintln(e.stdout, haltReason(still))
+			}
+			return exitGaveUp
+		}
+		select {
+		case <-ctx.Done():
+			return exitInterrupted
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
+
+// probeWait is how long queue probe waits for the workers' probes.
+var probeWait = 15 * time.Second
 
 func plural(n int, one, many string) string {
 	if n == 1 {

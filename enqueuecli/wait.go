@@ -165,7 +165,6 @@ func haltReason(hs []admin.Halt) string {
 	return b.String()
 }
 
-
 // shortMessage is an API message cut to 120 characters, saying where the
 // whole one is.
 func shortMessage(m string) string {
