@@ -592,19 +592,23 @@ func (h *handler) maxAgePassed(ctx context.Context, j *job) error {
 // settleThrottle), and otherwise backs off this binding alone.
 func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error {
 	t := throttle{code: de.Code, minSpread: h.cfg.ThrottleSpread, base: h.cfg.ThrottleDelay, max: h.cfg.ThrottleBindingMax}
-	if h.limit != nil {
-		n, err := h.limit.spread(ctx, j.u.SubsId)
-		if err != nil {
-			h.log.Warn().Err(err).Msg("throttling spread not recorded")
-			n = t.minSpread // as before: the shared rate is cut
+	if t.code == "isv.FLOW_LIMIT" {
+		// Only the business flow control may be about one binding: see
+		// how widely it is spread, and how often this binding got it.
+		t.spread = t.minSpread // without a limiter, or if Redis fails: as the account's
+		if h.limit != nil {
+			if n, err := h.limit.spread(ctx, j.u.SubsId); err == nil {
+				t.spread = n
+			} else {
+				h.log.Warn().Err(err).Msg("throttling spread not recorded")
+			}
 		}
-		t.spread = n
+		n, err := h.state.throttledBinding(ctx, j.u.SubsId)
+		if err != nil {
+			h.log.Warn().Err(err).Msg("binding throttle count not recorded")
+		}
+		t.repeats = n
 	}
-	n, err := h.state.throttledBinding(ctx, j.u.SubsId)
-	if err != nil {
-		h.log.Warn().Err(err).Msg("binding throttle count not recorded")
-	}
-	t.repeats = n
 	d := settleThrottle(t)
 	if h.limit != nil && d.cutShared {
 		if err := h.limit.throttled(ctx); err != nil {

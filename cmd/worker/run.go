@@ -38,6 +38,9 @@ metrics at /metrics, health at /healthz and /readyz.
 
 Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID and
 ALIBABA_CLOUD_ACCESS_KEY_SECRET (and ALIBABA_CLOUD_SECURITY_TOKEN for STS).
+At start one signed QuerySubscriptionDetail checks them: /readyz stays false
+until a signed call is answered, and a refused secret halts the worker with
+the setting to check. enqueue queue probe makes halted workers probe now.
 SIGINT or SIGTERM: stop fetching, finish calls in flight, exit 0.`
 
 type config struct {
