@@ -240,11 +240,12 @@ func (c *Control) Workers(ctx context.Context) ([]WorkerStatus, error) {
 }
 
 // Unserved returns the queues among qs with jobs waiting (pending, or
-// due to retry or run later) that no live worker serves.
+// due to retry or run later) that no live worker serves. A paused queue
+// is left out: nothing is meant to run it until it is resumed.
 func Unserved(qs []QueueStatus, ws []WorkerStatus) []QueueStatus {
 	var out []QueueStatus
 	for _, q := range qs {
-		if q.Pending+q.Retry+q.Scheduled == 0 {
+		if q.Paused || q.Pending+q.Retry+q.Scheduled == 0 {
 			continue
 		}
 		served := false

@@ -279,6 +279,6 @@ Examples
   enqueue queue probe
 
 Exit status: 0 done (status: 3 when workers are halted or a queue with jobs
-waiting has no live worker; probe: 3 when a worker is still halted); 2 usage,
+waiting, not paused, has no live worker; probe: 3 when a worker is still halted); 2 usage,
 configuration or Redis error.
 `
