@@ -442,7 +442,7 @@ func waitOutcome(res followResult, err error, timeout time.Duration, id string, 
 		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled\n", id)
 		return exitGaveUp
 	case res.st.Dead > 0:
-		fmt.Fprintf(e.stderr, "enqueue: %s dead; see them with: enqueue dlq list%s\n", rows(res.st.Dead, "row is", "rows are"), deadHint(res.st))
+		fmt.Fprintf(e.stderr, "enqueue: %s dead; see them with: enqueue dlq list --batch %s%s\n", rows(res.st.Dead, "row is", "rows are"), id, deadHint(res.st, id))
 		return exitFailed
 	}
 	return exitOK
@@ -564,7 +564,7 @@ func legacyQueues(queue string) []string {
 // deadHint says what to do about a batch's dead rows, by their codes: rows
 // whose retries ran out (a transient code, the max age) are requeued by
 // code; rows the API refused need fixing, through an export.
-func deadHint(st batch.Status) string {
+func deadHint(st batch.Status, id string) string {
 	var again []string
 	fix := false
 	var coded int64
@@ -584,10 +584,10 @@ func deadHint(st batch.Status) string {
 	}
 	var b strings.Builder
 	for _, code := range again {
-		fmt.Fprintf(&b, "; their retries ran out: once the cause is gone, run them again with: enqueue dlq requeue --code %s", shellQuote(code))
+		fmt.Fprintf(&b, "; their retries ran out: once the cause is gone, run them again with: enqueue dlq requeue --code %s --batch %s", shellQuote(code), id)
 	}
 	if fix {
-		b.WriteString("; rows the API refused need fixing: enqueue dlq export --out dead.csv, fix the file, and queue it")
+		fmt.Fprintf(&b, "; rows the API refused need fixing: enqueue dlq export --batch %s --out dead.csv, fix the file, and queue it", id)
 	}
 	return b.String()
 }

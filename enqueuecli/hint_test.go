@@ -18,9 +18,9 @@ func TestDeadHintMatchesTheReason(t *testing.T) {
 		want, not []string
 	}{
 		{"retries ran out", []batch.CodeCount{{Outcome: batch.OutcomeDead, Code: "HTTP.503", Rows: 3}}, 3,
-			[]string{"enqueue dlq requeue --code HTTP.503"}, []string{"dlq export"}},
+			[]string{"enqueue dlq requeue --code HTTP.503 --batch B1"}, []string{"dlq export"}},
 		{"refused", []batch.CodeCount{{Outcome: batch.OutcomeDead, Code: "isv.SUBS_NOT_EXIST", Rows: 2}}, 2,
-			[]string{"enqueue dlq export --out dead.csv"}, []string{"requeue"}},
+			[]string{"enqueue dlq export --batch B1 --out dead.csv"}, []string{"requeue"}},
 		{"both", []batch.CodeCount{{Outcome: batch.OutcomeDead, Code: "isp.SYSTEM_ERROR", Rows: 1},
 			{Outcome: batch.OutcomeDead, Code: "isv.BIND_CONFLICT", Rows: 1}}, 2,
 			[]string{"enqueue dlq requeue --code isp.SYSTEM_ERROR", "enqueue dlq export"}, nil},
@@ -29,7 +29,7 @@ func TestDeadHintMatchesTheReason(t *testing.T) {
 	} {
 		st := batch.Status{Codes: c.codes}
 		st.Dead = c.dead
-		got := deadHint(st)
+		got := deadHint(st, "B1")
 		for _, w := range c.want {
 			if !strings.Contains(got, w) {
 				t.Errorf("%s: %q lacks %q", c.name, got, w)
