@@ -13,7 +13,7 @@ import (
 	"github.com/dyplsq/dyplsq/worker"
 )
 
-// The shared adaptive limit against a provider quota (issue 4): two
+// The shared adaptive limit against a provider quota: two
 // workers, each configured well above the simulator's quota, must settle
 // at a goodput of at least 95 % of the quota with throttled answers under
 // 2 % of calls after the first seconds.

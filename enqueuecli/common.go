@@ -22,7 +22,7 @@ import (
 	"github.com/dyplsq/dyplsq/redisconn"
 )
 
-// Exit statuses (PRODUCT.md).
+// Exit statuses, as the README documents them.
 const (
 	exitOK          = 0   // done
 	exitFailed      = 1   // rows invalid, or jobs dead (with --wait)

@@ -118,7 +118,7 @@ const (
 )
 
 // Fields lists the sixteen UpdateSubscription parameters an [Update] carries,
-// in the order of the product contract. They are the JSON keys of a payload
+// in the order the API documents them. They are the JSON keys of a payload
 // and the CSV headers and JSON Lines keys the enqueue CLI reads.
 var Fields = append([]string(nil), apiFields[:]...)
 

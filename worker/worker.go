@@ -1,6 +1,6 @@
 // Package worker runs binding-update jobs from Redis against Dyplsapi until
 // each ends applied, superseded or dead, passing through retrying and
-// halted as the product contract describes.
+// halted as RELIABILITY.md describes.
 //
 // Outcome by class of the answer: permanent → dead at once (archived, with
 // a durable dead-letter record); throttled → a short jittered delay, never
