@@ -17,9 +17,9 @@ import (
 //	i:<op>:<task id> the intent "<version>|<deadline ms>" of a job whose
 //	                 call may have applied without its version recorded
 //
-// and one lock (a string holding the job's token, with a TTL above
+// and one lock (a string holding the attempt's token, with a TTL above
 // everything the lock guards; "hold:<token>" while a call that may still
-// be applying keeps the binding, which blocks the job itself too). Every key of a binding, job states
+// be applying keeps the binding, which blocks the job's next attempt too). Every key of a binding, job states
 // included, is hash-tagged on the SubsId, so the scripts work on Redis
 // Cluster. The scripts read Redis's clock, never a worker's.
 //

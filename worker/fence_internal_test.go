@@ -26,9 +26,10 @@ func TestIntentsAreKeptPerJob(t *testing.T) {
 		return &job{id: task, version: v, u: tasks.Update{SubsId: "S1", OperateType: "updateExpire",
 			Meta: &tasks.Meta{Version: v}}, st: &jobState{key: ns + ":{S1}:job:" + task}}
 	}
+	tokens := map[string]string{"A": lockToken("A"), "C": lockToken("C"), "Z": lockToken("Z")}
 	begin := func(j *job) fenceVerdict {
 		t.Helper()
-		b, err := f.begin(ctx, j, lockToken(j.id))
+		b, err := f.begin(ctx, j, tokens[j.id])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +40,7 @@ func TestIntentsAreKeptPerJob(t *testing.T) {
 		t.Fatalf("A: %v", v)
 	}
 	// A's call times out: in doubt, the lock held a moment.
-	if _, err := f.end(ctx, a, attemptEnd{token: lockToken("A"), hold: time.Millisecond, state: "record", counted: true, ambiguous: true}); err != nil {
+	if _, err := f.end(ctx, a, attemptEnd{token: tokens["A"], hold: time.Millisecond, state: "record", counted: true, ambiguous: true}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
@@ -50,14 +51,14 @@ func TestIntentsAreKeptPerJob(t *testing.T) {
 	if v := begin(c); v != fenceGo {
 		t.Fatalf("C: %v", v)
 	}
-	if _, err := f.end(ctx, c, attemptEnd{token: lockToken("C"), clearIntent: true, state: "keep"}); err != nil {
+	if _, err := f.end(ctx, c, attemptEnd{token: tokens["C"], clearIntent: true, state: "keep"}); err != nil {
 		t.Fatal(err)
 	}
 	if v := begin(z); v != fenceBlocked {
 		t.Fatalf("Z after C came and went: %v, want still blocked by A", v)
 	}
 	// A settles: applied. Z is then superseded.
-	if _, err := f.commit(ctx, a, lockToken("A"), "R-A"); err != nil {
+	if _, err := f.commit(ctx, a, tokens["A"], "R-A"); err != nil {
 		t.Fatal(err)
 	}
 	if v := begin(z); v != fenceSuperseded {

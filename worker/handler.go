@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -94,6 +95,7 @@ type job struct {
 	attempt   int
 	lastTry   bool // asynq archives the task whatever this attempt returns
 	stateGone bool // the fence's commit dropped the job's state
+	rerun     bool // asynq ran the task before (a failure or a lease expiry)
 }
 
 // versionInState reports whether the job's version lives only in its
@@ -121,6 +123,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	j.lastTry = ok && retried >= maxRetry
+	j.rerun = retried > 0
 	if err := h.prepare(ctx, j); err != nil {
 		return h.finish(ctx, j, nil, err)
 	}
@@ -688,6 +691,13 @@ func (h *handler) report(ctx context.Context, j *job, res Result) error {
 			return err
 		}
 	}
+	if j.rerun {
+		// An earlier run may have dead-lettered the job before asynq lost
+		// the archive (a Redis fault): that record no longer stands.
+		if err := h.dead.Delete(context.WithoutCancel(ctx), j.id); err != nil {
+			h.log.Warn().Err(err).Str("task_id", j.id).Msg("stale dead-letter record not removed")
+		}
+	}
 	if !j.versionInState() && !j.stateGone {
 		// A plain-asynq job keeps its state, which holds its version, until
 		// it expires: a crash before asynq hears of the end must find it.
@@ -878,11 +888,11 @@ func asAPIError(err error) *dypls.Error {
 	return &dypls.Error{Code: dypls.CodeTransport, Message: dypls.Mask(err.Error()), Class: dypls.Transient, Ambiguous: true}
 }
 
-// lockToken is the job's token in the binding's lock. It is the same for
-// every attempt of the job, so an attempt whose begin reply was lost takes
-// the lock again at once rather than waiting out its TTL; two attempts of
-// one job never run at once (asynq's lease outlives the lock).
-func lockToken(taskID string) string { return "job:" + taskID }
+// lockToken is an attempt's token in the binding's lock: new for every
+// attempt, so an attempt after a crash waits out the crashed attempt's lock
+// (the provider may still be working on its call). The price: an attempt
+// whose begin reply was lost waits out its own lock too.
+func lockToken(taskID string) string { return fmt.Sprintf("job:%s:%x", taskID, rand.Uint64()) }
 
 func isTransport(e *dypls.Error) bool {
 	return e.HTTPStatus == 0 && e.RequestID == "" && e.Class == dypls.Transient
