@@ -415,7 +415,7 @@ func (h *handler) settle(ctx context.Context, j *job, l *lease, de *dypls.Error,
 	h.metrics.Retries.WithLabelValues(StateTransient, de.Code).Inc()
 	h.logJob(zerolog.InfoLevel, j, StateTransient, de)
 	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
-		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
+		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated")
 	}
 	return &retryError{reason: StateTransient, failure: true, err: de,
 		delay: fullJitter(n, h.cfg.BackoffBase, h.cfg.BackoffMax)}
@@ -463,7 +463,7 @@ func (h *handler) endLease(ctx context.Context, j *job, l *lease, e attemptEnd) 
 	}
 	n, err := h.fence.end(context.WithoutCancel(ctx), j, e)
 	if err != nil {
-		h.log.Warn().Err(err).Str("task_id", j.id).Msg("attempt end not recorded; the binding's lock expires by itself")
+		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("attempt end not recorded; the binding's lock expires by itself")
 	}
 	return n, err
 }
@@ -603,25 +603,25 @@ func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error 
 			if n, err := h.limit.spread(ctx, j.u.SubsId); err == nil {
 				t.spread = n
 			} else {
-				h.log.Warn().Err(err).Msg("throttling spread not recorded")
+				redisEvent(h.log, err).Err(err).Msg("throttling spread not recorded")
 			}
 		}
 		n, err := h.state.throttledBinding(ctx, j.u.SubsId)
 		if err != nil {
-			h.log.Warn().Err(err).Msg("binding throttle count not recorded")
+			redisEvent(h.log, err).Err(err).Msg("binding throttle count not recorded")
 		}
 		t.repeats = n
 	}
 	d := settleThrottle(t)
 	if h.limit != nil && d.cutShared {
 		if err := h.limit.throttled(ctx); err != nil {
-			h.log.Warn().Err(err).Msg("shared rate not lowered")
+			redisEvent(h.log, err).Err(err).Msg("shared rate not lowered")
 		}
 	}
 	h.metrics.Retries.WithLabelValues(StateThrottled, de.Code).Inc()
 	h.logJob(zerolog.DebugLevel, j, StateThrottled, de)
 	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
-		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
+		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated")
 	}
 	return &retryError{reason: StateThrottled, delay: jitter(d.delay), err: de}
 }
@@ -635,7 +635,7 @@ func (h *handler) halted(ctx context.Context, j *job, de *dypls.Error, wasProbe 
 	h.metrics.Retries.WithLabelValues(StateHalted, de.Code).Inc()
 	h.logJob(zerolog.ErrorLevel, j, StateHalted, de)
 	if err := h.mark(ctx, j, StateHalted, de.Code, de.Message, de.RequestID); err != nil {
-		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated")
+		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated")
 	}
 	info := h.halt.info()
 	return &retryError{reason: StateHalted, delay: max(info.NextProbe.Sub(h.now()), 0) + jitter(time.Second), err: de}
@@ -695,7 +695,7 @@ func (h *handler) report(ctx context.Context, j *job, res Result) error {
 		// An earlier run may have dead-lettered the job before asynq lost
 		// the archive (a Redis fault): that record no longer stands.
 		if err := h.dead.Delete(context.WithoutCancel(ctx), j.id); err != nil {
-			h.log.Warn().Err(err).Str("task_id", j.id).Msg("stale dead-letter record not removed")
+			redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("stale dead-letter record not removed")
 		}
 	}
 	if !j.versionInState() && !j.stateGone {
@@ -744,7 +744,7 @@ func (h *handler) die(ctx context.Context, j *job, l *lease, reason string, de *
 	}
 	h.ended(j, OutcomeDead, de.Code)
 	if err := h.markRow(ctx, rec.Batch, rec.Line, OutcomeDead, de.Code, de.Message, de.RequestID); err != nil {
-		h.log.Warn().Err(err).Str("task_id", j.id).Msg("batch record not updated; the sweep ends the row")
+		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated; the sweep ends the row")
 	}
 	h.logJob(zerolog.WarnLevel, j, OutcomeDead, de)
 	return deadletter.Death(reason, de)
@@ -794,7 +794,7 @@ func (h *handler) stopping() bool {
 
 // redisRetry puts the job back when Redis failed under it; not counted.
 func (h *handler) redisRetry(j *job, err error) error {
-	h.log.Warn().Err(err).Str("task_id", j.id).Msg("Redis error; the job will run again")
+	redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("Redis error; the job will run again")
 	return &retryError{reason: "redis", delay: jitter(2 * time.Second), err: errors.New(dypls.Mask(err.Error()))}
 }
 

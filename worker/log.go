@@ -42,6 +42,16 @@ func redisNoise(msg string) bool {
 	return false
 }
 
+// redisEvent returns a warning for err, or a debug line when err is a
+// failure to reach Redis: during an outage every job and loop would say so,
+// and the Redis watch says it once.
+func redisEvent(l zerolog.Logger, err error) *zerolog.Event {
+	if err != nil && redisNoise(err.Error()) {
+		return l.Debug()
+	}
+	return l.Warn()
+}
+
 func (a asynqLogger) Debug(args ...any) { a.line(a.l.Debug(), args) }
 func (a asynqLogger) Info(args ...any)  { a.line(a.l.Info(), args) }
 

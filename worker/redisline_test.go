@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/dyplsim"
@@ -98,6 +100,55 @@ func TestRedisOutageIsOneLine(t *testing.T) {
 		if (strings.Contains(line, `"component":"asynq"`) || strings.Contains(line, `"component":"go-redis"`)) &&
 			(strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`)) {
 			t.Errorf("noise: %s", line)
+		}
+	}
+}
+
+// An outage while jobs are in flight and the dead-letter sweep runs every
+// half second is still one warning: the jobs, the sweep and the other
+// loops that meet it log at debug level.
+func TestRedisOutageWithJobsIsOneWarning(t *testing.T) {
+	t.Parallel()
+	opt, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newCutProxy(t, opt.Addr)
+	opt.Addr = p.ln.Addr().String()
+	opt.MaxRetries = 0
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	// The first call to take effect cuts Redis for 3 s, so every call in
+	// flight with it ends while Redis is away.
+	var once sync.Once
+	cut := func(dyplsim.Applied) {
+		once.Do(func() {
+			p.down.Store(true)
+			p.cut()
+			time.AfterFunc(3*time.Second, func() { p.down.Store(false) })
+		})
+	}
+	e := newEnvOn(t, rdb, dyplsim.Config{Latency: time.Second, OnApply: cut}, nil)
+	t.Cleanup(func() { p.down.Store(false); e.cleanupRedis() })
+	var ids []string
+	for i := 1; i <= 10; i++ {
+		u := seed(i, "updateNoA")
+		u.PhoneNoA = fmt.Sprintf("137%08d", i)
+		ids = append(ids, e.enqueue(u))
+	}
+	e.start()
+	for _, id := range ids {
+		e.waitState(id, 30*time.Second, asynq.TaskStateCompleted)
+	}
+	eventually(t, 10*time.Second, "the line saying Redis answers again", func() bool {
+		return len(logLines(t, e, "Redis answers again")) == 1
+	})
+	if n := len(logLines(t, e, "Redis unreachable: jobs wait until it answers")); n != 1 {
+		t.Fatalf("%d Redis unreachable lines, want 1", n)
+	}
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"level":"warn"`) && !strings.Contains(line, "Redis unreachable") {
+			t.Errorf("more than the one warning: %s", line)
 		}
 	}
 }

@@ -466,7 +466,7 @@ func (w *Worker) sweep(ctx context.Context) {
 	n, err := w.sweeper.Sweep(ctx)
 	w.metrics.DeadCreated.Add(float64(n))
 	if err != nil && ctx.Err() == nil {
-		w.log.Warn().Err(err).Msg("dead-letter sweep failed")
+		redisEvent(w.log, err).Err(err).Msg("dead-letter sweep failed")
 		return
 	}
 	if n > 0 {
