@@ -76,7 +76,9 @@ func TestBenchMillionRows(t *testing.T) {
 
 	// dyplsq: the built binary.
 	bin := binary(t)
-	cmd := exec.Command(bin, "--queue", "bench-enqueue", "--new-queue", "--concurrency", strconv.Itoa(conc), path)
+	// No worker runs: --max-pending 0 queues every row at once, as bare
+	// asynq does.
+	cmd := exec.Command(bin, "--queue", "bench-enqueue", "--new-queue", "--max-pending", "0", "--concurrency", strconv.Itoa(conc), path)
 	cmd.Env = append(os.Environ(), "REDIS_URL="+srv.URL(), "REDIS_CLUSTER_ADDRS=", "DYPLSQ_KEY_PREFIX=bench")
 	var errb strings.Builder
 	cmd.Stderr = &errb

@@ -136,7 +136,7 @@ func TestBinaryCrashAndInterrupt(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	cmd, out, errb := h.start("", "--concurrency", "2", p)
+	cmd, out, errb := h.start("", "--max-pending", "0", "--concurrency", "2", p)
 	waitQueued(1000)
 	_ = cmd.Process.Kill()
 	r := wait(cmd, out, errb)
@@ -145,7 +145,7 @@ func TestBinaryCrashAndInterrupt(t *testing.T) {
 	}
 	afterCrash := h.pending()
 
-	cmd, out, errb = h.start("", "--concurrency", "2", p)
+	cmd, out, errb = h.start("", "--max-pending", "0", "--concurrency", "2", p)
 	waitQueued(afterCrash + 1000)
 	_ = cmd.Process.Signal(os.Interrupt)
 	r = wait(cmd, out, errb)
@@ -156,7 +156,7 @@ func TestBinaryCrashAndInterrupt(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd = exec.CommandContext(ctx, binary(t), "--queue", h.queue, "--concurrency", "2", p)
+	cmd = exec.CommandContext(ctx, binary(t), "--queue", h.queue, "--max-pending", "0", "--concurrency", "2", p)
 	cmd.Env = h.env()
 	b, err := cmd.Output()
 	if err != nil {

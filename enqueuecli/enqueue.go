@@ -29,6 +29,12 @@ const problemLimit = 20
 // defaultConcurrency is the number of Enqueue calls in flight.
 var defaultConcurrency = max(16, 8*runtime.GOMAXPROCS(0))
 
+// DefaultMaxPending is how many of a batch's rows enqueue keeps queued and
+// not yet ended, by default: about 8 MB of Redis memory (a queued row takes
+// about 800 bytes), and several seconds of work for a fleet at the
+// account's whole quota.
+const DefaultMaxPending = 10000
+
 type enqueueConfig struct {
 	*common
 	file         string
@@ -45,6 +51,7 @@ type enqueueConfig struct {
 	showNumbers  bool
 	redisTimeout time.Duration
 	concurrency  int
+	maxPending   int
 	window       *time.Duration
 	args         []string
 }
@@ -65,12 +72,15 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 	fs.BoolVar(&c.showNumbers, "show-numbers", false, "")
 	fs.DurationVar(&c.redisTimeout, "redis-timeout", 60*time.Second, "")
 	fs.IntVar(&c.concurrency, "concurrency", defaultConcurrency, "")
+	maxPending := s.Int("ENQUEUE_MAX_PENDING", "max-pending", DefaultMaxPending, 0,
+		"keep at most N of a batch's rows queued and not yet ended, queueing more as rows end, so that Redis memory stays bounded whatever the file's size (0: queue every row at once)")
 	c.window = s.Duration("BATCH_WINDOW", "batch-window", batch.DefaultTTL, "how long a batch record is kept: re-running the same file within it queues nothing twice")
 	c.common = addCommon(s)
 	pos, err := parseArgs(s, "enqueue", args, func() { fmt.Fprint(e.stdout, enqueueHelp(s)) })
 	if err != nil {
 		return nil, err
 	}
+	c.maxPending = *maxPending
 	fs.Visit(func(f *flag.Flag) { c.queueGiven = c.queueGiven || f.Name == "queue" })
 	switch {
 	case len(pos) == 0:
@@ -307,7 +317,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 
 	q := &queuer{ctx: ctx, store: store, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
 		guard: guard, id: info.ID, info: info, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
-		skipInvalid: cfg.skipInvalid, problems: pp}
+		maxPending: cfg.maxPending, skipInvalid: cfg.skipInvalid, problems: pp, stderr: e.stderr}
 	f, err := os.Open(in.path)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)

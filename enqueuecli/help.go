@@ -74,6 +74,9 @@ What happens
      than --redis-timeout, run the same command again and it queues only the
      rest, to the batch's queue (a --queue naming another queue is refused).
      To queue the same rows again as a new batch, change the file.
+     At most --max-pending rows of the batch wait in Redis at once (10000
+     by default); the command queues more as workers end rows, so it runs
+     until the last rows are queued.
   4. --wait follows the batch until every row has ended (applied, superseded
      or dead), then prints the rows by outcome and code. --report FILE writes
      one CSV row per input row: line, SubsId, OperateType, task_id, outcome,

@@ -84,13 +84,15 @@ func (h *harness) getenv(k string) string {
 		return h.url
 	case "DYPLSQ_KEY_PREFIX":
 		return h.ns
+	case "ENQUEUE_MAX_PENDING":
+		return "0" // most tests queue with no worker running
 	}
 	return ""
 }
 
 // env returns the environment for a built binary.
 func (h *harness) env() []string {
-	return append(os.Environ(), "REDIS_URL="+h.url, "DYPLSQ_KEY_PREFIX="+h.ns, "REDIS_CLUSTER_ADDRS=")
+	return append(os.Environ(), "REDIS_URL="+h.url, "DYPLSQ_KEY_PREFIX="+h.ns, "REDIS_CLUSTER_ADDRS=", "ENQUEUE_MAX_PENDING=0")
 }
 
 type result struct {

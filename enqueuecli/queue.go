@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -42,7 +43,12 @@ type chunk struct {
 	index     int
 	rows      []*qrow
 	remaining atomic.Int32
+	todo      int64 // rows handed to the enqueueing goroutines
 }
+
+// pendingPoll is how often a run held back by --max-pending reads the
+// batch's counters.
+const pendingPoll = 250 * time.Millisecond
 
 type workItem struct {
 	c *chunk
@@ -62,8 +68,10 @@ type queuer struct {
 	queue       string
 	lines       int // last line of the input
 	concurrency int
+	maxPending  int // open rows allowed (0: no limit)
 	skipInvalid bool
 	problems    *problemPrinter
+	stderr      io.Writer
 	pmu         sync.Mutex
 
 	work  chan workItem
@@ -79,6 +87,8 @@ type queuer struct {
 	cancelled atomic.Bool
 
 	handled, queued, already, invalid atomic.Int64
+	unrecorded                        atomic.Int64 // rows handed out, their chunk not recorded yet
+	heldBack                          bool         // --max-pending held the run back once
 
 	fixedMu sync.Mutex
 	fixed   fixedRows
@@ -233,9 +243,65 @@ func (q *queuer) dispatch(c *chunk) {
 		q.record(c)
 		return
 	}
+	if !q.awaitRoom(len(todo)) {
+		<-q.slots
+		return
+	}
+	c.todo = int64(len(todo))
+	q.unrecorded.Add(c.todo)
 	c.remaining.Store(int32(len(todo)))
 	for _, r := range todo {
 		q.work <- workItem{c: c, r: r}
+	}
+}
+
+// awaitRoom waits until n more rows keep the batch's open rows (queued and
+// not ended: pending, retrying or halted, and those handed out but not
+// recorded yet) within --max-pending; a run always has room for one chunk.
+// It returns false when the run stops meanwhile: Ctrl-C, a Redis error, or
+// a batch cancel.
+func (q *queuer) awaitRoom(n int) bool {
+	if q.maxPending <= 0 {
+		return true
+	}
+	for {
+		// Read before the counters: a chunk recorded in between is then
+		// counted twice, never missed.
+		unrecorded := q.unrecorded.Load()
+		var st batch.Status
+		err := q.guard.do(q.ctx, func(ctx context.Context) error {
+			var err error
+			st, err = q.store.Status(ctx, q.id)
+			if errors.Is(err, batch.ErrNotFound) {
+				return permanentError{errRecordGone}
+			}
+			return err
+		})
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				q.fail(err)
+			}
+			return false
+		}
+		if st.State == batch.StateCancelled {
+			q.cancelled.Store(true)
+			q.stopFlag.Store(true)
+			return false
+		}
+		open := st.Counts.Pending + st.Counts.Retrying + st.Counts.Halted + unrecorded
+		if open == 0 || open+int64(n) <= int64(q.maxPending) {
+			return true
+		}
+		if !q.heldBack {
+			q.heldBack = true
+			fmt.Fprintf(q.stderr, "enqueue: batch %s: %d rows queued and not ended (--max-pending %d): the rest are queued as workers end rows\n",
+				q.id, open, q.maxPending)
+		}
+		select {
+		case <-q.ctx.Done():
+			return false
+		case <-time.After(pendingPoll):
+		}
 	}
 }
 
@@ -286,7 +352,11 @@ func (q *queuer) enqueue(r *qrow) {
 	}
 	u := r.u
 	u.Meta = &tasks.Meta{Version: r.version, Batch: q.id, Line: r.line, Source: tasks.SourceCLI}
-	opts := []asynq.Option{asynq.Queue(q.queue)}
+	// A finished row's outcome, code, message and RequestId live in the
+	// batch record for the batch window: asynq drops the task when it
+	// completes instead of keeping it and its result for a day (about 1 KB
+	// a row). Dead rows stay in the archive, as every dead job does.
+	opts := []asynq.Option{asynq.Queue(q.queue), asynq.Retention(0)}
 	keyID := ""
 	if key := strings.TrimSpace(u.IdempotencyKey); key != "" {
 		keyID = tasks.TaskIDForKey(key) // NewTask sets it as the task id
@@ -377,6 +447,7 @@ func (q *queuer) ours(id string, line int) bool {
 // and stops the run.
 func (q *queuer) record(c *chunk) {
 	defer func() { <-q.slots }()
+	defer q.unrecorded.Add(-c.todo)
 	var entries []batch.Entry
 	for _, r := range c.rows {
 		if r.outcome != "" {
