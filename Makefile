@@ -41,7 +41,7 @@ chaos:
 	@# The fault-injection checker's 200 schedules run without the race
 	@# detector (four times the rate); its broken-fence proof runs above.
 	$(WITH_REDIS) $(GO) test -count=1 -timeout 40m -tags chaos -run 'TestChaosChecker$$' ./worker/
-	$(GO) test -run '^$$' -fuzz FuzzMask -fuzztime 20s ./dypls/
+	$(GO) test -run '^$$' -fuzz FuzzMask -fuzztime 20s ./mask/
 	$(GO) test -run '^$$' -fuzz FuzzReadFile -fuzztime 20s ./enqueuecli/
 
 ## bench: benchmarks beside bare asynq on a private Redis; see BENCHMARKS.md.

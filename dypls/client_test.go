@@ -17,6 +17,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 const newA = "13800001111" // a PhoneNoA no sample binding holds
@@ -396,7 +397,7 @@ func TestSystemicWrongSecret(t *testing.T) {
 	_, err := c.UpdateSubscription(bg, updateNoA(1, newA))
 	e := check(t, err, want{"SignatureDoesNotMatch", dypls.Systemic, false, 400, true})
 	// The string-to-sign made it into the message, masked.
-	for _, masked := range []string{dypls.MaskNumber(newA), dypls.MaskNumber(dyplsim.SeedBinding(1).PhoneNoX), "string to sign"} {
+	for _, masked := range []string{mask.Number(newA), mask.Number(dyplsim.SeedBinding(1).PhoneNoX), "string to sign"} {
 		if !strings.Contains(e.Message, masked) {
 			t.Errorf("Message lacks %q: %s", masked, e.Message)
 		}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/batch"
-	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/envflag"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -77,7 +77,7 @@ func fail(e env, name string, err error) int {
 		fmt.Fprintf(e.stderr, "%s: interrupted\n", name)
 		return exitInterrupted
 	}
-	fmt.Fprintf(e.stderr, "%s: %s\n", name, dypls.Mask(err.Error()))
+	fmt.Fprintf(e.stderr, "%s: %s\n", name, mask.Text(err.Error()))
 	return exitUsage
 }
 
@@ -290,7 +290,7 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 	removed, err := removeCancelledJobs(ctx, e, store, insp, guard, st)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: cleanup: %s; %d jobs were removed. The batch is cancelled all the same: workers end its jobs left in the queue without a call. Run the same command again to remove them\n",
-			name, dypls.Mask(err.Error()), removed)
+			name, mask.Text(err.Error()), removed)
 		return exitUsage
 	}
 	if removed > 0 {

@@ -1,4 +1,4 @@
-package dypls
+package errclass
 
 import "testing"
 
@@ -104,20 +104,5 @@ func TestClassifyTable(t *testing.T) {
 		if w != c {
 			t.Errorf("table says %q is %v, test says %v", code, c, w)
 		}
-	}
-}
-
-func TestErrorText(t *testing.T) {
-	e := newError("UpdateSubscription", "isv.BIND_CONFLICT", "A 13812345678 already bound with X 17000000000", "RID-1", 200, false)
-	want := "dypls: UpdateSubscription: isv.BIND_CONFLICT: A 138****5678 already bound with X 170****0000 (RequestId RID-1, HTTP 200, permanent)"
-	if e.Error() != want {
-		t.Fatalf("got  %s\nwant %s", e.Error(), want)
-	}
-	long := newError("X", "SignatureDoesNotMatch", string(make([]byte, 5000)), "", 400, false)
-	if len(long.Message) > maxMessage+10 {
-		t.Fatalf("message not bounded: %d bytes", len(long.Message))
-	}
-	if long.Class != Systemic {
-		t.Fatalf("class %v", long.Class)
 	}
 }
