@@ -36,7 +36,7 @@ func privateEnv(t *testing.T, n int) *Env {
 	if err != nil {
 		t.Fatalf("start private redis-server: %v", err)
 	}
-	t.Cleanup(srv.stop)
+	t.Cleanup(srv.Close)
 	env := &Env{
 		N:       n,
 		Redis:   redis.NewClient(&redis.Options{Addr: srv.Addr}),

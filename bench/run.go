@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dyplsq/dyplsq/internal/redisserver"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -147,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // private server.
 func openEnv(ctx context.Context, cfg config, stderr io.Writer) (*Env, func(), error) {
 	env := &Env{N: cfg.n, Stderr: stderr}
-	var srv *redisServer
+	var srv *redisserver.Server
 	if cfg.redisURL != "" {
 		opt, err := redis.ParseURL(cfg.redisURL)
 		if err != nil {
@@ -170,7 +171,7 @@ func openEnv(ctx context.Context, cfg config, stderr io.Writer) (*Env, func(), e
 	}
 	closeEnv := func() {
 		env.Redis.Close()
-		srv.stop()
+		srv.Close()
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
