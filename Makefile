@@ -9,7 +9,7 @@ all: build
 build:
 	$(GO) build ./...
 
-## bins: the commands (worker, enqueue, dyplsim, demo) into bin/.
+## bins: the commands (worker, enqueue, dyplsim, demo, bench) into bin/
 bins:
 	$(GO) build -o bin/ ./cmd/...
 
@@ -46,7 +46,7 @@ chaos:
 
 ## bench: benchmarks beside bare asynq on a private Redis; see BENCHMARKS.md.
 bench:
-	$(GO) run ./bench
+	$(GO) run ./cmd/bench
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -54,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.redisBin, "redis-server", "redis-server", "redis-server binary for the private Redis")
 	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures dyplsq and bare asynq on a private, throwaway redis-server.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/bench [flags]\n\nMeasures dyplsq and bare asynq on a private, throwaway redis-server.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -73,8 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-// run is the whole command: it returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Run is the whole bench command (cmd/bench): it returns the exit status.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
