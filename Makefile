@@ -2,7 +2,7 @@
 GO ?= go
 WITH_REDIS = ./.ci/with-redis
 
-.PHONY: all build bins vet test chaos bench demo demo-ui fmt
+.PHONY: all build bins vet lint test chaos bench demo demo-ui fmt
 
 all: build
 
@@ -26,9 +26,22 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
-## test: vet and every unit and integration test with the race detector,
-## against a real Redis (REDIS_URL, or a throwaway redis-server).
-test: vet
+## lint: golangci-lint (the version pinned here, installed into .bin/ with
+## go install on first use) with .golangci.yml, with and without the chaos tag.
+GOLANGCI_LINT_VERSION = v2.15.0
+GOLANGCI_LINT = $(CURDIR)/.bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/.bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(CURDIR)/.bin/golangci-lint $@
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --build-tags chaos ./...
+
+## test: vet, lint and every unit and integration test with the race
+## detector, against a real Redis (REDIS_URL, or a throwaway redis-server).
+test: vet lint
 	$(WITH_REDIS) $(GO) test -race -count=1 -timeout 9m ./...
 
 ## chaos: the longer suites (crashes, outages, Cluster, fuzzing, browser).

@@ -240,7 +240,7 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 	if err != nil {
 		return fail(e, name, err)
 	}
-	defer commit(false)
+	defer func() { _ = commit(false) }()
 	cw := csv.NewWriter(w)
 	_ = cw.Write(append(append([]string(nil), tasks.KnownColumns...), exportExtra...))
 	exportedAt := time.Now().UTC().Format(time.RFC3339Nano)

@@ -51,7 +51,7 @@ func (rp *reporter) write(ctx context.Context, path string, in *input, stdout io
 	if err != nil {
 		return err
 	}
-	defer commit(false)
+	defer func() { _ = commit(false) }()
 	cw := csv.NewWriter(out)
 	_ = cw.Write(reportHeader)
 	var rows []inRow
