@@ -2,8 +2,8 @@ package dypls_test
 
 // These tests drive the real Alibaba Cloud SDK through dypls.Client against
 // the simulator over HTTP, one simulator per test, and check how every
-// server behaviour of reference/dyplsapi.md §6 and every class of the
-// product's outcome table comes back as a *dypls.Error. Every error is also
+// server behaviour the SDK can meet (the rows below name them) and every
+// error class comes back as a *dypls.Error. Every error is also
 // checked for unmasked phone numbers (see check and asError).
 
 import (
@@ -49,7 +49,7 @@ func TestConcurrentFirstCalls(t *testing.T) {
 	}
 }
 
-// TestUpdateOK is §6 row "200 {"Code":"OK"}".
+// TestUpdateOK is the row "200 {"Code":"OK"}".
 func TestUpdateOK(t *testing.T) {
 	t.Parallel()
 	sim, addr := startSim(t, dyplsim.Config{Seed: 1})
@@ -69,7 +69,7 @@ func TestUpdateOK(t *testing.T) {
 	}
 }
 
-// TestSDKBehaviourReplies covers the §6 rows where the server answers: 200
+// TestSDKBehaviourReplies covers the rows where the server answers: 200
 // with a business code, an empty or unreadable 2xx, JSON gateway errors of
 // every status, and non-JSON error pages. Each case is one call that the
 // simulator must count exactly once (the SDK's retry is off) and that must
@@ -222,7 +222,7 @@ func TestNoSDKRetry(t *testing.T) {
 	}
 }
 
-// TestTimeout is §6 row "server slower than ReadTimeout": a hang longer than
+// TestTimeout is the row "server slower than ReadTimeout": a hang longer than
 // the call timeout ends the call at the timeout, ambiguous, after one attempt.
 func TestTimeout(t *testing.T) {
 	t.Parallel()
@@ -262,7 +262,7 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
-// TestConnectionRefused is §6 row "connection refused": nothing listens, so
+// TestConnectionRefused is the row "connection refused": nothing listens, so
 // nothing was sent and the outcome is not ambiguous.
 func TestConnectionRefused(t *testing.T) {
 	t.Parallel()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,12 +62,8 @@ func (sc *subcommand) open(ctx context.Context) (redis.UniversalClient, *redisGu
 	if err != nil {
 		return nil, nil, err
 	}
-	return rdb, &redisGuard{timeout: sc.redisTimeout, out: nopWriter{}, where: sc.redis.String()}, nil
+	return rdb, &redisGuard{timeout: sc.redisTimeout, out: io.Discard, where: sc.redis.String()}, nil
 }
-
-type nopWriter struct{}
-
-func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // fail prints err for a subcommand and returns the exit status.
 func fail(e env, name string, err error) int {

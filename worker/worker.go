@@ -266,9 +266,6 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 // Inspector returns the asynq inspector on the worker's Redis.
 func (w *Worker) Inspector() *asynq.Inspector { return w.inspector }
 
-// Metrics returns the worker's own series.
-func (w *Worker) Metrics() *Metrics { return w.metrics }
-
 // Start starts processing and the background loops.
 func (w *Worker) Start() error {
 	if err := w.srv.Start(asynq.HandlerFunc(w.h.ProcessTask)); err != nil {

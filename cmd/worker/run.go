@@ -49,7 +49,6 @@ type config struct {
 	redis    redisconn.Config
 	api      dypls.Config
 	worker   worker.Config
-	qps      float64
 	monitor  monitor.Config
 	logLevel string
 	logFmt   string
@@ -84,7 +83,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if len(s.Args()) > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (worker takes flags only; see --help)", s.Args()[0])
 	}
-	c := &config{logLevel: *logLevel, logFmt: *logFmt, qps: *qps}
+	c := &config{logLevel: *logLevel, logFmt: *logFmt}
 	var err error
 	if c.redis, err = redisSettings.Config(getenv); err != nil {
 		return nil, err

@@ -57,9 +57,9 @@ const (
 )
 
 // codeClasses is the one classification table. It covers every code of the
-// Dyplsapi error documentation and of the POP gateway, and the product
-// contract's outcome table, which settles every disagreement (account and
-// credential codes are systemic). Classify handles what is not listed.
+// Dyplsapi error documentation and of the POP gateway; where the two
+// disagree, account and credential codes are systemic, since every job
+// would fail the same way. Classify handles what is not listed.
 var codeClasses = map[string]Class{
 	// Throttling: business flow control and gateway quota.
 	"isv.FLOW_LIMIT":  Throttled,
