@@ -2,14 +2,14 @@
 GO ?= go
 WITH_REDIS = ./.ci/with-redis
 
-.PHONY: all build bins vet test chaos bench demo demo-ui fmt
+.PHONY: all build bins vet lint test chaos bench demo demo-ui fmt
 
 all: build
 
 build:
 	$(GO) build ./...
 
-## bins: the commands (worker, enqueue, dyplsim, demo) into bin/.
+## bins: the commands (worker, enqueue, dyplsim, demo, bench) into bin/
 bins:
 	$(GO) build -o bin/ ./cmd/...
 
@@ -26,9 +26,22 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
-## test: vet and every unit and integration test with the race detector,
-## against a real Redis (REDIS_URL, or a throwaway redis-server).
-test: vet
+## lint: golangci-lint (the version pinned here, installed into .bin/ with
+## go install on first use) with .golangci.yml, with and without the chaos tag.
+GOLANGCI_LINT_VERSION = v2.15.0
+GOLANGCI_LINT = $(CURDIR)/.bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/.bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(CURDIR)/.bin/golangci-lint $@
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --build-tags chaos ./...
+
+## test: vet, lint and every unit and integration test with the race
+## detector, against a real Redis (REDIS_URL, or a throwaway redis-server).
+test: vet lint
 	$(WITH_REDIS) $(GO) test -race -count=1 -timeout 9m ./...
 
 ## chaos: the longer suites (crashes, outages, Cluster, fuzzing, browser).
@@ -41,12 +54,12 @@ chaos:
 	@# The fault-injection checker's 200 schedules run without the race
 	@# detector (four times the rate); its broken-fence proof runs above.
 	$(WITH_REDIS) $(GO) test -count=1 -timeout 40m -tags chaos -run 'TestChaosChecker$$' ./worker/
-	$(GO) test -run '^$$' -fuzz FuzzMask -fuzztime 20s ./dypls/
+	$(GO) test -run '^$$' -fuzz FuzzMask -fuzztime 20s ./mask/
 	$(GO) test -run '^$$' -fuzz FuzzReadFile -fuzztime 20s ./enqueuecli/
 
 ## bench: benchmarks beside bare asynq on a private Redis; see BENCHMARKS.md.
 bench:
-	$(GO) run ./bench
+	$(GO) run ./cmd/bench
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

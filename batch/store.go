@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -179,7 +179,7 @@ func (h *Hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
 
 // idAlphabet spells batch ids: 32 symbols without 0, 1, l and o, so that no
 // part of an id looks like a phone number to the masking of logs and output
-// (dypls.Mask), or is misread when typed.
+// (mask.Text), or is misread when typed.
 const idAlphabet = "abcdefghijkmnpqrstuvwxyz23456789"
 
 // ID returns the batch id: "b" and 16 symbols (80 bits) of the hash.
@@ -892,7 +892,7 @@ func (s *Store) Rows(ctx context.Context, id string, first, last int) ([]Row, er
 const sep = "\x1f"
 
 func encodeDetail(code, requestID, message string) string {
-	message = dypls.Mask(message)
+	message = mask.Text(message)
 	if len(message) > MaxMessage {
 		cut := MaxMessage
 		for cut > 0 && !utf8.RuneStart(message[cut]) {

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // Reasons a job died, written to [Record.Reason].
@@ -207,7 +207,7 @@ func (r *Record) SetPayload(payload []byte) {
 
 // MaskedPayload returns the payload as text with phone numbers masked, for
 // showing to people.
-func (r Record) MaskedPayload() string { return dypls.Mask(string(r.Payload)) }
+func (r Record) MaskedPayload() string { return mask.Text(string(r.Payload)) }
 
 // String describes the record on one line for people, phone numbers masked.
 func (r Record) String() string {
@@ -227,5 +227,5 @@ func (r Record) String() string {
 		fmt.Fprintf(&b, "; batch %s line %d", r.Batch, r.Line)
 	}
 	fmt.Fprintf(&b, "; %d attempts", r.Attempts)
-	return dypls.Mask(b.String())
+	return mask.Text(b.String())
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // DefaultPrefix is the key prefix of a [Store] whose Prefix is empty.
@@ -73,7 +73,7 @@ func (s *Store) PutNew(ctx context.Context, r Record) (created bool, err error) 
 	if r.TaskID == "" {
 		return false, errors.New("deadletter: record without a task id")
 	}
-	r.Message = dypls.Mask(r.Message)
+	r.Message = mask.Text(r.Message)
 	if r.DiedAt.IsZero() {
 		r.DiedAt = time.Now()
 	}
@@ -124,7 +124,7 @@ func (s *Store) putIfAbsent(ctx context.Context, r Record) ([]byte, error) {
 	if r.DiedAt.IsZero() {
 		r.DiedAt = time.Now()
 	}
-	r.Message = dypls.Mask(r.Message)
+	r.Message = mask.Text(r.Message)
 	b, err := encode(r)
 	if err != nil {
 		return nil, err

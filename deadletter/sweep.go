@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/batch"
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // Sweeper makes sure that every job in the asynq archive is accounted for,
@@ -277,7 +277,7 @@ func (s *Sweeper) endRows(ctx context.Context, fs []found) error {
 			msg = strings.TrimSuffix(f.rec.Reason+": "+msg, ": ")
 		}
 		_, err := s.Batches.MarkOpen(ctx, f.fields.Batch, f.fields.Line, batch.RowState{
-			Outcome: batch.OutcomeDead, Code: orArchived(f.rec.Code), Message: dypls.Mask(msg), RequestID: f.rec.RequestID})
+			Outcome: batch.OutcomeDead, Code: orArchived(f.rec.Code), Message: mask.Text(msg), RequestID: f.rec.RequestID})
 		if err != nil {
 			return err
 		}
@@ -361,7 +361,7 @@ func (s *Sweeper) record(info *asynq.TaskInfo) Record {
 		Type:        info.Type,
 		Code:        code,
 		Reason:      reason,
-		Message:     dypls.Mask(info.LastErr),
+		Message:     mask.Text(info.LastErr),
 		Attempts:    info.Retried,
 		LastFailure: info.LastFailedAt,
 		DiedAt:      info.LastFailedAt,

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/tasks"
+	"github.com/dyplsq/dyplsq/worker"
 )
 
 // TestValidatorAgreesWithSimulator sends rows the validator accepts and
@@ -70,7 +70,7 @@ func TestValidatorAgreesWithSimulator(t *testing.T) {
 				t.Fatalf("%s: Decode: %v", tc.name, err)
 			}
 		}
-		_, err := c.UpdateSubscription(bg, dypls.UpdateOf(sent))
+		_, err := c.UpdateSubscription(bg, worker.UpdateOf(sent))
 		if (verr == nil) != (err == nil) {
 			t.Errorf("%s: validator says %v, simulator says %v", tc.name, verr, err)
 		}

@@ -323,10 +323,10 @@ func (c *Client) do(ctx context.Context, rpc *requests.RpcRequest, req requests.
 	if callErr != nil {
 		return res, classifyCallError(action, callErr, res.HTTPStatus)
 	}
-	switch {
-	case code == CodeOK:
+	switch code {
+	case CodeOK:
 		return res, nil
-	case code == "":
+	case "":
 		// A 2xx without a Code: it may or may not have been applied.
 		return res, newError(action, CodeEmptyResponse, "reply without a Code", reqID, res.HTTPStatus, true)
 	default:

@@ -2,8 +2,8 @@ package dypls_test
 
 // These tests drive the real Alibaba Cloud SDK through dypls.Client against
 // the simulator over HTTP, one simulator per test, and check how every
-// server behaviour of reference/dyplsapi.md §6 and every class of the
-// product's outcome table comes back as a *dypls.Error. Every error is also
+// server behaviour the SDK can meet (the rows below name them) and every
+// error class comes back as a *dypls.Error. Every error is also
 // checked for unmasked phone numbers (see check and asError).
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 const newA = "13800001111" // a PhoneNoA no sample binding holds
@@ -48,7 +49,7 @@ func TestConcurrentFirstCalls(t *testing.T) {
 	}
 }
 
-// TestUpdateOK is §6 row "200 {"Code":"OK"}".
+// TestUpdateOK is the row "200 {"Code":"OK"}".
 func TestUpdateOK(t *testing.T) {
 	t.Parallel()
 	sim, addr := startSim(t, dyplsim.Config{Seed: 1})
@@ -68,7 +69,7 @@ func TestUpdateOK(t *testing.T) {
 	}
 }
 
-// TestSDKBehaviourReplies covers the §6 rows where the server answers: 200
+// TestSDKBehaviourReplies covers the rows where the server answers: 200
 // with a business code, an empty or unreadable 2xx, JSON gateway errors of
 // every status, and non-JSON error pages. Each case is one call that the
 // simulator must count exactly once (the SDK's retry is off) and that must
@@ -221,7 +222,7 @@ func TestNoSDKRetry(t *testing.T) {
 	}
 }
 
-// TestTimeout is §6 row "server slower than ReadTimeout": a hang longer than
+// TestTimeout is the row "server slower than ReadTimeout": a hang longer than
 // the call timeout ends the call at the timeout, ambiguous, after one attempt.
 func TestTimeout(t *testing.T) {
 	t.Parallel()
@@ -261,7 +262,7 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
-// TestConnectionRefused is §6 row "connection refused": nothing listens, so
+// TestConnectionRefused is the row "connection refused": nothing listens, so
 // nothing was sent and the outcome is not ambiguous.
 func TestConnectionRefused(t *testing.T) {
 	t.Parallel()
@@ -396,7 +397,7 @@ func TestSystemicWrongSecret(t *testing.T) {
 	_, err := c.UpdateSubscription(bg, updateNoA(1, newA))
 	e := check(t, err, want{"SignatureDoesNotMatch", dypls.Systemic, false, 400, true})
 	// The string-to-sign made it into the message, masked.
-	for _, masked := range []string{dypls.MaskNumber(newA), dypls.MaskNumber(dyplsim.SeedBinding(1).PhoneNoX), "string to sign"} {
+	for _, masked := range []string{mask.Number(newA), mask.Number(dyplsim.SeedBinding(1).PhoneNoX), "string to sign"} {
 		if !strings.Contains(e.Message, masked) {
 			t.Errorf("Message lacks %q: %s", masked, e.Message)
 		}

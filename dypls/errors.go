@@ -4,53 +4,45 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/dyplsq/dyplsq/dypls/errclass"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // Class says what an error means for the job that got it and for the
-// worker that made the call.
-type Class int
+// worker that made the call. It and the names below are declared in
+// [errclass], which programs that only read codes (the enqueue CLI) import
+// without linking the SDK; they are repeated here so that callers of the
+// client need one import.
+type Class = errclass.Class
 
-// The classes, from the least to the most severe for the fleet.
+// The classes, from the least to the most severe for the fleet; see
+// [errclass.Transient].
 const (
-	// Transient failures may succeed later: retry with exponential backoff,
-	// counting the attempt.
-	Transient Class = iota
-	// Throttled answers mean the provider's quota was exceeded: retry after a
-	// short jittered delay without counting an attempt.
-	Throttled
-	// Permanent failures concern this job only and will fail again: the job
-	// is dead at once.
-	Permanent
-	// Systemic failures would fail every job (credentials, account,
-	// permission, clock): the worker halts instead of burning through jobs.
-	Systemic
+	Transient = errclass.Transient
+	Throttled = errclass.Throttled
+	Permanent = errclass.Permanent
+	Systemic  = errclass.Systemic
 )
 
-var classNames = [...]string{"transient", "throttled", "permanent", "systemic"}
-
-// String returns the lower-case class name used in logs, metrics and records.
-func (c Class) String() string {
-	if int(c) < len(classNames) {
-		return classNames[c]
-	}
-	return fmt.Sprintf("class(%d)", int(c))
-}
-
-// Codes that dyplsq gives to failures the API itself did not name: transport
-// problems and replies that could not be read. They are classified like any
-// other code.
+// Codes that dyplsq gives to failures the API itself did not name; see
+// [errclass.CodeTimeout].
 const (
-	CodeOK                = "OK"
-	CodeTimeout           = "Transport.Timeout"           // no answer within the call timeout: may have been applied
-	CodeConnectionRefused = "Transport.ConnectionRefused" // nothing listens: certainly not applied
-	CodeConnectFailed     = "Transport.ConnectFailed"     // the connection could not be made: not applied
-	CodeConnectionDropped = "Transport.ConnectionDropped" // the connection closed before the answer: may have been applied
-	CodeTransport         = "Transport.Error"             // any other transport failure
-	CodeEmptyResponse     = "Response.Empty"              // a 2xx without a body or without a Code
-	CodeUnreadable        = "Response.Unreadable"         // a body that is not the expected JSON
-	CodeHTTPPrefix        = "HTTP."                       // "HTTP.502": an error status without a code in the body
-	CodeNotCalled         = "Client.Canceled"             // the context ended before the call was made
+	CodeOK                = errclass.CodeOK
+	CodeTimeout           = errclass.CodeTimeout
+	CodeConnectionRefused = errclass.CodeConnectionRefused
+	CodeConnectFailed     = errclass.CodeConnectFailed
+	CodeConnectionDropped = errclass.CodeConnectionDropped
+	CodeTransport         = errclass.CodeTransport
+	CodeEmptyResponse     = errclass.CodeEmptyResponse
+	CodeUnreadable        = errclass.CodeUnreadable
+	CodeHTTPPrefix        = errclass.CodeHTTPPrefix
+	CodeNotCalled         = errclass.CodeNotCalled
 )
+
+// Classify returns the class of an API, gateway or transport code; see
+// [errclass.Classify].
+func Classify(code string) Class { return errclass.Classify(code) }
 
 // Error is the one error type every failed call returns. Everything it holds
 // is masked: phone numbers never reach a log or Redis through it.
@@ -108,7 +100,7 @@ const maxMessage = 512
 
 func newError(action, code, msg, requestID string, status int, ambiguous bool) *Error {
 	// Mask first, then shorten: a cut must never leave part of a number.
-	msg = Mask(strings.Join(strings.Fields(msg), " "))
+	msg = mask.Text(strings.Join(strings.Fields(msg), " "))
 	if len(msg) > maxMessage {
 		cut := maxMessage
 		for cut > 0 && !utf8.RuneStart(msg[cut]) {

@@ -148,12 +148,6 @@ func (s *Sim) SetQPS(qps float64, burst int) {
 	s.changeQuota(func(q *Quota) { q.QPS, q.Burst = qps, burst })
 }
 
-// SetQueryQPS changes the quota shared by BindAxb, QuerySubscriptionDetail
-// and UnbindSubscription, like SetQPS.
-func (s *Sim) SetQueryQPS(qps float64, burst int) {
-	s.changeQuota(func(q *Quota) { q.QueryQPS, q.QueryBurst = qps, burst })
-}
-
 // changeQuota applies change to the current limits and installs new,
 // full buckets.
 func (s *Sim) changeQuota(change func(*Quota)) Quota {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,8 +17,8 @@ import (
 
 	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/batch"
-	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/envflag"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -61,12 +62,8 @@ func (sc *subcommand) open(ctx context.Context) (redis.UniversalClient, *redisGu
 	if err != nil {
 		return nil, nil, err
 	}
-	return rdb, &redisGuard{timeout: sc.redisTimeout, out: nopWriter{}, where: sc.redis.String()}, nil
+	return rdb, &redisGuard{timeout: sc.redisTimeout, out: io.Discard, where: sc.redis.String()}, nil
 }
-
-type nopWriter struct{}
-
-func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // fail prints err for a subcommand and returns the exit status.
 func fail(e env, name string, err error) int {
@@ -77,7 +74,7 @@ func fail(e env, name string, err error) int {
 		fmt.Fprintf(e.stderr, "%s: interrupted\n", name)
 		return exitInterrupted
 	}
-	fmt.Fprintf(e.stderr, "%s: %s\n", name, dypls.Mask(err.Error()))
+	fmt.Fprintf(e.stderr, "%s: %s\n", name, mask.Text(err.Error()))
 	return exitUsage
 }
 
@@ -290,7 +287,7 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 	removed, err := removeCancelledJobs(ctx, e, store, insp, guard, st)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: cleanup: %s; %d jobs were removed. The batch is cancelled all the same: workers end its jobs left in the queue without a call. Run the same command again to remove them\n",
-			name, dypls.Mask(err.Error()), removed)
+			name, mask.Text(err.Error()), removed)
 		return exitUsage
 	}
 	if removed > 0 {

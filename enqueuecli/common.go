@@ -16,9 +16,9 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
-	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/envflag"
 	"github.com/dyplsq/dyplsq/logging"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/redisconn"
 )
 
@@ -100,7 +100,7 @@ func (c *common) connect(ctx context.Context, wait time.Duration) (redis.Univers
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach Redis at %s: %s", c.redis, dypls.Mask(err.Error()))
+		return nil, fmt.Errorf("cannot reach Redis at %s: %s", c.redis, mask.Text(err.Error()))
 	}
 	return rdb, nil
 }
@@ -160,7 +160,7 @@ type errRedisLost struct {
 }
 
 func (e *errRedisLost) Error() string {
-	return fmt.Sprintf("Redis has not answered for %s (--redis-timeout): %s", e.timeout, dypls.Mask(e.err.Error()))
+	return fmt.Sprintf("Redis has not answered for %s (--redis-timeout): %s", e.timeout, mask.Text(e.err.Error()))
 }
 
 func (e *errRedisLost) Unwrap() error { return e.err }
@@ -216,7 +216,7 @@ func (g *redisGuard) down(err error) time.Duration {
 	if g.downSince.IsZero() {
 		g.downSince = time.Now()
 		fmt.Fprintf(g.out, "enqueue: Redis at %s is not answering (%s); retrying for up to %s (--redis-timeout)\n",
-			g.where, dypls.Mask(err.Error()), g.timeout)
+			g.where, mask.Text(err.Error()), g.timeout)
 	}
 	return time.Since(g.downSince)
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/deadletter"
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -208,7 +208,7 @@ func dlqList(ctx context.Context, e env, store *deadletter.Store, f deadletter.F
 			bl = fmt.Sprintf("%s:%d", r.Batch, r.Line)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.DiedAt.Local().Format(time.DateTime), r.TaskID, r.Queue,
-			orDash(r.Code), orDash(r.Reason), r.Attempts, orDash(r.SubsId), orDash(r.OperateType), bl, orDash(r.RequestID), shorten(dypls.Mask(r.Message), 100))
+			orDash(r.Code), orDash(r.Reason), r.Attempts, orDash(r.SubsId), orDash(r.OperateType), bl, orDash(r.RequestID), shorten(mask.Text(r.Message), 100))
 	}
 	tw.Flush()
 	more := ""
@@ -240,7 +240,7 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 	if err != nil {
 		return fail(e, name, err)
 	}
-	defer commit(false)
+	defer func() { _ = commit(false) }()
 	cw := csv.NewWriter(w)
 	_ = cw.Write(append(append([]string(nil), tasks.KnownColumns...), exportExtra...))
 	exportedAt := time.Now().UTC().Format(time.RFC3339Nano)
@@ -251,7 +251,7 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 		if err := json.Unmarshal(r.Payload, &u); err != nil {
 			unreadable++
 			u = tasks.Update{SubsId: r.SubsId, OperateType: r.OperateType}
-			msg = "payload unreadable, fill in the row: " + dypls.Mask(err.Error())
+			msg = "payload unreadable, fill in the row: " + mask.Text(err.Error())
 		}
 		key := u.IdempotencyKey
 		u.IdempotencyKey = ""
@@ -259,7 +259,7 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 		for _, c := range tasks.KnownColumns {
 			row = append(row, *tasks.FieldValue(&u, c))
 		}
-		row = append(row, r.Code, dypls.Mask(msg), r.TaskID, key, exportedAt, r.RequestID)
+		row = append(row, r.Code, mask.Text(msg), r.TaskID, key, exportedAt, r.RequestID)
 		n++
 		return cw.Write(row)
 	})
@@ -294,7 +294,7 @@ func dlqOutcomes(e env, name string, outs []deadletter.Outcome, err error, dryRu
 			if o.Err != nil {
 				msg = o.Err.Error()
 			}
-			fmt.Fprintf(e.stderr, "%s: task %s: %s\n", name, o.TaskID, dypls.Mask(msg))
+			fmt.Fprintf(e.stderr, "%s: task %s: %s\n", name, o.TaskID, mask.Text(msg))
 		}
 	}
 	keys := make([]string, 0, len(counts))

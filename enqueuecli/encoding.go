@@ -97,7 +97,7 @@ func decodeText(r io.Reader, enc string) io.Reader {
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\ufeff")) {
-		br.Discard(3)
+		_, _ = br.Discard(3)
 	}
 	return br
 }

@@ -18,8 +18,9 @@ import (
 	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/deadletter"
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/dypls/errclass"
 	"github.com/dyplsq/dyplsq/envflag"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -143,13 +144,13 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", dypls.Mask(err.Error()))
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", mask.Text(err.Error()))
 		return exitUsage
 	}
 	start := time.Now()
 	in, err := openInput(cfg.file, cfg.format, cfg.encoding, e.stdin)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", dypls.Mask(err.Error()))
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", mask.Text(err.Error()))
 		return exitUsage
 	}
 	defer in.cleanup()
@@ -174,7 +175,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		}
 		var ee *encodingError
 		if errors.As(err, &ee) {
-			fmt.Fprintln(e.stderr, dypls.Mask(ee.Error()))
+			fmt.Fprintln(e.stderr, mask.Text(ee.Error()))
 			fmt.Fprintln(e.stdout, summary{elapsed: time.Since(start), note: "the file is not UTF-8: nothing queued"}.line())
 			return exitFailed
 		}
@@ -182,7 +183,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 			fmt.Fprintln(e.stderr, "enqueue: interrupted while validating; nothing queued")
 			return exitInterrupted
 		}
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", dypls.Mask(err.Error()))
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", mask.Text(err.Error()))
 		return exitUsage
 	}
 	pp.finish()
@@ -207,7 +208,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		if cfg.report != "" {
 			rp := &reporter{id: p1.id, showNumbers: cfg.showNumbers, validate: validate}
 			if err := rp.write(ctx, cfg.report, in, e.stdout); err != nil {
-				fmt.Fprintf(e.stderr, "enqueue: report: %s\n", dypls.Mask(err.Error()))
+				fmt.Fprintf(e.stderr, "enqueue: report: %s\n", mask.Text(err.Error()))
 				return max(code, exitUsage)
 			}
 		}
@@ -229,7 +230,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	}
 	lost := func(err error) int {
 		fmt.Fprintf(e.stderr, "enqueue: %s\nNothing is lost: every row queued so far is in batch %s. To queue the rest, run the same command again once Redis is back:\n  %s\n",
-			dypls.Mask(err.Error()), p1.id, resume)
+			mask.Text(err.Error()), p1.id, resume)
 		return exitUsage
 	}
 
@@ -391,7 +392,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	if cfg.report != "" {
 		rp := &reporter{store: store, guard: guard, id: info.ID, showNumbers: cfg.showNumbers, validate: validate}
 		if err := rp.write(ctx, cfg.report, in, e.stdout); err != nil {
-			fmt.Fprintf(e.stderr, "enqueue: report: %s\n", dypls.Mask(err.Error()))
+			fmt.Fprintf(e.stderr, "enqueue: report: %s\n", mask.Text(err.Error()))
 			return exitUsage
 		}
 		if cfg.report != "-" {
@@ -433,7 +434,7 @@ func waitOutcome(res followResult, err error, timeout time.Duration, id string, 
 		fmt.Fprintf(e.stderr, "enqueue: batch %s: %s\n", id, err)
 		return exitUsage
 	case err != nil:
-		fmt.Fprintf(e.stderr, "enqueue: %s\nThe jobs go on. Follow the batch again with: enqueue batch status --wait %s\n", dypls.Mask(err.Error()), id)
+		fmt.Fprintf(e.stderr, "enqueue: %s\nThe jobs go on. Follow the batch again with: enqueue batch status --wait %s\n", mask.Text(err.Error()), id)
 		return exitUsage
 	}
 	outcomeTable(e.stdout, res.st)
@@ -611,5 +612,5 @@ func needsFix(code string) bool {
 	case "Job.MaxAgePassed", deadletter.CodeRetryLimit, deadletter.CodeUnsupportedSchema:
 		return false
 	}
-	return dypls.Classify(code) == dypls.Permanent
+	return errclass.Classify(code) == errclass.Permanent
 }

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/text/encoding/simplifiedchinese"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -63,7 +63,7 @@ func FuzzReadFile(f *testing.F) {
 			enc = encUTF16LE
 		}
 		checkMessage := func(msg string) {
-			if dypls.Mask(msg) != msg {
+			if mask.Text(msg) != msg {
 				t.Fatalf("message holds a phone number: %q", msg)
 			}
 		}

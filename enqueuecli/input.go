@@ -18,7 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -281,7 +281,7 @@ func newRowReader(r io.Reader, name, format, enc string) (*rowReader, error) {
 			}
 			// Masked once quoted: an escape such as \x19 can join digits.
 			problems = append(problems, fmt.Sprintf("unknown column %s (known columns: %s; columns starting with _ are ignored)%s",
-				dypls.Mask(strconv.Quote(dypls.Mask(h))), strings.Join(tasks.KnownColumns, ", "), hint))
+				mask.Text(strconv.Quote(mask.Text(h))), strings.Join(tasks.KnownColumns, ", "), hint))
 		case dup:
 			problems = append(problems, fmt.Sprintf("duplicate column %q (column %d): %s is already column %d (%q); keep one (known columns: %s)",
 				h, i+1, f, prev+1, names[prev], strings.Join(tasks.KnownColumns, ", ")))
@@ -515,7 +515,7 @@ func (rr *rowReader) lastLine() int { return rr.last }
 // or a reason, masked; none for a valid row.
 func checkRow(r *inRow, validate func(*tasks.Update) error) []string {
 	if r.err != nil {
-		return []string{dypls.Mask(r.err.Error())}
+		return []string{mask.Text(r.err.Error())}
 	}
 	r.u.Normalize()
 	err := validate(&r.u)
@@ -529,11 +529,11 @@ func checkRow(r *inRow, validate func(*tasks.Update) error) []string {
 	if errors.As(err, &ve) {
 		out := make([]string, len(ve.Problems))
 		for i, p := range ve.Problems {
-			out[i] = dypls.Mask(p.String())
+			out[i] = mask.Text(p.String())
 		}
 		return out
 	}
-	return []string{dypls.Mask(err.Error())}
+	return []string{mask.Text(err.Error())}
 }
 
 // rowWarnings returns what is worth knowing about row r, read and
@@ -543,11 +543,11 @@ func checkRow(r *inRow, validate func(*tasks.Update) error) []string {
 func rowWarnings(r *inRow, now time.Time) []string {
 	var out []string
 	for _, w := range r.warnings {
-		out = append(out, "warning: "+dypls.Mask(w))
+		out = append(out, "warning: "+mask.Text(w))
 	}
 	if r.err == nil {
 		for _, w := range r.u.Warnings(now) {
-			out = append(out, "warning: "+dypls.Mask(w.String()))
+			out = append(out, "warning: "+mask.Text(w.String()))
 		}
 	}
 	return out

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/dyplsq/dyplsq/batch"
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -51,7 +51,7 @@ func (rp *reporter) write(ctx context.Context, path string, in *input, stdout io
 	if err != nil {
 		return err
 	}
-	defer commit(false)
+	defer func() { _ = commit(false) }()
 	cw := csv.NewWriter(out)
 	_ = cw.Write(reportHeader)
 	var rows []inRow
@@ -125,11 +125,11 @@ func (rp *reporter) writeRow(cw *csv.Writer, r *inRow, rec []batch.Row, first in
 		value = *tasks.FieldValue(&u, f)
 	}
 	if !rp.showNumbers {
-		x = dypls.MaskNumber(x)
+		x = mask.Number(x)
 		if f := tasks.OperateTypeField(u.OperateType); f == "PhoneNoA" || f == "PhoneNoB" {
-			value = dypls.MaskNumber(value)
+			value = mask.Number(value)
 		} else {
-			value = dypls.Mask(value)
+			value = mask.Text(value)
 		}
 	}
 	ws := rowWarnings(&inRow{line: r.line, u: u, err: r.err, warnings: r.warnings}, time.Now())
@@ -137,7 +137,7 @@ func (rp *reporter) writeRow(cw *csv.Writer, r *inRow, rec []batch.Row, first in
 		ws[i] = strings.TrimPrefix(w, "warning: ")
 	}
 	_ = cw.Write([]string{strconv.Itoa(r.line), u.SubsId, u.OperateType, row.TaskID, row.Outcome, row.Code,
-		dypls.Mask(row.Message), row.RequestID, x, value, strings.Join(ws, "; ")})
+		mask.Text(row.Message), row.RequestID, x, value, strings.Join(ws, "; ")})
 }
 
 // createOutput opens path for writing through a temporary file in the same

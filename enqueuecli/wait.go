@@ -10,7 +10,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/batch"
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // pollEvery is how often --wait reads the batch record.
@@ -154,9 +154,9 @@ func haltReason(hs []admin.Halt) string {
 			// What to check first; the API's text (a string-to-sign can be
 			// hundreds of characters) shortened after it.
 			fmt.Fprintf(&b, "\n  worker %s halted since %s by %s: %s; the API said: %s", h.Worker, h.Since.Local().Format(time.DateTime),
-				h.Code, h.Hint, shortMessage(dypls.Mask(h.Message)))
+				h.Code, h.Hint, shortMessage(mask.Text(h.Message)))
 		} else {
-			fmt.Fprintf(&b, "\n  worker %s halted since %s by %s: %s", h.Worker, h.Since.Local().Format(time.DateTime), h.Code, dypls.Mask(h.Message))
+			fmt.Fprintf(&b, "\n  worker %s halted since %s by %s: %s", h.Worker, h.Since.Local().Format(time.DateTime), h.Code, mask.Text(h.Message))
 		}
 		if !h.NextProbe.IsZero() {
 			fmt.Fprintf(&b, " (next probe %s)", h.NextProbe.Local().Format(time.TimeOnly))

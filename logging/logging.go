@@ -16,7 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // TimeFormat is the timestamp format of every line: RFC 3339 with
@@ -63,7 +63,7 @@ type RedisLogger struct{ L zerolog.Logger }
 
 // Printf logs one go-redis message at debug level.
 func (l RedisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.L.Debug().Msg(dypls.Mask(fmt.Sprintf(format, v...)))
+	l.L.Debug().Msg(mask.Text(fmt.Sprintf(format, v...)))
 }
 
 // Ms returns d in whole milliseconds, for fields ending in _ms.

@@ -5,7 +5,7 @@
 // Phone numbers never leave it in clear: task payloads and results go
 // through [PayloadFormatter] and [ResultFormatter], and every response of
 // the UI's JSON API (error messages included, which asynqmon shows as
-// stored) passes through [dypls.Mask] before it is written. With User and
+// stored) passes through [mask.Text] before it is written. With User and
 // Password set, every route but the probes asks for HTTP basic auth;
 // without them, [New] refuses any address that is not loopback. /readyz
 // answers anyone, but tells the detail of a failure (a halt's message may

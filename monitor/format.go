@@ -7,12 +7,12 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // PayloadFormatter shows task payloads in the UI: pretty-printed JSON when
 // the payload parses as JSON, the text itself when it is printable, and
-// "<N bytes>" otherwise; phone numbers are masked with [dypls.Mask]. It
+// "<N bytes>" otherwise; phone numbers are masked with [mask.Text]. It
 // implements asynqmon.PayloadFormatter.
 type PayloadFormatter struct{}
 
@@ -42,13 +42,13 @@ func formatBytes(b []byte) string {
 		// text, which also covers numbers written as JSON numbers.
 		var out bytes.Buffer
 		if err := json.Indent(&out, maskJSON(b, false), "", "  "); err == nil {
-			return dypls.Mask(out.String())
+			return mask.Text(out.String())
 		}
 	}
 	if !printable(b) {
 		return fmt.Sprintf("<%d bytes>", len(b))
 	}
-	return dypls.Mask(string(b))
+	return mask.Text(string(b))
 }
 
 // printable reports whether b is UTF-8 text made of printable characters

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // readyTimeout bounds one call of Config.Ready.
@@ -39,7 +39,7 @@ func (e notReady) PublicReason() string { return string(e) }
 func publicReason(err error) string {
 	var pr PublicReasoner
 	if errors.As(err, &pr) {
-		return dypls.Mask(pr.PublicReason())
+		return mask.Text(pr.PublicReason())
 	}
 	return ""
 }
@@ -60,7 +60,7 @@ func readyz(ready func(context.Context) error, authorized func(*http.Request) bo
 			w.WriteHeader(http.StatusServiceUnavailable)
 			msg := "not ready"
 			if authorized != nil && authorized(r) {
-				msg += ": " + dypls.Mask(err.Error())
+				msg += ": " + mask.Text(err.Error())
 			} else if reason := publicReason(err); reason != "" {
 				msg += ": " + reason
 			}

@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // maskAPI wraps asynqmon's handler so that every response body of its API
@@ -35,7 +35,7 @@ func maskAPI(next http.Handler) http.Handler {
 				h.Set("Content-Type", "application/json")
 			}
 		} else if len(body) > 0 {
-			body = []byte(dypls.Mask(string(body)))
+			body = []byte(mask.Text(string(body)))
 		}
 		if bodyAllowed(bw.status) {
 			h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -81,7 +81,7 @@ func (b *bufferedWriter) Write(p []byte) (int, error) {
 // of anyone, and the UI needs them whole to open and act on a task.
 var generatedID = regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|idem-[0-9a-f]{32})$`)
 
-// maskJSON returns the valid JSON document doc with [dypls.Mask] applied to
+// maskJSON returns the valid JSON document doc with [mask.Text] applied to
 // every string (object keys included), decoded first so that escapes
 // cannot hide digits. Everything else is copied byte for byte. With
 // keepIDs, strings shaped like generated ids are left alone.
@@ -131,7 +131,7 @@ func maskLiteral(lit []byte, keepIDs bool) ([]byte, bool) {
 	if keepIDs && generatedID.MatchString(s) {
 		return nil, false
 	}
-	m := dypls.Mask(s)
+	m := mask.Text(s)
 	if m == s {
 		return nil, false
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynq/x/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,5 +68,5 @@ func metricsHandler(reg *prometheus.Registry, log zerolog.Logger) http.Handler {
 type promLogger struct{ l zerolog.Logger }
 
 func (p promLogger) Println(v ...any) {
-	p.l.Warn().Msg("metrics: " + dypls.Mask(fmt.Sprint(v...)))
+	p.l.Warn().Msg("metrics: " + mask.Text(fmt.Sprint(v...)))
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // TypeUpdateSubscription is the asynq task type of a binding update. Queued
@@ -373,5 +375,5 @@ func describeToken(tok json.Token) string {
 // before quoting (an escape such as \u00a0 would split a number's digits)
 // and after.
 func quoteKey(k string) string {
-	return maskNumbers(strconv.Quote(maskNumbers(k)))
+	return mask.Text(strconv.Quote(mask.Text(k)))
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // OperateTypes lists the UpdateSubscription operations: the eight the API
@@ -171,7 +173,7 @@ func (u Update) Validate(now time.Time) error {
 	case damaged["PhoneNoX"]:
 	case u.ProductType == "AXN_95" && strings.HasPrefix(u.PhoneNoX, "95") && allDigits(u.PhoneNoX):
 		if n := len(u.PhoneNoX); n < 5 || n > 12 {
-			add("PhoneNoX", "a 95 number must be 95 and 3 to 10 more digits; got %d digits %s", n, quote(mask(u.PhoneNoX)))
+			add("PhoneNoX", "a 95 number must be 95 and 3 to 10 more digits; got %d digits %s", n, quote(mask.Stars(u.PhoneNoX)))
 		}
 	default:
 		if r := phoneProblem(u.PhoneNoX); r != "" {
@@ -381,7 +383,7 @@ func phoneProblem(v string) string {
 		}
 		c, pos := firstNonDigit(v)
 		return fmt.Sprintf("must be digits only (%s, no hyphen); got %s, %d characters, first non-digit %s at position %d%s",
-			want, quote(mask(v)), n, c, pos, hint)
+			want, quote(mask.Stars(v)), n, c, pos, hint)
 	}
 	switch v[0] {
 	case '1':
@@ -390,18 +392,18 @@ func phoneProblem(v string) string {
 			if n == 10 {
 				hint = "; if it is a landline, a spreadsheet may have dropped its leading 0: write it with the 0, in a column formatted as Text"
 			}
-			return fmt.Sprintf("a mobile number must be 11 digits (1xxxxxxxxxx); got %d digits %s%s", n, quote(mask(v)), hint)
+			return fmt.Sprintf("a mobile number must be 11 digits (1xxxxxxxxxx); got %d digits %s%s", n, quote(mask.Stars(v)), hint)
 		}
 	case '0':
 		if n < 10 || n > 12 {
-			return fmt.Sprintf("a landline number must be 10 to 12 digits including its area code (0xx or 0xxx); got %d digits %s", n, quote(mask(v)))
+			return fmt.Sprintf("a landline number must be 10 to 12 digits including its area code (0xx or 0xxx); got %d digits %s", n, quote(mask.Stars(v)))
 		}
 	default:
 		hint := ""
 		if n >= 9 && n <= 11 {
 			hint = "; if it is a landline, a spreadsheet may have dropped its leading 0: write it with the 0, in a column formatted as Text"
 		}
-		return fmt.Sprintf("must start with 1 (mobile) or 0 (landline with area code); got %s, %d digits%s", quote(mask(v)), n, hint)
+		return fmt.Sprintf("must start with 1 (mobile) or 0 (landline with area code); got %s, %d digits%s", quote(mask.Stars(v)), n, hint)
 	}
 	return ""
 }
@@ -520,29 +522,17 @@ func firstNonDigit(s string) (string, int) {
 	return "", 0
 }
 
-// mask hides the middle of a value that may be a phone number, keeping the
-// first 3 and last 4 characters ("13812345678" → "138****5678"), so that a
-// reason never holds a whole number. Values shorter than 8 characters are
-// hidden entirely.
-func mask(v string) string {
-	r := []rune(v)
-	if len(r) < 8 {
-		return strings.Repeat("*", len(r))
-	}
-	return string(r[:3]) + strings.Repeat("*", len(r)-7) + string(r[len(r)-4:])
-}
-
 // quote quotes v for a reason, shortening long values and masking every
-// phone number in it (see [maskNumbers]), in case a number landed in the
+// phone number in it (see [mask.Text]), in case a number landed in the
 // wrong column. It masks again once quoted: an escape such as \x19 can
 // join digits into the shape of a number.
 func quote(v string) string {
 	const max = 40
-	v = maskNumbers(v)
+	v = mask.Text(v)
 	if r := []rune(v); len(r) > max {
 		v = string(r[:max]) + "…"
 	}
-	return maskNumbers(strconv.Quote(v))
+	return mask.Text(strconv.Quote(v))
 }
 
 // repeatedKey returns the first key that the JSON object v gives twice, or

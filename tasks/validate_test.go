@@ -235,28 +235,3 @@ func TestField(t *testing.T) {
 		t.Errorf("OperateTypes has %d entries, want 9", len(OperateTypes))
 	}
 }
-
-func TestMask(t *testing.T) {
-	for in, want := range map[string]string{
-		"13812345678":    "138****5678",
-		"075512345678":   "075*****5678",
-		"1234567":        "*******",
-		"+8613812345678": "+86*******5678",
-		"":               "",
-	} {
-		if got := mask(in); got != want {
-			t.Errorf("mask(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[string]string{
-		"call 13812345678 now":  "call 138****5678 now",
-		"1000000768790001":      "1000000768790001", // a SubsId stays whole
-		"23812345678":           "23812345678",
-		"a02112345678b":         "a021****5678b",
-		"138123456781381234567": "138123456781381234567",
-	} {
-		if got := maskNumbers(in); got != want {
-			t.Errorf("maskNumbers(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -61,6 +61,7 @@ import (
 	"github.com/dyplsq/dyplsq/enqueuecli"
 	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/dyplsq/dyplsq/internal/safebuf"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -863,7 +864,7 @@ func (s *chkSchedule) notEnded(ctx context.Context) []chkViolation {
 		}
 		for _, info := range infos {
 			out = append(out, chkViolation{"not-ended", fmt.Sprintf("task %s (%s) is %s after the bound: last error %q, retried %d",
-				info.ID, chkDescribe(info.Payload), info.State, dypls.Mask(info.LastErr), info.Retried)})
+				info.ID, chkDescribe(info.Payload), info.State, mask.Text(info.LastErr), info.Retried)})
 		}
 	}
 	return out
@@ -937,7 +938,7 @@ func chkDescribe(payload []byte) string {
 	}
 	v := ""
 	if p, ok := chkParam[u.OperateType]; ok {
-		v = dypls.MaskNumber(*tasks.FieldValue(&u, p))
+		v = mask.Number(*tasks.FieldValue(&u, p))
 		if u.OperateType == "updateOutId" {
 			v = u.OutId
 		}
@@ -1265,7 +1266,7 @@ func (s *chkSchedule) check(ctx context.Context, outcomes map[string]int) []chkV
 				if k := strings.IndexByte(line, '\n'); k >= 0 {
 					line = line[:k]
 				}
-				add("leak", "%s holds %s in full: %s", where, what, dypls.Mask(strings.ReplaceAll(line, s.plan.secret, "<secret>")))
+				add("leak", "%s holds %s in full: %s", where, what, mask.Text(strings.ReplaceAll(line, s.plan.secret, "<secret>")))
 				break
 			}
 		}

@@ -184,19 +184,6 @@ func TestSupersededWithoutACall(t *testing.T) {
 	}
 }
 
-func counter(t *testing.T, e *env, name string) float64 {
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return -1
-}
-
 // A job enqueued with plain asynq, without dyplsq's metadata, gets a
 // version when first picked up.
 func TestJobWithoutVersionGetsOne(t *testing.T) {

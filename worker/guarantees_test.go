@@ -13,8 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/deadletter"
-	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 	"github.com/dyplsq/dyplsq/worker"
 )
@@ -311,7 +311,7 @@ func TestBindingStaysLockedWhileACallMayStillApply(t *testing.T) {
 	e.waitState(oldID, 20*time.Second, asynq.TaskStateCompleted, asynq.TaskStateArchived)
 	time.Sleep(2 * time.Second) // past the older call's late application
 	if got := e.bindingOf(old.SubsId).PhoneNoA; got != newer.PhoneNoA {
-		t.Errorf("PhoneNoA %s: the older call, still running at the provider, landed after the newer one", dypls.MaskNumber(got))
+		t.Errorf("PhoneNoA %s: the older call, still running at the provider, landed after the newer one", mask.Number(got))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -197,10 +198,10 @@ func (h *handler) prepare(ctx context.Context, j *job) error {
 		// Written by a newer producer: an upgraded worker will run it.
 		h.log.Warn().Str("task_id", j.id).Msg("payload schema is newer than this worker; leaving it for an upgraded worker")
 		return &retryError{reason: deadletter.RetryUnsupportedSchema, failure: true, delay: jitter(time.Minute),
-			err: &dypls.Error{Code: CodeUnsupportedSchema, Message: dypls.Mask(err.Error()), Class: dypls.Transient}}
+			err: &dypls.Error{Code: CodeUnsupportedSchema, Message: mask.Text(err.Error()), Class: dypls.Transient}}
 	}
 	if err != nil {
-		return h.die(ctx, j, nil, reasonMalformed, &dypls.Error{Code: CodeMalformed, Message: dypls.Mask(err.Error()), Class: dypls.Permanent})
+		return h.die(ctx, j, nil, reasonMalformed, &dypls.Error{Code: CodeMalformed, Message: mask.Text(err.Error()), Class: dypls.Permanent})
 	}
 	j.u = u
 	gen := 0
@@ -341,7 +342,7 @@ func (h *handler) fenceBegin(ctx context.Context, j *job, token string) (beginRe
 // has already recorded that an attempt started, so a crash from here on
 // leaves the next attempt knowing the outcome is unknown.
 func (h *handler) call(ctx context.Context, j *job, l *lease) (*dypls.Error, dypls.Result) {
-	res, err := h.api.UpdateSubscription(ctx, dypls.UpdateOf(j.u))
+	res, err := h.api.UpdateSubscription(ctx, UpdateOf(j.u))
 	h.observe("UpdateSubscription", res, err)
 	de := asAPIError(err)
 	if de == nil || de.Class == dypls.Permanent || de.Class == dypls.Throttled {
@@ -426,7 +427,7 @@ func (h *handler) settle(ctx context.Context, j *job, l *lease, de *dypls.Error,
 // AmbiguousHold and keeps the job's intent in the fence.
 func (h *handler) endAttempt(ctx context.Context, j *job, l *lease, de *dypls.Error, s settlement, state string) (int, error) {
 	e := attemptEnd{state: state, counted: s.counted, ambiguous: s.inDoubt,
-		code: de.Code, msg: dypls.Mask(de.Message), requestID: de.RequestID,
+		code: de.Code, msg: mask.Text(de.Message), requestID: de.RequestID,
 		clearIntent: !s.inDoubt && !j.ambiguous()}
 	if s.inDoubt {
 		j.st.Ambiguous = true
@@ -779,7 +780,7 @@ func (h *handler) markRow(ctx context.Context, batch string, line int, outcome, 
 	if h.marker == nil || batch == "" {
 		return nil
 	}
-	return h.marker(context.WithoutCancel(ctx), batch, line, outcome, code, dypls.Mask(msg), requestID)
+	return h.marker(context.WithoutCancel(ctx), batch, line, outcome, code, mask.Text(msg), requestID)
 }
 
 // stopping reports whether the worker is shutting down.
@@ -795,7 +796,7 @@ func (h *handler) stopping() bool {
 // redisRetry puts the job back when Redis failed under it; not counted.
 func (h *handler) redisRetry(j *job, err error) error {
 	redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("Redis error; the job will run again")
-	return &retryError{reason: "redis", delay: jitter(2 * time.Second), err: errors.New(dypls.Mask(err.Error()))}
+	return &retryError{reason: "redis", delay: jitter(2 * time.Second), err: errors.New(mask.Text(err.Error()))}
 }
 
 // expired reports whether the job is older than its max age, counted from
@@ -855,20 +856,20 @@ func (h *handler) logJob(level zerolog.Level, j *job, outcome string, de *dypls.
 	}
 	ev = ev.Str("task_id", j.id).Str("queue", j.queue).
 		Str("subs_id", j.u.SubsId).Str("operate_type", j.u.OperateType).
-		Str("phone_no_x", dypls.MaskNumber(j.u.PhoneNoX)).
+		Str("phone_no_x", mask.Number(j.u.PhoneNoX)).
 		Str("outcome", outcome).Str("code", de.Code).Int("attempt", j.attempt).
 		Int64("version", j.version).Int64("duration_ms", h.now().Sub(j.start).Milliseconds())
 	if j.u.PhoneNoA != "" {
-		ev = ev.Str("phone_no_a", dypls.MaskNumber(j.u.PhoneNoA))
+		ev = ev.Str("phone_no_a", mask.Number(j.u.PhoneNoA))
 	}
 	if j.u.PhoneNoB != "" {
-		ev = ev.Str("phone_no_b", dypls.MaskNumber(j.u.PhoneNoB))
+		ev = ev.Str("phone_no_b", mask.Number(j.u.PhoneNoB))
 	}
 	if de.RequestID != "" {
 		ev = ev.Str("request_id", de.RequestID)
 	}
 	if de.Message != "" && de.Code != dypls.CodeOK {
-		ev = ev.Str("api_message", dypls.Mask(de.Message))
+		ev = ev.Str("api_message", mask.Text(de.Message))
 	} else if de.Message != "" {
 		ev = ev.Str("note", de.Message)
 	}
@@ -885,7 +886,7 @@ func asAPIError(err error) *dypls.Error {
 	if errors.As(err, &de) {
 		return de
 	}
-	return &dypls.Error{Code: dypls.CodeTransport, Message: dypls.Mask(err.Error()), Class: dypls.Transient, Ambiguous: true}
+	return &dypls.Error{Code: dypls.CodeTransport, Message: mask.Text(err.Error()), Class: dypls.Transient, Ambiguous: true}
 }
 
 // lockToken is an attempt's token in the binding's lock: new for every

@@ -6,7 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // asynqLogger sends asynq's own log lines to zerolog, masked. Its logger
@@ -17,7 +17,7 @@ import (
 type asynqLogger struct{ l zerolog.Logger }
 
 func (a asynqLogger) line(ev *zerolog.Event, args []any) {
-	ev.Msg(dypls.Mask(fmt.Sprint(args...)))
+	ev.Msg(mask.Text(fmt.Sprint(args...)))
 }
 
 // demoted reports whether a line of asynq's at warn or error level goes to

@@ -24,7 +24,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -41,6 +40,7 @@ import (
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
@@ -109,7 +109,7 @@ type Config struct {
 
 func (c Config) withDefaults(callTimeout time.Duration) Config {
 	if len(c.Queues) == 0 {
-		c.Queues = map[string]int{tasks.DefaultLiveQueue: 6, tasks.DefaultBulkQueue: 1}
+		c.Queues = map[string]int{tasks.DefaultLiveQueue: DefaultLiveWeight, tasks.DefaultBulkQueue: DefaultBulkWeight}
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -117,32 +117,32 @@ func (c Config) withDefaults(callTimeout time.Duration) Config {
 		}
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 20
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 10
+		c.MaxAttempts = DefaultMaxAttempts
 	}
-	def(&c.MaxAge, 24*time.Hour)
+	def(&c.MaxAge, DefaultMaxAge)
 	if c.ThrottleSpread <= 0 {
-		c.ThrottleSpread = 3
+		c.ThrottleSpread = DefaultThrottleSpread
 	}
-	def(&c.ThrottleWindow, 5*time.Second)
-	def(&c.ThrottleBindingMax, time.Minute)
-	def(&c.BackoffBase, time.Second)
-	def(&c.BackoffMax, 5*time.Minute)
-	def(&c.ThrottleDelay, time.Second)
-	def(&c.HaltProbeMin, 10*time.Second)
-	def(&c.HaltProbeMax, 5*time.Minute)
-	def(&c.HaltWait, 30*time.Second)
-	def(&c.SweepInterval, time.Minute)
-	def(&c.BusyWait, 100*time.Millisecond)
-	def(&c.BusyDelay, 300*time.Millisecond)
-	def(&c.LimitWait, time.Second)
+	def(&c.ThrottleWindow, DefaultThrottleWindow)
+	def(&c.ThrottleBindingMax, DefaultThrottleBindingMax)
+	def(&c.BackoffBase, DefaultBackoffBase)
+	def(&c.BackoffMax, DefaultBackoffMax)
+	def(&c.ThrottleDelay, DefaultThrottleDelay)
+	def(&c.HaltProbeMin, DefaultHaltProbeMin)
+	def(&c.HaltProbeMax, DefaultHaltProbeMax)
+	def(&c.HaltWait, DefaultHaltWait)
+	def(&c.SweepInterval, DefaultSweepInterval)
+	def(&c.BusyWait, DefaultBusyWait)
+	def(&c.BusyDelay, DefaultBusyDelay)
+	def(&c.LimitWait, DefaultLimitWait)
 	def(&c.ShutdownTimeout, 2*callTimeout+5*time.Second)
 	def(&c.AmbiguousHold, max(callTimeout, time.Second))
-	def(&c.CommitWait, 10*time.Second)
-	def(&c.TaskCheckInterval, 100*time.Millisecond)
-	def(&c.DelayedTaskCheckInterval, 200*time.Millisecond)
+	def(&c.CommitWait, DefaultCommitWait)
+	def(&c.TaskCheckInterval, DefaultTaskCheckInterval)
+	def(&c.DelayedTaskCheckInterval, DefaultDelayedTaskCheckInterval)
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "dyplsq"
 	}
@@ -193,11 +193,11 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	if cfg.ShutdownTimeout <= callTimeout {
 		return nil, fmt.Errorf("shutdown timeout %s must exceed the API call timeout %s", cfg.ShutdownTimeout, callTimeout)
 	}
-	if callTimeout > time.Minute {
-		return nil, fmt.Errorf("DYPLS_TIMEOUT %s is too long: at most 1m, so that a job (two calls) ends well within the 5 minute task timeout", callTimeout)
+	if callTimeout > MaxCallTimeout {
+		return nil, fmt.Errorf("DYPLS_TIMEOUT %s is too long: at most %s, so that a job (two calls) ends well within the 5 minute task timeout", callTimeout, fmtDuration(MaxCallTimeout))
 	}
-	if cfg.HaltWait > 2*time.Minute {
-		return nil, errors.New("halt wait must be at most 2m, below the task timeout")
+	if cfg.HaltWait > MaxHaltWait {
+		return nil, fmt.Errorf("halt wait must be at most %s, below the task timeout", fmtDuration(MaxHaltWait))
 	}
 	if cfg.MaxAttempts >= tasks.DefaultMaxRetry {
 		return nil, fmt.Errorf("JOB_MAX_ATTEMPTS %d must be below asynq's retry limit for dyplsq jobs (%d)", cfg.MaxAttempts, tasks.DefaultMaxRetry)
@@ -265,9 +265,6 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 
 // Inspector returns the asynq inspector on the worker's Redis.
 func (w *Worker) Inspector() *asynq.Inspector { return w.inspector }
-
-// Metrics returns the worker's own series.
-func (w *Worker) Metrics() *Metrics { return w.metrics }
 
 // Start starts processing and the background loops.
 func (w *Worker) Start() error {
@@ -362,7 +359,7 @@ func (w *Worker) checkCredentials(ctx context.Context, probe bool) {
 			log.Info().Str("result", code).Msg("credentials verified by a signed call")
 		}
 	case de.Class == dypls.Systemic:
-		w.h.halt.trip(de.Code, dypls.Mask(de.Message), probe)
+		w.h.halt.trip(de.Code, mask.Text(de.Message), probe)
 		note(de.Code)
 		info := w.Halt()
 		ev := log.Error()
@@ -370,7 +367,7 @@ func (w *Worker) checkCredentials(ctx context.Context, probe bool) {
 			ev = log.Warn().Str("probe", "QuerySubscriptionDetail")
 		}
 		ev.Str("result", de.Code).Str("hint", info.Hint).Time("next_probe", info.NextProbe).
-			Str("detail", dypls.Mask(de.Message)).Msg("credentials refused: halted")
+			Str("detail", mask.Text(de.Message)).Msg("credentials refused: halted")
 	default:
 		// No verdict (unreachable, throttled, 5xx): ask again soon.
 		if probe {
@@ -410,7 +407,7 @@ func (w *Worker) Halt() HaltInfo { return w.h.halt.info() }
 // [*NotReadyError] saying why.
 func (w *Worker) Ready(ctx context.Context) error {
 	if err := w.rdb.Ping(ctx).Err(); err != nil {
-		return &NotReadyError{Reason: "redis unreachable", Err: fmt.Errorf("redis unreachable: %s", dypls.Mask(err.Error()))}
+		return &NotReadyError{Reason: "redis unreachable", Err: fmt.Errorf("redis unreachable: %s", mask.Text(err.Error()))}
 	}
 	if info := w.Halt(); info.Halted {
 		return &NotReadyError{Reason: "halted: " + info.Code + ": " + info.Hint, Err: info.Err()}
@@ -532,7 +529,7 @@ func (w *Worker) watchRedis(ctx context.Context) {
 	switch {
 	case err != nil && w.redisDown.IsZero():
 		w.redisDown = w.cfg.Now()
-		w.log.Warn().Str("error", dypls.Mask(err.Error())).Msg("Redis unreachable: jobs wait until it answers")
+		w.log.Warn().Str("error", mask.Text(err.Error())).Msg("Redis unreachable: jobs wait until it answers")
 	case err == nil && !w.redisDown.IsZero():
 		w.log.Info().Int64("down_ms", w.cfg.Now().Sub(w.redisDown).Milliseconds()).Msg("Redis answers again")
 		w.redisDown = time.Time{}

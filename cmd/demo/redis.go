@@ -2,15 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
+	"github.com/dyplsq/dyplsq/internal/redisserver"
 )
 
 // throwawayRedis is the demo's own Redis: never a shared one, since asynq
@@ -43,40 +39,10 @@ func startRedis(mode, dir string) (*throwawayRedis, error) {
 }
 
 func startRedisServer(bin, dir string) (*throwawayRedis, error) {
-	port, err := freePort()
+	srv, err := redisserver.Start(bg(), redisserver.Options{Bin: bin, Dir: filepath.Join(dir, "redis")})
 	if err != nil {
 		return nil, err
 	}
-	rdir := filepath.Join(dir, "redis")
-	if err := os.MkdirAll(rdir, 0o700); err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", rdir, "--logfile", filepath.Join(rdir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server: %w", err)
-	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(bg()).Err() != nil {
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("redis-server on %s did not start (see %s)", addr, filepath.Join(rdir, "redis.log"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return &throwawayRedis{URL: "redis://" + addr + "/0", Kind: "redis-server", stop: stop,
-		notice: "Using a throwaway redis-server on " + addr + " (removed at the end)."}, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return &throwawayRedis{URL: srv.URL(), Kind: "redis-server", stop: srv.Close,
+		notice: "Using a throwaway redis-server on " + srv.Addr + " (removed at the end)."}, nil
 }

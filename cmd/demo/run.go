@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dyplsq/dyplsq/internal/redisserver"
 )
 
 const usage = `demo runs dyplsq end to end on a throwaway Redis.
@@ -122,7 +124,7 @@ func (d *demo) start(mode string, keep bool) error {
 	}
 	d.say("%s", d.redis.notice)
 
-	simPort, err := freePort()
+	simPort, err := redisserver.FreePort()
 	if err != nil {
 		return err
 	}
@@ -145,7 +147,7 @@ func (d *demo) start(mode string, keep bool) error {
 	resp.Body.Close()
 	d.say("Simulator (dyplsim) on http://%s: 20 sample bindings, a quota of 200 calls/s, faults from %s", d.simAddr, filepath.Join(d.examples, "demo-faults.json"))
 
-	monPort, err := freePort()
+	monPort, err := redisserver.FreePort()
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, usageHeader)
+			_, _ = io.WriteString(stdout, usageHeader)
 			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return 0

@@ -21,8 +21,10 @@ import (
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/envflag"
 	"github.com/dyplsq/dyplsq/logging"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/monitor"
 	"github.com/dyplsq/dyplsq/redisconn"
+	"github.com/dyplsq/dyplsq/tasks"
 	"github.com/dyplsq/dyplsq/worker"
 )
 
@@ -47,7 +49,6 @@ type config struct {
 	redis    redisconn.Config
 	api      dypls.Config
 	worker   worker.Config
-	qps      float64
 	monitor  monitor.Config
 	logLevel string
 	logFmt   string
@@ -63,14 +64,14 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	stsToken := s.Secret("ALIBABA_CLOUD_SECURITY_TOKEN", "security-token", "STS security token (optional)")
 	endpoint := s.String("DYPLS_ENDPOINT", "endpoint", dypls.DefaultEndpoint, "Dyplsapi URL; http://127.0.0.1:8086 for the simulator")
 	region := s.String("DYPLS_REGION", "region", dypls.DefaultRegion, "Alibaba Cloud region")
-	qps := s.Float("DYPLS_QPS", "qps", 1000, 0, "UpdateSubscription calls per second across all workers together (0: no cap)")
-	timeout := s.Duration("DYPLS_TIMEOUT", "timeout", dypls.DefaultTimeout, "timeout of one API call (at most 1m)")
-	concurrency := s.Int("WORKER_CONCURRENCY", "concurrency", 20, 1, "jobs run at once by this worker")
-	queues := s.String("WORKER_QUEUES", "queues", "dyplsq-live:6,dyplsq-bulk:1", "queues to serve with their weights")
-	maxAge := s.Duration("JOB_MAX_AGE", "job-max-age", 24*time.Hour, "a job older than this is dead")
-	maxAttempts := s.Int("JOB_MAX_ATTEMPTS", "job-max-attempts", 10, 1, "counted (transient) attempts before a job is dead")
+	qps := s.Float("DYPLS_QPS", "qps", worker.DefaultQPS, 0, "UpdateSubscription calls per second across all workers together (0: no cap)")
+	timeout := s.Duration("DYPLS_TIMEOUT", "timeout", dypls.DefaultTimeout, "timeout of one API call (at most "+fmtMinutes(worker.MaxCallTimeout)+")")
+	concurrency := s.Int("WORKER_CONCURRENCY", "concurrency", worker.DefaultConcurrency, 1, "jobs run at once by this worker")
+	queues := s.String("WORKER_QUEUES", "queues", defaultQueues, "queues to serve with their weights")
+	maxAge := s.Duration("JOB_MAX_AGE", "job-max-age", worker.DefaultMaxAge, "a job older than this is dead")
+	maxAttempts := s.Int("JOB_MAX_ATTEMPTS", "job-max-attempts", worker.DefaultMaxAttempts, 1, "counted (transient) attempts before a job is dead")
 	retryForS := s.String("JOB_RETRY_FOR", "job-retry-for", "", "retry budget by time: transient failures are retried until this long after a job's first failure, whatever JOB_MAX_ATTEMPTS says (e.g. 30m; unset: JOB_MAX_ATTEMPTS counts)")
-	backoffBase := s.Duration("JOB_BACKOFF_BASE", "job-backoff-base", time.Second, "first transient backoff ceiling; it doubles per attempt up to 5m (full jitter)")
+	backoffBase := s.Duration("JOB_BACKOFF_BASE", "job-backoff-base", worker.DefaultBackoffBase, "first transient backoff ceiling; it doubles per attempt up to "+fmtMinutes(worker.DefaultBackoffMax)+" (full jitter)")
 	monAddr := s.String("MONITOR_ADDR", "monitor-addr", "127.0.0.1:8080", "address of the UI, /metrics, /healthz, /readyz")
 	monUser := s.String("MONITOR_USER", "monitor-user", "", "basic-auth user for the UI and /metrics (required off loopback)")
 	monPass := s.Secret("MONITOR_PASSWORD", "monitor-password", "basic-auth password")
@@ -82,7 +83,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if len(s.Args()) > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (worker takes flags only; see --help)", s.Args()[0])
 	}
-	c := &config{logLevel: *logLevel, logFmt: *logFmt, qps: *qps}
+	c := &config{logLevel: *logLevel, logFmt: *logFmt}
 	var err error
 	if c.redis, err = redisSettings.Config(getenv); err != nil {
 		return nil, err
@@ -91,9 +92,6 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 		SecurityToken: *stsToken, Timeout: *timeout}
 	if err := c.api.Validate(); err != nil {
 		return nil, err
-	}
-	if *timeout > time.Minute {
-		return nil, fmt.Errorf("DYPLS_TIMEOUT (--timeout): %s is too long: at most 1m", *timeout)
 	}
 	qs, err := parseQueues(*queues)
 	if err != nil {
@@ -108,8 +106,8 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if retryFor >= *maxAge {
 		return nil, fmt.Errorf("JOB_RETRY_FOR (--job-retry-for) %s must be below JOB_MAX_AGE (--job-max-age) %s: a job older than that is dead anyway", retryFor, *maxAge)
 	}
-	if *backoffBase < 10*time.Millisecond || *backoffBase > 5*time.Minute {
-		return nil, fmt.Errorf("JOB_BACKOFF_BASE (--job-backoff-base): %s is out of range (10ms to 5m)", *backoffBase)
+	if *backoffBase < 10*time.Millisecond || *backoffBase > worker.DefaultBackoffMax {
+		return nil, fmt.Errorf("JOB_BACKOFF_BASE (--job-backoff-base): %s is out of range (10ms to %s)", *backoffBase, fmtMinutes(worker.DefaultBackoffMax))
 	}
 	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps, KeyPrefix: *keyPrefix,
 		RetryFor: retryFor, BackoffBase: *backoffBase}
@@ -119,6 +117,15 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	}
 	return c, nil
 }
+
+// defaultQueues is WORKER_QUEUES's default: the worker's default queues
+// with their weights.
+var defaultQueues = fmt.Sprintf("%s:%d,%s:%d",
+	tasks.DefaultLiveQueue, worker.DefaultLiveWeight, tasks.DefaultBulkQueue, worker.DefaultBulkWeight)
+
+// fmtMinutes writes a whole number of minutes as the settings are written
+// ("1m").
+func fmtMinutes(d time.Duration) string { return fmt.Sprintf("%dm", d/time.Minute) }
 
 // parseQueues reads "name:weight,name:weight".
 func parseQueues(s string) (map[string]int, error) {
@@ -154,7 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %s\n", dypls.Mask(err.Error()))
+		fmt.Fprintf(stderr, "worker: %s\n", mask.Text(err.Error()))
 		return 2
 	}
 	log, err := logging.New(cfg.logLevel, cfg.logFmt, stderr)
@@ -178,7 +185,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = rdb.Ping(pingCtx).Err()
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: cannot reach Redis at %s: %s\n", cfg.redis, dypls.Mask(err.Error()))
+		fmt.Fprintf(stderr, "worker: cannot reach Redis at %s: %s\n", cfg.redis, mask.Text(err.Error()))
 		return 2
 	}
 	if warns, err := redisconn.Warnings(ctx, rdb); err == nil {
@@ -224,7 +231,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	if err := w.Start(); err != nil {
-		fmt.Fprintf(stderr, "worker: start: %s\n", dypls.Mask(err.Error()))
+		fmt.Fprintf(stderr, "worker: start: %s\n", mask.Text(err.Error()))
 		_ = mon.Shutdown(context.Background())
 		return 2
 	}

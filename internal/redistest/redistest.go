@@ -12,16 +12,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"net"
+	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dyplsq/dyplsq/internal/redisserver"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -73,29 +71,26 @@ func Namespace(t testing.TB) string {
 type Proc struct {
 	Addr string
 	Dir  string
-	bin  string
-	args []string
-	cmd  *exec.Cmd
+	srv  *redisserver.Server
 	t    testing.TB
 }
 
 // URL is the redis:// URL of the private server.
-func (p *Proc) URL() string { return "redis://" + p.Addr + "/0" }
+func (p *Proc) URL() string { return p.srv.URL() }
 
 // Server starts a private redis-server on a free loopback port with the extra
 // arguments given (e.g. "--maxmemory-policy", "allkeys-lru"). It is stopped
 // when the test ends.
 func Server(t testing.TB, extra ...string) *Proc {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	srv, err := redisserver.New(redisserver.Options{Dir: t.TempDir(), Args: extra, DieWithParent: true})
+	if errors.Is(err, redisserver.ErrNotInstalled) {
 		t.Fatal("redis-server is not installed (apt-get install redis-server): this test needs a private Redis")
 	}
-	port := FreePort(t)
-	dir := t.TempDir()
-	p := &Proc{bin: bin, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, t: t}
-	p.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Addr: srv.Addr, Dir: srv.Dir, srv: srv, t: t}
 	p.Start()
 	t.Cleanup(p.Stop)
 	return p
@@ -104,52 +99,26 @@ func Server(t testing.TB, extra ...string) *Proc {
 // Start (re)starts the server process on its port and waits for PING.
 func (p *Proc) Start() {
 	p.t.Helper()
-	p.cmd = exec.Command(p.bin, p.args...)
-	dieWithParent(p.cmd)
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start redis-server: %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: p.Addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(p.Dir, "redis.log"))
-			p.t.Fatalf("redis-server on %s did not start: %v\n%s", p.Addr, err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := p.srv.Start(context.Background()); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
 // Stop kills the server process (SIGKILL: an outage, not a shutdown).
-func (p *Proc) Stop() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-	p.cmd = nil
-}
+func (p *Proc) Stop() { p.srv.Stop() }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := redisserver.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // String describes the server for failure messages.
-func (p *Proc) String() string { return fmt.Sprintf("redis-server %s", p.Addr) }
+func (p *Proc) String() string { return p.srv.String() }
 
 // Cluster starts a Redis Cluster of n masters (no replicas) on free
 // loopback ports, as `redis-cli --cluster create` makes it, and returns

@@ -8,9 +8,9 @@
 //
 // Usage:
 //
-//	go run ./bench [-scenarios LIST] [-n N] [-reps R] [-out FILE] [-timeout D] [-redis-url URL] [-list]
+//	go run ./cmd/bench [-scenarios LIST] [-n N] [-reps R] [-out FILE] [-timeout D] [-redis-url URL] [-list]
 //
-// Scenarios are registered in scenarios.go; see the Scenario type.
+// Scenarios are registered in internal/bench (scenario.go).
 package main
 
 import (
@@ -18,11 +18,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dyplsq/dyplsq/internal/bench"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := bench.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -1,11 +1,10 @@
-package dypls
+package errclass
 
 import "testing"
 
 // TestClassifyTable is the authority on classification: every code of the
-// seed document, of the gateway and business tables of the API research,
-// and of the product contract's outcome table, with the class the product
-// gives it.
+// Dyplsapi error documentation and of the POP gateway, with the class
+// dyplsq gives it.
 func TestClassifyTable(t *testing.T) {
 	want := map[string]Class{
 		// Seed document.
@@ -31,14 +30,14 @@ func TestClassifyTable(t *testing.T) {
 		"isv.PRODUCT_UNSUBSCRIBE":   Systemic,
 		"isv.PRODUCT_UN_SUBSCRIPT":  Systemic,
 		"isv.VENDOR_BIND_FAILED":    Transient,
-		// Business codes of the research (§5.2) not in the seed.
+		// Further business codes of the Dyplsapi documentation.
 		"isp.GATEWAY_ERROR":      Transient,
 		"isv.UPDATE_CONFLICT":    Transient,
 		"isv.SUBS_NOT_EXIST":     Permanent,
 		"isv.INVALID_PARAMETERS": Permanent,
 		"isv.POOLKEY_NOT_EXISTS": Permanent,
 		"isv.SUBS_NOT_BELONG":    Permanent,
-		// Gateway codes (§5.1).
+		// Gateway codes.
 		"Throttling.User":                            Throttled,
 		"Throttling.Api":                             Throttled,
 		"Throttling":                                 Throttled,
@@ -80,7 +79,7 @@ func TestClassifyTable(t *testing.T) {
 		"HTTP.502":            Transient,
 		"HTTP.504":            Transient,
 		"HTTP.429":            Throttled,
-		// Unknown codes, by family (PRODUCT.md: isp.* transient, isv.* dead,
+		// Unknown codes, by family (Classify: isp.* transient, isv.* dead,
 		// anything else transient).
 		"isp.SOMETHING_NEW":   Transient,
 		"isv.SOMETHING_NEW":   Permanent,
@@ -104,20 +103,5 @@ func TestClassifyTable(t *testing.T) {
 		if w != c {
 			t.Errorf("table says %q is %v, test says %v", code, c, w)
 		}
-	}
-}
-
-func TestErrorText(t *testing.T) {
-	e := newError("UpdateSubscription", "isv.BIND_CONFLICT", "A 13812345678 already bound with X 17000000000", "RID-1", 200, false)
-	want := "dypls: UpdateSubscription: isv.BIND_CONFLICT: A 138****5678 already bound with X 170****0000 (RequestId RID-1, HTTP 200, permanent)"
-	if e.Error() != want {
-		t.Fatalf("got  %s\nwant %s", e.Error(), want)
-	}
-	long := newError("X", "SignatureDoesNotMatch", string(make([]byte, 5000)), "", 400, false)
-	if len(long.Message) > maxMessage+10 {
-		t.Fatalf("message not bounded: %d bytes", len(long.Message))
-	}
-	if long.Class != Systemic {
-		t.Fatalf("class %v", long.Class)
 	}
 }

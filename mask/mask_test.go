@@ -1,4 +1,4 @@
-package dypls
+package mask
 
 import (
 	"strings"
@@ -25,8 +25,8 @@ func TestMask(t *testing.T) {
 		{"123", "123"},
 	}
 	for _, c := range cases {
-		if got := Mask(c.in); got != c.want {
-			t.Errorf("Mask(%q) = %q, want %q", c.in, got, c.want)
+		if got := Text(c.in); got != c.want {
+			t.Errorf("Text(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }
@@ -62,11 +62,11 @@ func TestMaskSeparated(t *testing.T) {
 		{"line 12, 13 and 14", "line 12, 13 and 14"},
 	}
 	for _, c := range cases {
-		if got := Mask(c.in); got != c.want {
-			t.Errorf("Mask(%q) = %q, want %q", c.in, got, c.want)
+		if got := Text(c.in); got != c.want {
+			t.Errorf("Text(%q) = %q, want %q", c.in, got, c.want)
 		}
-		if got := Mask(c.want); got != c.want {
-			t.Errorf("Mask is not idempotent on %q: %q", c.want, got)
+		if got := Text(c.want); got != c.want {
+			t.Errorf("Text is not idempotent on %q: %q", c.want, got)
 		}
 	}
 }
@@ -101,22 +101,22 @@ func TestMaskWideAndUnicode(t *testing.T) {
 		{"SubsId 1000000768790001 - 2", "SubsId 1000000768790001 - 2"},
 	}
 	for _, c := range cases {
-		if got := Mask(c.in); got != c.want {
-			t.Errorf("Mask(%q) = %q, want %q", c.in, got, c.want)
+		if got := Text(c.in); got != c.want {
+			t.Errorf("Text(%q) = %q, want %q", c.in, got, c.want)
 		}
-		if got := Mask(c.want); got != c.want {
-			t.Errorf("Mask is not idempotent on %q: %q", c.want, got)
+		if got := Text(c.want); got != c.want {
+			t.Errorf("Text is not idempotent on %q: %q", c.want, got)
 		}
 	}
-	if got := MaskNumber("１３８００１３８０００"); got != "１３８****８０００" {
-		t.Errorf("MaskNumber of full-width digits = %q", got)
+	if got := Number("１３８００１３８０００"); got != "１３８****８０００" {
+		t.Errorf("Number of full-width digits = %q", got)
 	}
 }
 
 func TestMaskNumber(t *testing.T) {
 	for in, want := range map[string]string{"13812345678": "138****5678", "12345": "****", "": ""} {
-		if got := MaskNumber(in); got != want {
-			t.Errorf("MaskNumber(%q) = %q, want %q", in, got, want)
+		if got := Number(in); got != want {
+			t.Errorf("Number(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -128,22 +128,22 @@ func FuzzMask(f *testing.F) {
 	}
 	f.Add("１３８\u3000００１３\u00a0８０００ 138 – 0013 — 8000 138/0013/8000 138.00138000")
 	f.Fuzz(func(t *testing.T, s string) {
-		out := Mask(s)
+		out := Text(s)
 		plain := asciiDigits(uuidShape.ReplaceAllString(out, "-"))
 		if hasPhoneRun(plain) {
-			t.Fatalf("Mask(%q) = %q still holds a phone number", s, out)
+			t.Fatalf("Text(%q) = %q still holds a phone number", s, out)
 		}
 		if d := digitsOfNumbers(plain); d != "" {
-			t.Fatalf("Mask(%q) = %q still holds the number %s written in groups", s, out, d)
+			t.Fatalf("Text(%q) = %q still holds the number %s written in groups", s, out, d)
 		}
-		if Mask(out) != out {
-			t.Fatalf("Mask is not idempotent on %q", s)
+		if Text(out) != out {
+			t.Fatalf("Text is not idempotent on %q", s)
 		}
 	})
 }
 
 // asciiDigits writes full-width digits as ASCII digits and the other
-// separators Mask knows as the ASCII one they stand for, one byte each.
+// separators Text knows as the ASCII one they stand for, one byte each.
 func asciiDigits(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
@@ -159,7 +159,7 @@ func asciiDigits(s string) string {
 }
 
 // digitsOfNumbers returns the digits of the first number written in groups
-// in s that Mask hides, or "".
+// in s that Text hides, or "".
 func digitsOfNumbers(s string) string {
 	cs := scanChars(s)
 	var gs []group
@@ -190,4 +190,49 @@ func digitsOfNumbers(s string) string {
 		}
 	}
 	return ""
+}
+
+// hasPhoneRun reports whether s holds an unbroken run of digits that Text
+// would hide.
+func hasPhoneRun(s string) bool {
+	run := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && isDigit(s[i]) {
+			run++
+			continue
+		}
+		if run >= 10 && run <= 14 && isPhoneRun(s[i-run:i]) {
+			return true
+		}
+		run = 0
+	}
+	return false
+}
+
+func TestStars(t *testing.T) {
+	for in, want := range map[string]string{
+		"13812345678":    "138****5678",
+		"075512345678":   "075*****5678",
+		"1234567":        "*******",
+		"+8613812345678": "+86*******5678",
+		"":               "",
+	} {
+		if got := Stars(in); got != want {
+			t.Errorf("Stars(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTextIDsAndRuns(t *testing.T) {
+	for in, want := range map[string]string{
+		"call 13812345678 now":  "call 138****5678 now",
+		"1000000768790001":      "1000000768790001", // a SubsId stays whole
+		"23812345678":           "23812345678",
+		"a02112345678b":         "a021****5678b",
+		"138123456781381234567": "138123456781381234567",
+	} {
+		if got := Text(in); got != want {
+			t.Errorf("Text(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -195,7 +195,7 @@ func naiveHandler(api *dypls.Client) asynq.Handler {
 		if err != nil {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
-		_, err = api.UpdateSubscription(ctx, dypls.UpdateOf(u))
+		_, err = api.UpdateSubscription(ctx, worker.UpdateOf(u))
 		var de *dypls.Error
 		if errors.As(err, &de) && de.Class == dypls.Permanent {
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)

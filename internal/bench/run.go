@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dyplsq/dyplsq/internal/redisserver"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -53,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.redisBin, "redis-server", "redis-server", "redis-server binary for the private Redis")
 	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures dyplsq and bare asynq on a private, throwaway redis-server.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/bench [flags]\n\nMeasures dyplsq and bare asynq on a private, throwaway redis-server.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -72,8 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-// run is the whole command: it returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Run is the whole bench command (cmd/bench): it returns the exit status.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -147,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // private server.
 func openEnv(ctx context.Context, cfg config, stderr io.Writer) (*Env, func(), error) {
 	env := &Env{N: cfg.n, Stderr: stderr}
-	var srv *redisServer
+	var srv *redisserver.Server
 	if cfg.redisURL != "" {
 		opt, err := redis.ParseURL(cfg.redisURL)
 		if err != nil {
@@ -170,7 +171,7 @@ func openEnv(ctx context.Context, cfg config, stderr io.Writer) (*Env, func(), e
 	}
 	closeEnv := func() {
 		env.Redis.Close()
-		srv.stop()
+		srv.Close()
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -1,11 +1,65 @@
-package dypls
+// Package errclass is the vocabulary of Dyplsapi failures: the classes that
+// decide a job's fate and the table that gives every API, gateway and
+// transport code its class. It imports nothing, so the enqueue command reads
+// codes without linking the Alibaba Cloud SDK; package dypls repeats these
+// names for the client's callers.
+package errclass
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
+
+// Class says what an error means for the job that got it and for the
+// worker that made the call.
+type Class int
+
+// The classes, from the least to the most severe for the fleet.
+const (
+	// Transient failures may succeed later: retry with exponential backoff,
+	// counting the attempt.
+	Transient Class = iota
+	// Throttled answers mean the provider's quota was exceeded: retry after a
+	// short jittered delay without counting an attempt.
+	Throttled
+	// Permanent failures concern this job only and will fail again: the job
+	// is dead at once.
+	Permanent
+	// Systemic failures would fail every job (credentials, account,
+	// permission, clock): the worker halts instead of burning through jobs.
+	Systemic
+)
+
+var classNames = [...]string{"transient", "throttled", "permanent", "systemic"}
+
+// String returns the lower-case class name used in logs, metrics and records.
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", int(c))
+}
+
+// Codes that dyplsq gives to failures the API itself did not name: transport
+// problems and replies that could not be read. They are classified like any
+// other code.
+const (
+	CodeOK                = "OK"
+	CodeTimeout           = "Transport.Timeout"           // no answer within the call timeout: may have been applied
+	CodeConnectionRefused = "Transport.ConnectionRefused" // nothing listens: certainly not applied
+	CodeConnectFailed     = "Transport.ConnectFailed"     // the connection could not be made: not applied
+	CodeConnectionDropped = "Transport.ConnectionDropped" // the connection closed before the answer: may have been applied
+	CodeTransport         = "Transport.Error"             // any other transport failure
+	CodeEmptyResponse     = "Response.Empty"              // a 2xx without a body or without a Code
+	CodeUnreadable        = "Response.Unreadable"         // a body that is not the expected JSON
+	CodeHTTPPrefix        = "HTTP."                       // "HTTP.502": an error status without a code in the body
+	CodeNotCalled         = "Client.Canceled"             // the context ended before the call was made
+)
 
 // codeClasses is the one classification table. It covers every code of the
-// Dyplsapi error documentation and of the POP gateway, and the product
-// contract's outcome table, which settles every disagreement (account and
-// credential codes are systemic). Classify handles what is not listed.
+// Dyplsapi error documentation and of the POP gateway; where the two
+// disagree, account and credential codes are systemic, since every job
+// would fail the same way. Classify handles what is not listed.
 var codeClasses = map[string]Class{
 	// Throttling: business flow control and gateway quota.
 	"isv.FLOW_LIMIT":  Throttled,

@@ -1,4 +1,8 @@
-package dypls
+// Package mask hides phone numbers in text that people or log pipelines
+// read: logs, stored errors, results, metric labels, the UI and CLI output.
+// It is the project's one masking implementation; every other package calls
+// it, and it imports nothing of the project.
+package mask
 
 import (
 	"regexp"
@@ -6,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// Mask hides phone numbers in s, for everything a person or a log pipeline
+// Text hides phone numbers in s, for everything a person or a log pipeline
 // reads. Every run of digits that has the shape of a phone number (10 to 12
 // digits starting with 0 or 1, optionally behind the country code 86) keeps
 // its first three and last four digits: 13812345678 becomes 138****5678.
@@ -27,7 +31,7 @@ import (
 //
 // It is the one masking function of the project; logs, stored errors,
 // results, metric labels, the UI and CLI output all go through it.
-func Mask(s string) string {
+func Text(s string) string {
 	if !mayHoldNumber(s) {
 		return s
 	}
@@ -198,7 +202,7 @@ func maskGroups(s string, cs []char, gs []group) (string, bool) {
 		}
 		lo, hi := cc+3, total-4 // digit positions to hide: [lo, hi)
 		if best == 1 {
-			// One run, as MaskNumber shows it behind its country code:
+			// One run, as Number shows it behind its country code:
 			// four stars.
 			g := gs[i]
 			if g.start > last {
@@ -327,10 +331,10 @@ func onlyDots(cs []char, gs []group) bool {
 	return true
 }
 
-// MaskNumber masks one value known to be a phone number, whatever its
+// Number masks one value known to be a phone number, whatever its
 // shape: all but the first three and last four characters are hidden, and
 // values of seven characters or fewer are hidden entirely.
-func MaskNumber(n string) string {
+func Number(n string) string {
 	if n == "" {
 		return ""
 	}
@@ -341,21 +345,18 @@ func MaskNumber(n string) string {
 	return string(r[:3]) + "****" + string(r[len(r)-4:])
 }
 
-// hasPhoneRun reports whether s holds an unbroken run of digits that Mask
-// would hide.
-func hasPhoneRun(s string) bool {
-	run := 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && isDigit(s[i]) {
-			run++
-			continue
-		}
-		if run >= 10 && run <= 14 && isPhoneRun(s[i-run:i]) {
-			return true
-		}
-		run = 0
+// Stars hides the middle of a value that may be a phone number, one "*"
+// per hidden character, keeping the first 3 and last 4 characters
+// ("075512345678" becomes "075*****5678"), so that the value's length still
+// shows. Values shorter than 8 characters are hidden entirely. Validation
+// reasons use it where they speak of the value's length; elsewhere use
+// [Number], which hides the length too.
+func Stars(v string) string {
+	r := []rune(v)
+	if len(r) < 8 {
+		return strings.Repeat("*", len(r))
 	}
-	return false
+	return string(r[:3]) + strings.Repeat("*", len(r)-7) + string(r[len(r)-4:])
 }
 
 func isPhoneRun(r string) bool {

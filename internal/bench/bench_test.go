@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ func privateEnv(t *testing.T, n int) *Env {
 	if err != nil {
 		t.Fatalf("start private redis-server: %v", err)
 	}
-	t.Cleanup(srv.stop)
+	t.Cleanup(srv.Close)
 	env := &Env{
 		N:       n,
 		Redis:   redis.NewClient(&redis.Options{Addr: srv.Addr}),
@@ -93,7 +93,7 @@ func TestRunPrintsAndWritesTableAndStopsRedis(t *testing.T) {
 	requireRedisServer(t)
 	out := filepath.Join(t.TempDir(), "bench.md")
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-n", "200", "-reps", "2", "-out", out}, &stdout, &stderr)
+	code := Run(context.Background(), []string{"-n", "200", "-reps", "2", "-out", out}, &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("run = %d, want 0; stderr:\n%s", code, stderr.String())
 	}
@@ -202,15 +202,15 @@ func TestSelectAndValidate(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"-n", "0"}, {"-reps", "0"}, {"-scenarios", "nope"}, {"extra"}, {"-bogus"}} {
 		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), args, &stdout, &stderr); code != exitUsage {
-			t.Errorf("run(%q) = %d, want %d; stderr: %s", args, code, exitUsage, stderr.String())
+		if code := Run(context.Background(), args, &stdout, &stderr); code != exitUsage {
+			t.Errorf("Run(%q) = %d, want %d; stderr: %s", args, code, exitUsage, stderr.String())
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"-list"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "asynq/drain/c200") {
+	if code := Run(context.Background(), []string{"-list"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "asynq/drain/c200") {
 		t.Errorf("-list = %d:\n%s%s", code, stdout.String(), stderr.String())
 	}
-	if code := run(context.Background(), []string{"-redis-server", "/nonexistent/redis-server"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "redis-server is not installed") {
+	if code := Run(context.Background(), []string{"-redis-server", "/nonexistent/redis-server"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "redis-server is not installed") {
 		t.Errorf("missing redis-server = %d: %s", code, stderr.String())
 	}
 }
