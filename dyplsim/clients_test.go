@@ -56,10 +56,10 @@ type step struct {
 	params  map[string]string // "{SubsId}" is replaced by the SubsId BindAxb returned
 	secret  string            // "" is DefaultAccessKeySecret
 	id      string            // "" is DefaultAccessKeyID
-	nonce   string
-	setup   func(*Sim) // before the call
-	status  int
-	code    string
+	nonce   string            // a fixed signature nonce ("" lets the client draw one)
+	setup   func(*Sim)        // run before the call
+	status  int               // the HTTP status wanted
+	code    string            // the business Code (status 200) or gateway Code wanted
 	check   func(t *testing.T, body map[string]any)
 }
 
@@ -222,9 +222,7 @@ var v1Client = clientRunner{name: "V1 SDK", run: func(t *testing.T, addr string,
 		return outcome{}, false, "the V1 SDK draws a new SignatureNonce for every call and offers no way to set one"
 	}
 	cl := newClientWith(t, addr, c.id, c.secret, 5*time.Second)
-	var req interface {
-		requests.AcsRequest
-	}
+	var req requests.AcsRequest
 	var resp responses.AcsResponse
 	var call func() error
 	switch c.action {

@@ -1,9 +1,12 @@
 // Package dyplsim is a local Dyplsapi (Alibaba Cloud Phone Number
-// Protection, API version 2017-05-25) server that the official Go SDK
-// (github.com/aliyun/alibaba-cloud-sdk-go/services/dyplsapi) talks to
-// unchanged. It serves BindAxb, UpdateSubscription, QuerySubscriptionDetail
-// and UnbindSubscription with real binding state, checks requests the way
-// the POP gateway does, enforces a per-AccessKey quota, and injects faults.
+// Protection, API version 2017-05-25) server that the official SDKs talk
+// to unchanged: the V1 Go SDK
+// (github.com/aliyun/alibaba-cloud-sdk-go/services/dyplsapi) and the V2
+// "Tea" runtime (github.com/alibabacloud-go/darabonba-openapi/v2), with
+// either of its signatures. It serves BindAxb, UpdateSubscription,
+// QuerySubscriptionDetail and UnbindSubscription with real binding state,
+// checks requests the way the POP gateway does, enforces a per-AccessKey
+// quota, and injects faults.
 // The cmd/dyplsim binary serves the same handler.
 //
 // # Use in tests
