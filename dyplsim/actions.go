@@ -124,6 +124,7 @@ type result struct {
 	kind      resultKind
 	subsID    string  // resultBind
 	secretNo  string  // resultBind
+	extension string  // resultBind
 	detail    Binding // resultDetail
 }
 
@@ -483,42 +484,54 @@ func (s *Sim) unbindSubscription(q *apiRequest, now time.Time) result {
 	return resultOK
 }
 
-// appendResult appends the JSON body of a business result.
-func appendResult(dst []byte, requestID string, r result) []byte {
-	dst = appendBusinessHead(dst, requestID, r.code, r.msg)
+// appendResult appends the body of a business result for action: JSON, or
+// XML with root <ActionResponse> when xml is set.
+func appendResult(dst []byte, xml bool, action, requestID string, r result) []byte {
+	e := enc{dst: dst, xml: xml}
+	root := ""
+	if xml {
+		root = action + "Response"
+	}
+	e.open(root)
+	e.str("RequestId", requestID)
+	e.str("Code", r.code)
+	e.str("Message", r.msg)
 	switch r.kind {
 	case resultBind:
-		dst = append(dst, `,"SecretBindDTO":{`...)
-		dst = appendField(dst, "SubsId", r.subsID, true)
-		dst = appendField(dst, "SecretNo", r.secretNo, false)
-		dst = appendField(dst, "Extension", "", false)
-		dst = append(dst, '}')
+		e.begin("SecretBindDTO")
+		e.str("SubsId", r.subsID)
+		e.str("SecretNo", r.secretNo)
+		e.str("Extension", r.extension)
+		e.end("SecretBindDTO")
 	case resultDetail:
 		d := &r.detail
-		var group int64
-		if d.GroupId != "" {
-			group, _ = strconv.ParseInt(d.GroupId, 10, 64)
+		e.begin("SecretBindDetailDTO")
+		e.str("SubsId", d.SubsId)
+		e.str("PhoneNoA", d.PhoneNoA)
+		e.str("PhoneNoB", d.PhoneNoB)
+		e.str("PhoneNoX", d.PhoneNoX)
+		e.int("Status", int64(d.Status))
+		e.str("ExpireDate", d.ExpireDate)
+		e.str("GmtCreate", d.GmtCreate)
+		if d.GroupId != "" { // absent for a binding without a group
+			group, _ := strconv.ParseInt(d.GroupId, 10, 64)
+			e.int("GroupId", group)
 		}
-		dst = append(dst, `,"SecretBindDetailDTO":{`...)
-		dst = appendField(dst, "SubsId", d.SubsId, true)
-		dst = appendField(dst, "PhoneNoA", d.PhoneNoA, false)
-		dst = appendField(dst, "PhoneNoB", d.PhoneNoB, false)
-		dst = appendField(dst, "PhoneNoX", d.PhoneNoX, false)
-		dst = appendIntField(dst, "Status", int64(d.Status))
-		dst = appendField(dst, "ExpireDate", d.ExpireDate, false)
-		dst = appendField(dst, "GmtCreate", d.GmtCreate, false)
-		dst = appendIntField(dst, "GroupId", group)
-		dst = appendBoolField(dst, "NeedRecord", d.NeedRecord)
-		dst = appendBoolField(dst, "ASRStatus", d.ASRStatus)
+		e.bool("NeedRecord", d.NeedRecord)
+		e.bool("ASRStatus", d.ASRStatus)
 		if d.ASRModelId != "" {
-			dst = appendField(dst, "ASRModelId", d.ASRModelId, false)
+			e.str("ASRModelId", d.ASRModelId)
 		}
 		if d.CallRestrict != "" {
-			dst = appendField(dst, "CallRestrict", d.CallRestrict, false)
+			e.str("CallRestrict", d.CallRestrict)
 		}
-		dst = append(dst, '}')
+		if d.Extension != "" {
+			e.str("Extension", d.Extension)
+		}
+		e.end("SecretBindDetailDTO")
 	}
-	return append(dst, '}')
+	e.close(root)
+	return e.dst
 }
 
 // repeatedKey returns the first key that the JSON object v gives twice, or

@@ -90,7 +90,10 @@ func processCPU() time.Duration {
 // ServeHTTP, without network or SDK. Signing each request on the client
 // side is included.
 func BenchmarkServeHTTPUpdate(b *testing.B) {
-	sim := New(Config{Seed: 1, RandSeed: 1})
+	sim, err := New(Config{Seed: 1, RandSeed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
 	base := rawParams("UpdateSubscription", "", time.Now())
 	for k, v := range map[string]string{"PoolKey": DefaultPoolKey, "SubsId": SeedBinding(1).SubsId,
 		"PhoneNoX": SeedBinding(1).PhoneNoX, "OperateType": "updateOutId", "OutId": "bench"} {

@@ -1,9 +1,12 @@
 // Package dyplsim is a local Dyplsapi (Alibaba Cloud Phone Number
-// Protection, API version 2017-05-25) server that the official Go SDK
-// (github.com/aliyun/alibaba-cloud-sdk-go/services/dyplsapi) talks to
-// unchanged. It serves BindAxb, UpdateSubscription, QuerySubscriptionDetail
-// and UnbindSubscription with real binding state, checks requests the way
-// the POP gateway does, enforces a per-AccessKey quota, and injects faults.
+// Protection, API version 2017-05-25) server that the official SDKs talk
+// to unchanged: the V1 Go SDK
+// (github.com/aliyun/alibaba-cloud-sdk-go/services/dyplsapi) and the V2
+// "Tea" runtime (github.com/alibabacloud-go/darabonba-openapi/v2), with
+// either of its signatures. It serves BindAxb, UpdateSubscription,
+// QuerySubscriptionDetail and UnbindSubscription with real binding state,
+// checks requests the way the POP gateway does, enforces a per-AccessKey
+// quota, and injects faults.
 // The cmd/dyplsim binary serves the same handler.
 //
 // # Use in tests
@@ -28,25 +31,55 @@
 //
 // # Wire protocol and gateway checks
 //
-// Calls are POST / (GET also works) with every parameter in the query
-// string; form-encoded body parameters are accepted too. The checks run in
-// the order of a POP gateway, each answering a JSON error body
-// {"RequestId","HostId","Code","Message","Recommend"}:
+// Calls are POST / (GET also works). Two signatures are accepted:
 //
-//  1. unknown Action, or Version other than 2017-05-25: 404 InvalidApi.NotFound
-//     (a known Action without Version: 400 MissingVersion)
-//  2. unknown AccessKeyId: 404 InvalidAccessKeyId.NotFound
-//  3. Timestamp not 2006-01-02T15:04:05Z: 400 InvalidTimeStamp.Format;
-//     more than 15 minutes from the clock: 400 InvalidTimeStamp.Expired
-//  4. SignatureNonce seen in the last 15 minutes: 400 SignatureNonceUsed
-//  5. wrong signature: 400 SignatureDoesNotMatch, with the message
+//   - RPC HMAC-SHA1 (the V1 SDK, and the V2 SDKs with SignatureAlgorithm
+//     "v2"): Action, Version, AccessKeyId, Timestamp, SignatureNonce,
+//     SignatureMethod HMAC-SHA1, SignatureVersion 1.0 and Signature in the
+//     query string (form-encoded body parameters count too).
+//   - ACS3-HMAC-SHA256 (the V2 "Tea" SDKs' default): the action and version
+//     in the x-acs-action and x-acs-version headers, x-acs-date,
+//     x-acs-signature-nonce, x-acs-content-sha256 (hex SHA-256 of the body),
+//     and "Authorization: ACS3-HMAC-SHA256 Credential=<AccessKeyId>,
+//     SignedHeaders=<h1;h2;...>,Signature=<hex>" over the canonical request
+//     (see ACS3CanonicalRequest). Host and every x-acs-* header sent must be
+//     signed. Business parameters are in the query string or a form body.
+//
+// A request with an Authorization header, or with x-acs-action and no
+// Signature parameter, is taken as ACS3. The checks run in the order of a
+// POP gateway, each answering an error body {"RequestId","HostId","Code",
+// "Message","Recommend"} (Recommend names the code and the RequestId):
+//
+//  1. unknown Action: 404 InvalidApi.NotFound; a known Action without
+//     Version: 400 MissingVersion (ACS3: MissingParameter); any Version but
+//     2017-05-25: 400 InvalidVersion "Specified parameter Version is not valid."
+//  2. ACS3 only: no Authorization: 400 MissingParameter; an Authorization
+//     that is not ACS3-HMAC-SHA256 with Credential, SignedHeaders and
+//     Signature: 400 IncompleteSignature
+//  3. unknown AccessKeyId: 404 InvalidAccessKeyId.NotFound
+//  4. Timestamp (x-acs-date) not 2006-01-02T15:04:05Z: 400
+//     InvalidTimeStamp.Format; more than 15 minutes from the clock: 400
+//     InvalidTimeStamp.Expired
+//  5. SignatureNonce (x-acs-signature-nonce) seen in the last 15 minutes, by
+//     either signature: 400 SignatureNonceUsed
+//  6. RPC: SignatureMethod other than HMAC-SHA1: 400 InvalidSignatureMethod,
+//     SignatureVersion other than 1.0: 400 InvalidSignatureVersion (absent:
+//     Missing<Name>); ACS3: a required header absent: 400 MissingParameter
+//     naming it, host or an x-acs-* header not signed: 400
+//     IncompleteSignature
+//  7. wrong signature: 400 SignatureDoesNotMatch, with the message
 //     "Specified signature is not matched with our calculation. server
-//     string to sign is:<sts>" that the SDK turns into Recommend
-//  6. quota exceeded: 400 Throttling.User with header x-ratelimit-user-api
+//     string to sign is:<sts>" (the V1 SDK turns it into Recommend)
+//  8. quota exceeded: 400 Throttling.User with header x-ratelimit-user-api
 //     "Limit:<qps>,Remain:0,TimeLeft:<ms>" (status and code configurable), or
 //     HTTP 200 {"Code":"isv.FLOW_LIMIT"} when Config.ThrottleCode says so
-//  7. a required parameter missing: 400 Missing<Param>,
+//  9. a required parameter missing: 400 Missing<Param>,
 //     "<Param> is mandatory for this action."
+//
+// Format=XML (any case) is answered in XML with Content-Type
+// "text/xml;charset=utf-8": <ActionResponse> for business answers, <Error>
+// for gateway errors. QuerySubscriptionDetail leaves GroupId out when the
+// binding has no group, and shows Extension only when one is set.
 //
 // Then fault rules are consulted, then the business logic answers HTTP 200
 // with {"RequestId","Code","Message",...}: "OK" or a business code such as

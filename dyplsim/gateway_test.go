@@ -22,7 +22,7 @@ func decodeGateway(t *testing.T, body string) gatewayBody {
 		t.Fatalf("gateway body %q: %v", body, err)
 	}
 	if g.RequestId == "" || g.HostId != "dyplsapi.aliyuncs.com" ||
-		g.Recommend != "https://api.aliyun.com/troubleshoot?q="+g.Code+"&product=Dyplsapi" {
+		g.Recommend != "https://api.aliyun.com/troubleshoot?q="+g.Code+"&product=Dyplsapi&requestId="+g.RequestId {
 		t.Errorf("gateway body shape: %+v", g)
 	}
 	return g
@@ -71,9 +71,11 @@ func TestUnknownAction(t *testing.T) {
 	if g := decodeGateway(t, body); status != 404 || g.Code != "InvalidApi.NotFound" {
 		t.Fatalf("HTTP %d %s", status, body)
 	}
+	// A known action under a version the gateway does not serve is
+	// InvalidVersion, not an unknown API.
 	p := rawParams("UpdateSubscription", "n-old-version", time.Now())
 	p.Set("Version", "2015-01-01")
-	if status, body := rawPost(t, addr, p); status != 404 || !strings.Contains(body, "InvalidApi.NotFound") {
+	if status, body := rawPost(t, addr, p); status != 400 || decodeGateway(t, body).Code != "InvalidVersion" {
 		t.Fatalf("wrong Version: HTTP %d %s", status, body)
 	}
 	if n := sim.Stats().Calls["BindAxc"]["InvalidApi.NotFound"]; n != 1 {

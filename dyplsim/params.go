@@ -19,7 +19,7 @@ type apiRequest struct {
 	params []param
 	sts    []byte // string to sign
 	out    []byte // response body
-	body   []byte // form body
+	body   []byte // request body
 }
 
 var apiRequestPool = sync.Pool{New: func() any {
@@ -56,17 +56,19 @@ func (q *apiRequest) parse(r *http.Request) error {
 		return err
 	}
 	if r.Body != nil && r.ContentLength != 0 && (r.Method == http.MethodPost || r.Method == http.MethodPut) {
+		// The body is read whatever its type: an ACS3 signature covers its
+		// hash.
+		b, err := readLimited(q.body[:0], r.Body, maxFormBody)
+		q.body = b
+		if err != nil {
+			return err
+		}
 		isForm := true
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			mt, _, err := mime.ParseMediaType(ct)
 			isForm = err == nil && mt == "application/x-www-form-urlencoded"
 		}
 		if isForm {
-			b, err := readLimited(q.body[:0], r.Body, maxFormBody)
-			q.body = b
-			if err != nil {
-				return err
-			}
 			if err := q.parseQuery(string(b)); err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -59,62 +60,169 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendField appends ,"name":"value" (or "name":"value" when first).
-func appendField(dst []byte, name, value string, first bool) []byte {
-	if !first {
-		dst = append(dst, ',')
+// enc writes a response body as JSON or, when xml is set, as XML (the
+// gateway's answer to Format=XML). The JSON path allocates nothing.
+type enc struct {
+	dst   []byte
+	xml   bool
+	first bool // the next JSON field is the first of its object
+}
+
+// open starts the body: "{" or the XML declaration and <root>.
+func (e *enc) open(root string) {
+	if e.xml {
+		e.dst = append(e.dst, "<?xml version='1.0' encoding='UTF-8'?><"...)
+		e.dst = append(e.dst, root...)
+		e.dst = append(e.dst, '>')
+	} else {
+		e.dst = append(e.dst, '{')
 	}
-	dst = append(dst, '"')
-	dst = append(dst, name...)
-	dst = append(dst, '"', ':')
-	return appendJSONString(dst, value)
+	e.first = true
 }
 
-// appendIntField appends ,"name":n.
-func appendIntField(dst []byte, name string, n int64) []byte {
-	dst = append(dst, ',', '"')
-	dst = append(dst, name...)
-	dst = append(dst, '"', ':')
-	return strconv.AppendInt(dst, n, 10)
+// close ends the body opened with root.
+func (e *enc) close(root string) { e.end(root) }
+
+// begin starts a nested object.
+func (e *enc) begin(name string) {
+	e.name(name)
+	if !e.xml {
+		e.dst = append(e.dst, '{')
+	}
+	e.first = true
 }
 
-// appendBoolField appends ,"name":b.
-func appendBoolField(dst []byte, name string, b bool) []byte {
-	dst = append(dst, ',', '"')
-	dst = append(dst, name...)
-	dst = append(dst, '"', ':')
-	return strconv.AppendBool(dst, b)
+// end closes a nested object (or the root).
+func (e *enc) end(name string) {
+	if e.xml {
+		e.dst = append(e.dst, '<', '/')
+		e.dst = append(e.dst, name...)
+		e.dst = append(e.dst, '>')
+	} else {
+		e.dst = append(e.dst, '}')
+	}
+	e.first = false
 }
 
-// appendBusinessHead appends {"RequestId":..,"Code":..,"Message":.. without
-// the closing brace, so that callers can add more fields.
-func appendBusinessHead(dst []byte, requestID, code, message string) []byte {
-	dst = append(dst, '{')
-	dst = appendField(dst, "RequestId", requestID, true)
-	dst = appendField(dst, "Code", code, false)
-	return appendField(dst, "Message", message, false)
+// name writes ,"name": or <name>.
+func (e *enc) name(name string) {
+	if e.xml {
+		e.dst = append(e.dst, '<')
+		e.dst = append(e.dst, name...)
+		e.dst = append(e.dst, '>')
+		return
+	}
+	if !e.first {
+		e.dst = append(e.dst, ',')
+	}
+	e.first = false
+	e.dst = append(e.dst, '"')
+	e.dst = append(e.dst, name...)
+	e.dst = append(e.dst, '"', ':')
 }
 
-// appendGatewayError appends the JSON body of a POP gateway error.
-func appendGatewayError(dst []byte, requestID, code, message string) []byte {
-	dst = append(dst, '{')
-	dst = appendField(dst, "RequestId", requestID, true)
-	dst = appendField(dst, "HostId", hostID, false)
-	dst = appendField(dst, "Code", code, false)
-	dst = appendField(dst, "Message", message, false)
-	dst = appendField(dst, "Recommend", recommendURL(code), false)
-	return append(dst, '}')
+// closeName writes </name> in XML.
+func (e *enc) closeName(name string) {
+	if e.xml {
+		e.dst = append(e.dst, '<', '/')
+		e.dst = append(e.dst, name...)
+		e.dst = append(e.dst, '>')
+	}
 }
 
-// recommendURL is the troubleshooting address a gateway error recommends.
-func recommendURL(code string) string {
-	return "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(code) + "&product=Dyplsapi"
+// str writes a string field.
+func (e *enc) str(name, v string) {
+	e.name(name)
+	if e.xml {
+		e.dst = appendXMLText(e.dst, v)
+	} else {
+		e.dst = appendJSONString(e.dst, v)
+	}
+	e.closeName(name)
 }
 
-// writeJSON sends body with status and the JSON content type.
-func writeJSON(w http.ResponseWriter, status int, requestID string, body []byte) {
+// cdata writes a string field, in XML as a CDATA section (as the gateway
+// does for Recommend).
+func (e *enc) cdata(name, v string) {
+	if !e.xml || strings.Contains(v, "]]>") {
+		e.str(name, v)
+		return
+	}
+	e.name(name)
+	e.dst = append(e.dst, "<![CDATA["...)
+	e.dst = append(e.dst, v...)
+	e.dst = append(e.dst, "]]>"...)
+	e.closeName(name)
+}
+
+// int writes a number field.
+func (e *enc) int(name string, n int64) {
+	e.name(name)
+	e.dst = strconv.AppendInt(e.dst, n, 10)
+	e.closeName(name)
+}
+
+// bool writes a boolean field.
+func (e *enc) bool(name string, b bool) {
+	e.name(name)
+	e.dst = strconv.AppendBool(e.dst, b)
+	e.closeName(name)
+}
+
+// appendXMLText appends s escaped as XML character data. Invalid UTF-8 and
+// characters XML cannot carry become U+FFFD.
+func appendXMLText(dst []byte, s string) []byte {
+	for _, r := range s {
+		switch {
+		case r == '<':
+			dst = append(dst, "&lt;"...)
+		case r == '>':
+			dst = append(dst, "&gt;"...)
+		case r == '&':
+			dst = append(dst, "&amp;"...)
+		case r == '"':
+			dst = append(dst, "&quot;"...)
+		case r == '\'':
+			dst = append(dst, "&apos;"...)
+		case r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r != utf8.RuneError && r != 0xFFFE && r != 0xFFFF:
+			dst = utf8.AppendRune(dst, r)
+		default:
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		}
+	}
+	return dst
+}
+
+// appendGatewayError appends the body of a POP gateway error: JSON, or XML
+// with root <Error> when xml is set.
+func appendGatewayError(dst []byte, xml bool, requestID, code, message string) []byte {
+	e := enc{dst: dst, xml: xml}
+	e.open("Error")
+	e.str("RequestId", requestID)
+	e.str("HostId", hostID)
+	e.str("Code", code)
+	e.str("Message", message)
+	e.cdata("Recommend", recommendURL(code, requestID))
+	e.close("Error")
+	return e.dst
+}
+
+// recommendURL is the troubleshooting address a gateway error recommends:
+// it names the code and the request.
+func recommendURL(code, requestID string) string {
+	return "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(code) +
+		"&product=Dyplsapi&requestId=" + url.QueryEscape(requestID)
+}
+
+var contentTypeXML = []string{"text/xml;charset=utf-8"}
+
+// writeBody sends body with status and the content type of its format.
+func writeBody(w http.ResponseWriter, status int, xml bool, requestID string, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
+	if xml {
+		h["Content-Type"] = contentTypeXML
+	}
 	if requestID != "" {
 		h["X-Acs-Request-Id"] = []string{requestID}
 	}

@@ -38,13 +38,15 @@ type Sim struct {
 	pcg   *rand.PCG
 	rng   *rand.Rand // jitter and fault rates, under rngMu
 
+	mux *http.ServeMux // control plane and 404s
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
 
 // New returns a simulator configured by cfg, seeded with cfg.Seed sample
-// bindings. It panics if cfg.Faults holds an invalid rule.
-func New(cfg Config) *Sim {
+// bindings. It returns an error if cfg.Faults holds an invalid rule.
+func New(cfg Config) (*Sim, error) {
 	if len(cfg.AccessKeys) == 0 {
 		cfg.AccessKeys = map[string]string{DefaultAccessKeyID: DefaultAccessKeySecret}
 	} else {
@@ -54,8 +56,10 @@ func New(cfg Config) *Sim {
 		cfg.RandSeed = rand.Int64()
 	}
 	cfg.Faults = append([]FaultRule(nil), cfg.Faults...)
-	for _, r := range cfg.Faults {
-		mustValid(r)
+	for i, r := range cfg.Faults {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("dyplsim: fault rule %d: %w", i, err)
+		}
 	}
 	s := &Sim{
 		cfg:     cfg,
@@ -67,6 +71,7 @@ func New(cfg Config) *Sim {
 		pcg:     rand.NewPCG(0, 0),
 	}
 	s.rng = rand.New(s.pcg)
+	s.mux = s.controlMux()
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -74,7 +79,7 @@ func New(cfg Config) *Sim {
 		s.signers[id] = newSigner(secret)
 	}
 	s.Reset()
-	return s
+	return s, nil
 }
 
 // Start creates a simulator, listens on addr ("127.0.0.1:0" picks a free
@@ -85,11 +90,14 @@ func Start(cfg Config, addr string) (*Sim, *http.Server, string, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
+	s, err := New(cfg)
+	if err != nil {
+		return nil, nil, "", err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("dyplsim: listen: %w", err)
 	}
-	s := New(cfg)
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -241,14 +249,11 @@ func (s *Sim) Stats() Stats { return s.stats.snapshot() }
 
 // ServeHTTP serves the API at "/" and the control plane under "/_sim/".
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.URL.Path == "/":
+	if r.URL.Path == "/" {
 		s.serveAPI(w, r)
-	case strings.HasPrefix(r.URL.Path, "/_sim/"):
-		s.serveControl(w, r)
-	default:
-		controlError(w, http.StatusNotFound, "not found: the API is served at / and the control plane under /_sim/")
+		return
 	}
+	s.mux.ServeHTTP(w, r)
 }
 
 // call carries one API call through the pipeline.
@@ -258,6 +263,8 @@ type call struct {
 	q      *apiRequest
 	reqID  string
 	action string
+	xml    bool // Format=XML: answer in XML
+	acs3   bool // signed with ACS3-HMAC-SHA256 (action and version in headers)
 }
 
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
@@ -266,10 +273,18 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	c := &call{w: w, r: r, q: q, reqID: s.ids.next()}
 
 	if err := q.parse(r); err != nil {
-		s.gatewayError(c, 400, "InvalidParameter", "The request parameters are malformed: "+err.Error())
+		s.gatewayError(c, &gwError{400, "InvalidParameter", "The request parameters are malformed: " + err.Error()})
 		return
 	}
-	c.action = q.get("Action")
+	// ACS3 requests carry an Authorization header; the V1 SDK sends
+	// x-acs-action too, but signs in the query (Signature).
+	c.acs3 = r.Header.Get("Authorization") != "" || (!q.has("Signature") && r.Header.Get("x-acs-action") != "")
+	if c.acs3 {
+		c.action = r.Header.Get("x-acs-action")
+	} else {
+		c.action = q.get("Action")
+	}
+	c.xml = strings.EqualFold(q.get("Format"), "XML")
 	if c.action == "UpdateSubscription" {
 		subsID := q.get("SubsId")
 		s.stats.enter(subsID)
@@ -281,85 +296,15 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if r.Method != http.MethodPost && r.Method != http.MethodGet {
-		s.gatewayError(c, 400, "UnsupportedHTTPMethod", "Specified http method is not supported.")
-		return
-	}
-
-	// 1. Action (and Version).
-	act := lookupAction(c.action)
-	if act != actUnknown && q.get("Version") == "" {
-		s.gatewayError(c, 400, "MissingVersion", "Version is mandatory for this action.")
-		return
-	}
-	if act == actUnknown || q.get("Version") != APIVersion {
-		s.gatewayError(c, 404, "InvalidApi.NotFound", "Specified api is not found, please check your url and method.")
-		return
-	}
-	// 2. AccessKeyId.
-	ak := q.get("AccessKeyId")
-	if ak == "" {
-		s.gatewayError(c, 400, "MissingAccessKeyId", "AccessKeyId is mandatory for this action.")
-		return
-	}
-	sg := s.signers[ak]
-	if sg == nil {
-		s.gatewayError(c, 404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-		return
-	}
-	// 3. Timestamp.
 	now := s.clock()
-	ts := q.get("Timestamp")
-	if ts == "" {
-		s.gatewayError(c, 400, "MissingTimestamp", "Timestamp is mandatory for this action.")
-		return
-	}
-	t, err := time.Parse(TimestampLayout, ts)
-	if err != nil {
-		s.gatewayError(c, 400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
-		return
-	}
-	if d := now.Sub(t); d > MaxClockSkew || d < -MaxClockSkew {
-		s.gatewayError(c, 400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
-		return
-	}
-	// 4. SignatureNonce.
-	nonce := q.get("SignatureNonce")
-	if nonce == "" {
-		s.gatewayError(c, 400, "MissingSignatureNonce", "SignatureNonce is mandatory for this action.")
-		return
-	}
-	if s.nonces.seen(nonce, now) {
-		s.gatewayError(c, 400, "SignatureNonceUsed", "Specified signature nonce was used already.")
-		return
-	}
-	// 5. Signature.
-	sig := q.get("Signature")
-	if sig == "" {
-		s.gatewayError(c, 400, "MissingSignature", "Signature is mandatory for this action.")
-		return
-	}
-	if m := q.get("SignatureMethod"); m != "HMAC-SHA1" {
-		s.gatewayError(c, 400, "InvalidSignatureMethod", "Specified signature method is not supported; use HMAC-SHA1.")
-		return
-	}
-	q.sts = appendStringToSign(q.sts[:0], r.Method, q.withoutSignature())
-	if !sg.verify(q.sts, sig) {
-		s.gatewayError(c, 400, "SignatureDoesNotMatch",
-			"Specified signature is not matched with our calculation. server string to sign is:"+string(q.sts))
-		return
-	}
-	// 6. Quota.
-	if ok, limit, left := s.quota.Load().allow(ak, act == actUpdateSubscription); !ok {
-		s.throttled(c, limit, left)
-		return
-	}
-	// 7. Required parameters.
-	for _, name := range act.required() {
-		if q.get(name) == "" {
-			s.gatewayError(c, 400, "Missing"+name, name+" is mandatory for this action.")
-			return
+	act, gerr := s.admit(c, now)
+	if gerr != nil {
+		if gerr.throttle {
+			s.throttled(c, gerr.limit, gerr.left)
+		} else {
+			s.gatewayError(c, gerr.gwError)
 		}
+		return
 	}
 	// Faults, then business.
 	if rule, ok := s.faults.match(c.action, q.get, &s.rngMu, s.rng); ok {
@@ -367,6 +312,209 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.answer(c, s.business(act, q, now))
+}
+
+// gwError is a gateway answer other than the business one.
+type gwError struct {
+	status    int
+	code, msg string
+}
+
+// gwVerdict is what admit decided against a call: an error, or throttling.
+type gwVerdict struct {
+	*gwError
+	throttle bool
+	limit    float64
+	left     time.Duration
+}
+
+func gwErr(status int, code, msg string) *gwVerdict {
+	return &gwVerdict{gwError: &gwError{status, code, msg}}
+}
+
+// missing is the gateway's answer to a common parameter or header left out.
+func missing(name string) *gwVerdict {
+	return gwErr(400, "MissingParameter", "The input parameter \""+name+"\" that is mandatory for processing this request is not supplied.")
+}
+
+// admit runs the gateway's checks, in the order a POP gateway runs them:
+//
+//  1. method; Action known and Version served
+//  2. credentials: AccessKeyId known
+//  3. Timestamp (x-acs-date) well formed and within MaxClockSkew
+//  4. SignatureNonce (x-acs-signature-nonce) not seen within MaxClockSkew
+//  5. signature: RPC HMAC-SHA1 in the query, or ACS3-HMAC-SHA256 in the
+//     Authorization header
+//  6. quota of the AccessKeyId
+//  7. the Action's required parameters
+//
+// It returns the action, or what to answer instead.
+func (s *Sim) admit(c *call, now time.Time) (action, *gwVerdict) {
+	r, q := c.r, c.q
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		return actUnknown, gwErr(400, "UnsupportedHTTPMethod", "Specified http method is not supported.")
+	}
+	// 1. Action and Version.
+	act := lookupAction(c.action)
+	version := q.get("Version")
+	if c.acs3 {
+		if c.action == "" {
+			return act, missing("x-acs-action")
+		}
+		version = r.Header.Get("x-acs-version")
+	}
+	if act == actUnknown {
+		return act, gwErr(404, "InvalidApi.NotFound", "Specified api is not found, please check your url and method.")
+	}
+	switch {
+	case version == "" && c.acs3:
+		return act, missing("x-acs-version")
+	case version == "":
+		return act, gwErr(400, "MissingVersion", "Version is mandatory for this action.")
+	case version != APIVersion:
+		return act, gwErr(400, "InvalidVersion", "Specified parameter Version is not valid.")
+	}
+	// 2-5. Credentials, time, nonce and signature.
+	var ak string
+	var v *gwVerdict
+	if c.acs3 {
+		ak, v = s.authACS3(c, now)
+	} else {
+		ak, v = s.authRPC(c, now)
+	}
+	if v != nil {
+		return act, v
+	}
+	// 6. Quota.
+	if ok, limit, left := s.quota.Load().allow(ak, act == actUpdateSubscription); !ok {
+		return act, &gwVerdict{throttle: true, limit: limit, left: left}
+	}
+	// 7. Required parameters.
+	for _, name := range act.required() {
+		if q.get(name) == "" {
+			return act, gwErr(400, "Missing"+name, name+" is mandatory for this action.")
+		}
+	}
+	return act, nil
+}
+
+// checkTime applies the Timestamp rules to ts.
+func checkTime(ts string, now time.Time) *gwVerdict {
+	t, err := time.Parse(TimestampLayout, ts)
+	if err != nil {
+		return gwErr(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
+	}
+	if d := now.Sub(t); d > MaxClockSkew || d < -MaxClockSkew {
+		return gwErr(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+	}
+	return nil
+}
+
+// checkNonce records nonce and rejects one seen before.
+func (s *Sim) checkNonce(nonce string, now time.Time) *gwVerdict {
+	if s.nonces.seen(nonce, now) {
+		return gwErr(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+	}
+	return nil
+}
+
+// authRPC checks the credentials, time, nonce and HMAC-SHA1 signature of
+// an RPC request (all in the query or form body).
+func (s *Sim) authRPC(c *call, now time.Time) (string, *gwVerdict) {
+	q := c.q
+	ak := q.get("AccessKeyId")
+	if ak == "" {
+		return "", gwErr(400, "MissingAccessKeyId", "AccessKeyId is mandatory for this action.")
+	}
+	sg := s.signers[ak]
+	if sg == nil {
+		return "", gwErr(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+	}
+	ts := q.get("Timestamp")
+	if ts == "" {
+		return "", gwErr(400, "MissingTimestamp", "Timestamp is mandatory for this action.")
+	}
+	if v := checkTime(ts, now); v != nil {
+		return "", v
+	}
+	nonce := q.get("SignatureNonce")
+	if nonce == "" {
+		return "", gwErr(400, "MissingSignatureNonce", "SignatureNonce is mandatory for this action.")
+	}
+	if v := s.checkNonce(nonce, now); v != nil {
+		return "", v
+	}
+	sig := q.get("Signature")
+	if sig == "" {
+		return "", gwErr(400, "MissingSignature", "Signature is mandatory for this action.")
+	}
+	switch m := q.get("SignatureMethod"); m {
+	case "HMAC-SHA1":
+	case "":
+		return "", gwErr(400, "MissingSignatureMethod", "SignatureMethod is mandatory for this action.")
+	default:
+		return "", gwErr(400, "InvalidSignatureMethod", "Specified signature method "+quoteShort(m)+" is not supported; use HMAC-SHA1.")
+	}
+	switch sv := q.get("SignatureVersion"); sv {
+	case "1.0":
+	case "":
+		return "", gwErr(400, "MissingSignatureVersion", "SignatureVersion is mandatory for this action.")
+	default:
+		return "", gwErr(400, "InvalidSignatureVersion", "Specified signature version "+quoteShort(sv)+" is not supported; use 1.0.")
+	}
+	q.sts = appendStringToSign(q.sts[:0], c.r.Method, q.withoutSignature())
+	if !sg.verify(q.sts, sig) {
+		return "", gwErr(400, "SignatureDoesNotMatch",
+			"Specified signature is not matched with our calculation. server string to sign is:"+string(q.sts))
+	}
+	return ak, nil
+}
+
+// authACS3 checks the credentials, time, nonce and ACS3-HMAC-SHA256
+// signature of a request signed in its headers.
+func (s *Sim) authACS3(c *call, now time.Time) (string, *gwVerdict) {
+	r := c.r
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", missing("Authorization")
+	}
+	auth, why := parseACS3Auth(h)
+	if why != "" {
+		return "", gwErr(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: "+why+".")
+	}
+	sg := s.signers[auth.credential]
+	if sg == nil {
+		return "", gwErr(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+	}
+	ts := r.Header.Get("x-acs-date")
+	if ts == "" {
+		return "", missing("x-acs-date")
+	}
+	if v := checkTime(ts, now); v != nil {
+		return "", v
+	}
+	nonce := r.Header.Get("x-acs-signature-nonce")
+	if nonce == "" {
+		return "", missing("x-acs-signature-nonce")
+	}
+	if v := s.checkNonce(nonce, now); v != nil {
+		return "", v
+	}
+	if r.Header.Get("x-acs-content-sha256") == "" {
+		return "", missing("x-acs-content-sha256")
+	}
+	if name := auth.unsignedHeader(r); name != "" {
+		return "", gwErr(400, "IncompleteSignature",
+			"The request signature does not conform to Aliyun standards: header "+quoteShort(name)+" must be listed in SignedHeaders.")
+	}
+	// The canonical request uses the hash of the body received, so a body
+	// that does not match x-acs-content-sha256 fails here too.
+	sts := ACS3StringToSign(ACS3CanonicalRequest(r, c.q.body, auth.signedHeaders))
+	if !verifyACS3(sts, sg.secret, auth.signature) {
+		return "", gwErr(400, "SignatureDoesNotMatch",
+			"Specified signature is not matched with our calculation. server string to sign is:"+sts)
+	}
+	return auth.credential, nil
 }
 
 // withoutSignature returns the sorted parameters minus Signature, reusing
@@ -400,8 +548,8 @@ func (s *Sim) business(act action, q *apiRequest, now time.Time) result {
 
 // answer writes a business result as HTTP 200.
 func (s *Sim) answer(c *call, res result) {
-	c.q.out = appendResult(c.q.out[:0], c.reqID, res)
-	writeJSON(c.w, http.StatusOK, c.reqID, c.q.out)
+	c.q.out = appendResult(c.q.out[:0], c.xml, c.action, c.reqID, res)
+	writeBody(c.w, http.StatusOK, c.xml, c.reqID, c.q.out)
 	s.record(c, res.code, res.applied)
 }
 
@@ -414,10 +562,10 @@ func (s *Sim) record(c *call, code string, applied bool) {
 }
 
 // gatewayError answers a POP gateway error.
-func (s *Sim) gatewayError(c *call, status int, code, msg string) {
-	c.q.out = appendGatewayError(c.q.out[:0], c.reqID, code, msg)
-	writeJSON(c.w, status, c.reqID, c.q.out)
-	s.record(c, code, false)
+func (s *Sim) gatewayError(c *call, e *gwError) {
+	c.q.out = appendGatewayError(c.q.out[:0], c.xml, c.reqID, e.code, e.msg)
+	writeBody(c.w, e.status, c.xml, c.reqID, c.q.out)
+	s.record(c, e.code, false)
 }
 
 // throttled answers a call over quota, in the channel Config.ThrottleCode
@@ -434,7 +582,7 @@ func (s *Sim) throttled(c *call, limit float64, left time.Duration) {
 	if d, ok := gatewayDefaults[code]; ok {
 		msg = d.msg
 	}
-	s.gatewayError(c, s.cfg.tstatus(), code, msg)
+	s.gatewayError(c, &gwError{s.cfg.tstatus(), code, msg})
 }
 
 func messageFor(code string) string {
@@ -532,8 +680,8 @@ func (s *Sim) fault(c *call, act action, f FaultRule) {
 		if msg == "" {
 			msg = messageFor(code)
 		}
-		c.q.out = appendResult(c.q.out[:0], c.reqID, fail(code, msg))
-		writeJSON(c.w, http.StatusOK, c.reqID, c.q.out)
+		c.q.out = appendResult(c.q.out[:0], c.xml, c.action, c.reqID, fail(code, msg))
+		writeBody(c.w, http.StatusOK, c.xml, c.reqID, c.q.out)
 		s.record(c, code, applied)
 	case FaultGateway:
 		if f.Apply {
@@ -558,8 +706,8 @@ func (s *Sim) fault(c *call, act action, f FaultRule) {
 				msg = d.msg
 			}
 		}
-		c.q.out = appendGatewayError(c.q.out[:0], c.reqID, code, msg)
-		writeJSON(c.w, status, c.reqID, c.q.out)
+		c.q.out = appendGatewayError(c.q.out[:0], c.xml, c.reqID, code, msg)
+		writeBody(c.w, status, c.xml, c.reqID, c.q.out)
 		s.record(c, code, applied)
 	case FaultHTTP:
 		if f.Apply {

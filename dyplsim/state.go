@@ -27,6 +27,7 @@ type Binding struct {
 	ASRStatus       bool   `json:"ASRStatus"`
 	ASRModelId      string `json:"ASRModelId"`
 	RingConfig      string `json:"RingConfig,omitempty"` // the last RingConfig set, as sent
+	Extension       string `json:"Extension,omitempty"`  // extension number, shown by QuerySubscriptionDetail when set
 	Status          int    `json:"Status"`               // 1 in effect, 0 expired; computed, ignored on input
 	GmtCreate       string `json:"GmtCreate"`
 }
