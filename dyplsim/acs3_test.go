@@ -18,7 +18,7 @@ import (
 	"github.com/alibabacloud-go/tea/tea"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/dyplsapi"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // newV2 returns the generic V2 client for addr with its default signature.
@@ -248,11 +248,11 @@ func TestFormatXML(t *testing.T) {
 	}
 	d := resp.SecretBindDetailDTO
 	if resp.Code != "OK" || resp.RequestId == "" || d.PhoneNoA != b.PhoneNoA || d.GroupId != 77 || d.Extension != "0123" || d.Status != 1 {
-		t.Fatalf("XML answer decoded as %s", dypls.Mask(fmt.Sprintf("%+v", resp)))
+		t.Fatalf("XML answer decoded as %s", mask.Text(fmt.Sprintf("%+v", resp)))
 	}
 	if ct := resp.GetHttpHeaders()["Content-Type"]; len(ct) != 1 || ct[0] != "text/xml;charset=utf-8" ||
 		!strings.HasPrefix(resp.GetHttpContentString(), "<?xml version='1.0' encoding='UTF-8'?><QuerySubscriptionDetailResponse><RequestId>") {
-		t.Fatalf("XML answer %v %q", ct, dypls.Mask(resp.GetHttpContentString()))
+		t.Fatalf("XML answer %v %q", ct, mask.Text(resp.GetHttpContentString()))
 	}
 
 	p := rawParams("QuerySubscriptionDetail", "n-xml-version", time.Now())
@@ -283,7 +283,7 @@ func TestDetailOptionalFields(t *testing.T) {
 		status, body := rawPost(t, addr, p)
 		var out struct{ SecretBindDetailDTO map[string]any }
 		if err := json.Unmarshal([]byte(body), &out); err != nil || status != 200 {
-			t.Fatalf("HTTP %d %s", status, dypls.Mask(body))
+			t.Fatalf("HTTP %d %s", status, mask.Text(body))
 		}
 		d := out.SecretBindDetailDTO
 		g, hasG := d["GroupId"]

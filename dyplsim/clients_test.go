@@ -17,7 +17,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/responses"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/dyplsapi"
 
-	"github.com/dyplsq/dyplsq/dypls"
+	"github.com/dyplsq/dyplsq/mask"
 )
 
 // The same table of calls runs through every official client the
@@ -83,7 +83,7 @@ func wantField(t *testing.T, body map[string]any, want string, path ...string) {
 	t.Helper()
 	got, ok := field(body, path...)
 	if !ok || got != want {
-		t.Errorf("%s = %q (present %v), want %q", strings.Join(path, "."), dypls.Mask(got), ok, dypls.Mask(want))
+		t.Errorf("%s = %q (present %v), want %q", strings.Join(path, "."), mask.Text(got), ok, mask.Text(want))
 	}
 }
 
@@ -192,7 +192,7 @@ func runTable(t *testing.T, cr clientRunner) {
 		}
 		if out.status != st.status || out.code != st.code {
 			t.Errorf("%s: %s: HTTP %d %s, want HTTP %d %s (body %s)", cr.name, st.name, out.status, out.code,
-				st.status, st.code, dypls.Mask(fmt.Sprint(out.body)))
+				st.status, st.code, mask.Text(fmt.Sprint(out.body)))
 			continue
 		}
 		if out.status != 200 {
