@@ -86,7 +86,7 @@ func (e *env) queued(q string) int {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return qi.Size + qi.Completed + qi.Archived
+	return qi.Pending + qi.Active + qi.Scheduled + qi.Retry + qi.Archived + qi.Completed
 }
 
 // waitEnded polls GET /v1/updates/{id} until the update has ended.

@@ -248,10 +248,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	<-ctx.Done()
 	log.Info().Msg("shutting down: no new jobs; waiting for calls in flight")
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	stopAPI(actx) // no new enqueues first
+	acancel()
+	w.Shutdown()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	stopAPI(sctx) // no new enqueues first
-	w.Shutdown()
 	_ = mon.Shutdown(sctx)
 	log.Info().Msg("worker stopped")
 	return 0
