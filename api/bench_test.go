@@ -31,7 +31,7 @@ import (
 // and through bare asynq Client.Enqueue from 8 goroutines. It prints the
 // three rates; the figure in BENCHMARKS.md comes from
 //
-//	API_BENCH_ITEMS=200000 go test -run TestBenchEnqueueRates -v -count=1 ./api/
+//	API_BENCH_ITEMS=80000 go test -run TestBenchEnqueueRates -v -count=1 ./api/
 //
 // Without API_BENCH_ITEMS it runs 16,000 items, so the code stays tested.
 func TestBenchEnqueueRates(t *testing.T) {
