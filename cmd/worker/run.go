@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dyplsq/dyplsq/admin"
+	"github.com/dyplsq/dyplsq/api"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/envflag"
 	"github.com/dyplsq/dyplsq/logging"
@@ -36,7 +37,9 @@ Each job ends applied, superseded or dead; on the way it may retry (throttled:
 short delay, not counted; transient: backoff, counted) or wait in a halt (an
 account-wide code such as SignatureDoesNotMatch stops all calls until a probe
 succeeds). The monitoring UI is at http://MONITOR_ADDR/monitoring/, Prometheus
-metrics at /metrics, health at /healthz and /readyz.
+metrics at /metrics, health at /healthz and /readyz. With API_ADDR set, the
+HTTP API (POST /v1/updates, GET /v1/updates/{taskId}, GET /v1/batches/{batchId},
+GET /v1/openapi.json) is served there, for the tokens of API_TOKENS.
 
 Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID and
 ALIBABA_CLOUD_ACCESS_KEY_SECRET (and ALIBABA_CLOUD_SECURITY_TOKEN for STS).
@@ -50,6 +53,7 @@ type config struct {
 	api      dypls.Config
 	worker   worker.Config
 	monitor  monitor.Config
+	httpAPI  *api.Config // nil: no HTTP API
 	logLevel string
 	logFmt   string
 }
@@ -77,6 +81,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	monPass := s.Secret("MONITOR_PASSWORD", "monitor-password", "basic-auth password")
 	monRO := s.Bool("MONITOR_READONLY", "monitor-readonly", true, "the UI cannot change tasks or queues")
 	keyPrefix := s.String("DYPLSQ_KEY_PREFIX", "key-prefix", "dyplsq", "advanced: prefix of dyplsq's own Redis keys; must match enqueue's")
+	apiSet := addAPISettings(s)
 	if err := s.Parse(args, stdout); err != nil {
 		return nil, err
 	}
@@ -113,6 +118,9 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 		RetryFor: retryFor, BackoffBase: *backoffBase}
 	c.monitor = monitor.Config{Addr: *monAddr, User: *monUser, Password: *monPass, ReadOnly: *monRO}
 	if err := monitor.CheckAddr(*monAddr, *monUser, *monPass); err != nil {
+		return nil, err
+	}
+	if c.httpAPI, err = apiSet.config(*keyPrefix); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -230,8 +238,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "worker: MONITOR_ADDR %s: %s\n", cfg.monitor.Addr, err)
 		return 2
 	}
+	stopAPI, ok := startAPI(cfg.httpAPI, rdb, reg, base, stderr)
+	if !ok {
+		_ = mon.Shutdown(context.Background())
+		return 2
+	}
 	if err := w.Start(); err != nil {
 		fmt.Fprintf(stderr, "worker: start: %s\n", mask.Text(err.Error()))
+		stopAPI(context.Background())
 		_ = mon.Shutdown(context.Background())
 		return 2
 	}
@@ -241,6 +255,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	<-ctx.Done()
 	log.Info().Msg("shutting down: no new jobs; waiting for calls in flight")
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	stopAPI(actx) // no new enqueues first
+	acancel()
 	w.Shutdown()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
