@@ -29,6 +29,17 @@ func TestExpiryByRedisClock(t *testing.T) {
 			if err != nil || len(list) != 1 {
 				t.Fatalf("CLI %v off: List = %+v, %v", -skew, list, err)
 			}
+			// A queueing batch that recorded a row a minute ago by Redis's
+			// clock is queueing, not interrupted, whatever this clock says.
+			m.SetTime(redisNow.Add(time.Minute))
+			if st, _ := s.Status(ctx, info.ID); st.State != StateQueueing {
+				t.Errorf("CLI %v off: a batch begun a minute ago is %s", -skew, st.State)
+			}
+			m.SetTime(redisNow.Add(StaleAfter + time.Minute))
+			if st, _ := s.Status(ctx, info.ID); st.State != StateInterrupted {
+				t.Errorf("CLI %v off: a batch quiet for %s is %s", -skew, StaleAfter+time.Minute, st.State)
+			}
+			m.SetTime(redisNow)
 			if st, err := s.Complete(ctx, info.ID); err != nil || st != StateQueued {
 				t.Fatalf("Complete: %q, %v", st, err)
 			}

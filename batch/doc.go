@@ -64,10 +64,11 @@
 //
 // A queued row is "pending" until a worker reports on it with [Store.Mark]:
 // "applied", "superseded" or "dead" end it, "retrying" and "halted" are
-// states on the way. "cancelled" rows were stopped by batch cancel before
-// any call: [Store.Cancel] marks the batch, a worker that picks a row asks
-// [Store.Cancelled] and ends it cancelled, and [Store.CancelOpen] ends the
-// open rows of a range at once;
+// states on the way. "cancelled" rows were stopped by batch cancel:
+// [Store.Cancel] marks the batch, a worker that picks a row asks
+// [Store.Cancelled] and ends it cancelled (after reading the binding when an
+// earlier attempt's outcome is unknown), and [Store.CancelOpen] ends the
+// pending rows of a range at once;
 // "invalid" rows were skipped by --skip-invalid, and "duplicate" rows had an
 // IdempotencyKey whose task another producer had already queued. A later
 // Mark replaces an earlier one and the counters stay exact: one Lua script

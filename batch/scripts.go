@@ -217,8 +217,9 @@ end
 return old
 `)
 
-// cancelOpenScript ends cancelled the open lines of a range and moves the
-// counters, as markScript does line by line.
+// cancelOpenScript ends cancelled the pending lines of a range (queued, no
+// worker has reported on them) and moves the counters, as markScript does
+// line by line.
 // KEYS: batch hash, rows, the detail buckets from ARGV[1] on.
 // ARGV: first bucket, first line, last line, detail, then lines to keep.
 // Returns the lines it ended, or -1 when the batch does not exist.
@@ -239,7 +240,7 @@ local function add(k, v) incr[k] = (incr[k] or 0) + v end
 for l = lo, hi do
 	local k = math.floor(l / 2) - blo + 1
 	local old = nibble(bytes[k], l)
-	if (old == PENDING or old == RETRYING or old == HALTED) and not keep[l] then
+	if old == PENDING and not keep[l] then
 		local bi = 3 + math.floor(l / BUCKET) - fb
 		local line = tostring(l)
 		local oldd = redis.call('HGET', KEYS[bi], line)

@@ -424,17 +424,26 @@ func (info Info) fields() map[string]string {
 
 // Status returns the Info and counters of batch id, or [ErrNotFound].
 func (s *Store) Status(ctx context.Context, id string) (Status, error) {
-	m, err := s.Redis.HGetAll(ctx, s.Key(id)).Result()
+	// Redis's clock judges whether a queueing batch went quiet: the
+	// timestamps in the record are Redis's.
+	var get *redis.MapStringStringCmd
+	var now *redis.TimeCmd
+	_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.HGetAll(ctx, s.Key(id))
+		now = p.Time(ctx)
+		return nil
+	})
 	if err != nil {
 		return Status{}, fmt.Errorf("batch: read %s: %w", id, err)
 	}
+	m := get.Val()
 	if len(m) == 0 || m["expires_at"] == "" {
 		return Status{}, ErrNotFound
 	}
-	return parseStatus(m), nil
+	return parseStatus(m, now.Val()), nil
 }
 
-func parseStatus(m map[string]string) Status {
+func parseStatus(m map[string]string, now time.Time) Status {
 	ms := func(k string) time.Time {
 		n, err := strconv.ParseInt(m[k], 10, 64)
 		if err != nil || n == 0 {
@@ -454,7 +463,7 @@ func parseStatus(m map[string]string) Status {
 		if c := ms("created_at"); c.After(last) {
 			last = c
 		}
-		if time.Since(last) > StaleAfter {
+		if now.Sub(last) > StaleAfter {
 			st.State = StateInterrupted
 		}
 	}
@@ -556,10 +565,13 @@ func (s *Store) Cancelled(ctx context.Context, id string) (bool, error) {
 	return st == StateCancelled, nil
 }
 
-// CancelOpen ends cancelled every open row (pending, retrying or halted) of
-// batch id from line first to last, except the lines in keep, with message
-// as the rows' reason, and returns how many it ended. Rows that ended, or
-// were never queued, are left as they are. Lines are handled a page of
+// CancelOpen ends cancelled every pending row of batch id (queued, and no
+// worker has reported on it) from line first to last, except the lines in
+// keep, with message as the rows' reason, and returns how many it ended.
+// Rows that ended, or were never queued, are left as they are, and so are
+// retrying and halted rows: an attempt of theirs was made, and its outcome
+// may be unknown, so the worker ends them at its next pick-up, after
+// reading the binding when it must. Lines are handled a page of
 // 16 buckets per script call, each call atomic, counters moved exactly.
 func (s *Store) CancelOpen(ctx context.Context, id string, first, last int, keep []int, message string) (int, error) {
 	first = max(first, 1)

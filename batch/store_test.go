@@ -476,8 +476,9 @@ func TestMarkOpen(t *testing.T) {
 }
 
 // TestCancelledAndCancelOpen: Cancelled reads one field; CancelOpen ends
-// the open rows of a range cancelled, leaves ended rows and the kept lines
-// alone, and moves the counters exactly, codes included.
+// the pending rows of a range cancelled, leaves ended, retrying and halted
+// rows (an attempt of theirs was made) and the kept lines alone, and moves
+// the counters exactly.
 func TestCancelledAndCancelOpen(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
@@ -518,23 +519,21 @@ func TestCancelledAndCancelOpen(t *testing.T) {
 		t.Fatalf("Cancelled after cancel: %v %v", c, err)
 	}
 	n, err := s.CancelOpen(ctx, info.ID, 1, 2000, []int{1501, 9}, "cancelled")
-	if err != nil || n != 1998-4 {
+	if err != nil || n != 1998-6 {
 		t.Fatalf("CancelOpen: %d %v", n, err)
 	}
 	st := status(t, s, info.ID)
-	if st.Applied != 1 || st.Dead != 1 || st.Retrying != 1 || st.Pending != 1 || st.Halted != 0 || st.Cancelled != 1994 || st.Queued != 1998 {
+	if st.Applied != 1 || st.Dead != 1 || st.Retrying != 2 || st.Pending != 1 || st.Halted != 1 || st.Cancelled != 1992 || st.Queued != 1998 {
 		t.Fatalf("counts %+v", st.Counts)
 	}
-	for _, c := range st.Codes {
-		if c.Outcome == OutcomeHalted || c.Outcome == OutcomeRetrying && c.Rows != 1 {
-			t.Errorf("code count left behind: %+v", c)
-		}
+	rows, _ := s.Rows(ctx, info.ID, 3, 4)
+	if rows[0].Outcome != OutcomeRetrying || rows[0].Code != "isp.SYSTEM_ERROR" {
+		t.Errorf("row 3, retrying: %+v", rows[0])
 	}
-	rows, _ := s.Rows(ctx, info.ID, 3, 3)
-	if rows[0].Outcome != OutcomeCancelled || rows[0].Code != "" || rows[0].Message != "cancelled" {
-		t.Errorf("row 3: %+v", rows[0])
+	if rows[1].Outcome != OutcomeCancelled || rows[1].Code != "" || rows[1].Message != "cancelled" {
+		t.Errorf("row 4: %+v", rows[1])
 	}
-	if n, err := s.CancelOpen(ctx, info.ID, 1, 2000, nil, "cancelled"); n != 2 || err != nil {
+	if n, err := s.CancelOpen(ctx, info.ID, 1, 2000, nil, "cancelled"); n != 1 || err != nil {
 		t.Errorf("second CancelOpen: %d %v", n, err)
 	}
 }

@@ -27,6 +27,11 @@ const (
 	// OutcomeChanged: the record changed after it was read (the job died
 	// again meanwhile), so it was kept; run the command again to work it.
 	OutcomeChanged = "changed"
+	// OutcomeBatchCancelled: the job is a row of a CLI batch that was
+	// cancelled, so it was not requeued (a worker would end it without a
+	// call) and the record is kept: export it and queue the rows as a new
+	// file to run them.
+	OutcomeBatchCancelled = "batch cancelled"
 )
 
 // Options of a requeued task.
@@ -53,6 +58,9 @@ type Requeuer struct {
 	Client *asynq.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Cancelled, when set, reports whether a CLI batch was cancelled; a
+	// record of a cancelled batch's row is then kept, not requeued.
+	Cancelled func(ctx context.Context, batch string) (bool, error)
 }
 
 func (q *Requeuer) now() time.Time {
@@ -96,6 +104,16 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, stored []byte, dryRun 
 	payload, err := requeuePayload(r.Payload, r, q.now())
 	if err != nil {
 		return fail(err)
+	}
+	if r.Batch != "" && q.Cancelled != nil {
+		cancelled, err := q.Cancelled(ctx, r.Batch)
+		if err != nil {
+			return fail(err)
+		}
+		if cancelled {
+			o.Code = OutcomeBatchCancelled
+			return o
+		}
 	}
 	live, err := q.removeArchived(r, dryRun)
 	switch {

@@ -138,7 +138,7 @@ func runBatch(ctx context.Context, args []string, e env) int {
 		fmt.Fprintln(tw, "BATCH\tCREATED\tSTATE\tQUEUE\tROWS\tQUEUED\tENDED\tDEAD\tFILE")
 		for _, st := range list {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", st.ID, st.Created.Local().Format(time.DateTime), st.State,
-				st.Queue, st.Rows, st.Queued, st.Ended(), st.Dead, st.File)
+				st.Queue, st.Rows, st.Queued, st.Ended(), st.Dead, mask.Text(st.File))
 		}
 		tw.Flush()
 		return exitOK
@@ -162,7 +162,7 @@ func runBatch(ctx context.Context, args []string, e env) int {
 func printBatch(e env, st batch.Status) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "batch\t%s\n", st.ID)
-	fmt.Fprintf(tw, "file\t%s (%s, %d rows: %d valid, %d invalid)\n", st.File, st.Format, st.Rows, st.ValidRows, st.InvalidRows)
+	fmt.Fprintf(tw, "file\t%s (%s, %d rows: %d valid, %d invalid)\n", mask.Text(st.File), st.Format, st.Rows, st.ValidRows, st.InvalidRows)
 	fmt.Fprintf(tw, "queue\t%s\n", st.Queue)
 	state := st.State
 	switch st.State {
@@ -267,12 +267,15 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 	if err == nil {
 		st, err = store.Status(ctx, id)
 	}
+	if err == nil {
+		st, err = settleCalledRows(ctx, store, insp, guard, st, deadline.Add(cancelSettle))
+	}
 	if err != nil {
 		return fail(e, name, fmt.Errorf("%w (batch %s is cancelled all the same: no row not yet called will be; run the same command again for the counts)", err, id))
 	}
 	took := time.Since(start)
 	fmt.Fprintf(e.stdout, "batch %s cancelled in %s: none of its rows is called from now on\n", id, took.Round(time.Millisecond))
-	fmt.Fprintf(e.stdout, "rows: applied %d, superseded %d, dead %d, cancelled %d (never called)", st.Applied, st.Superseded, st.Dead, st.Cancelled)
+	fmt.Fprintf(e.stdout, "rows: applied %d, superseded %d, dead %d, cancelled %d (no call after the cancel)", st.Applied, st.Superseded, st.Dead, st.Cancelled)
 	if st.Duplicate > 0 {
 		fmt.Fprintf(e.stdout, ", duplicate %d", st.Duplicate)
 	}
@@ -284,6 +287,10 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		fmt.Fprintf(e.stdout, "%s being run at the cancel did not finish within %s (a worker may have stopped holding them): each may still end applied or dead; see them with: enqueue batch status %s\n",
 			rows(int64(n), "row", "rows"), cancelSettle, id)
 	}
+	if n := st.Retrying + st.Halted; n > 0 {
+		fmt.Fprintf(e.stdout, "%s retrying or halted at the cancel did not end within %s (no worker picked them up): a worker ends each cancelled, or applied if an earlier attempt applied it; see them with: enqueue batch status %s\n",
+			rows(n, "row", "rows"), cancelSettle, id)
+	}
 	removed, err := removeCancelledJobs(ctx, e, store, insp, guard, st)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: cleanup: %s; %d jobs were removed. The batch is cancelled all the same: workers end its jobs left in the queue without a call. Run the same command again to remove them\n",
@@ -294,6 +301,49 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		fmt.Fprintf(e.stdout, "removed %d of its jobs from queue %s\n", removed, st.Queue)
 	}
 	return exitOK
+}
+
+// settleCalledRows has the workers end the batch's retrying and halted rows
+// now rather than at their next retry, and waits for them until deadline.
+// An attempt of each was made, and its outcome may be unknown: only the
+// worker can end such a row, reading the binding first when it must, so
+// the record does not call a row cancelled that an earlier attempt
+// applied. It returns the batch's status at the end.
+func settleCalledRows(ctx context.Context, store *batch.Store, insp *asynq.Inspector, guard *redisGuard, st batch.Status, deadline time.Time) (batch.Status, error) {
+	if st.Retrying+st.Halted == 0 {
+		return st, nil
+	}
+	const page = 4 * chunkLines
+	for first := 1; first <= st.Lines && ctx.Err() == nil; first += page {
+		var rs []batch.Row
+		err := guard.do(ctx, func(ctx context.Context) error {
+			var err error
+			rs, err = store.Rows(ctx, st.ID, first, min(first+page-1, st.Lines))
+			return err
+		})
+		if err != nil {
+			return st, err
+		}
+		for _, r := range rs {
+			if r.Outcome == batch.OutcomeRetrying || r.Outcome == batch.OutcomeHalted {
+				// A task waiting for its retry runs now; one already
+				// pending or active is refused, and comes soon anyway.
+				_ = insp.RunTask(st.Queue, r.TaskID)
+			}
+		}
+	}
+	for st.Retrying+st.Halted > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		err := guard.do(ctx, func(ctx context.Context) error {
+			var err error
+			st, err = store.Status(ctx, st.ID)
+			return err
+		})
+		if err != nil {
+			return st, err
+		}
+	}
+	return st, ctx.Err()
 }
 
 // activeRows returns the tasks of batch id that asynq holds active in

@@ -169,7 +169,9 @@ func runDLQ(ctx context.Context, args []string, e env) int {
 	case "export":
 		return dlqExport(ctx, e, store, f, out)
 	}
-	rq := &deadletter.Requeuer{Store: store, Inspector: asynq.NewInspectorFromRedisClient(rdb), Client: asynq.NewClientFromRedisClient(rdb)}
+	batches := &batch.Store{Redis: rdb, Prefix: sc.prefix()}
+	rq := &deadletter.Requeuer{Store: store, Inspector: asynq.NewInspectorFromRedisClient(rdb), Client: asynq.NewClientFromRedisClient(rdb),
+		Cancelled: batches.Cancelled}
 	var outcomes []deadletter.Outcome
 	if verb == "requeue" {
 		outcomes, err = rq.Requeue(ctx, f, dryRun)
@@ -316,6 +318,9 @@ func dlqOutcomes(e env, name string, outs []deadletter.Outcome, err error, dryRu
 	fmt.Fprintf(e.stdout, "%s%s\n", prefix, strings.Join(parts, ", "))
 	if n := counts[deadletter.OutcomeChanged]; n > 0 {
 		fmt.Fprintf(e.stdout, "%d records changed while this ran (their jobs died again): they were kept; run the command again to work them\n", n)
+	}
+	if n := counts[deadletter.OutcomeBatchCancelled]; n > 0 {
+		fmt.Fprintf(e.stdout, "%d records are rows of a cancelled batch: they were kept, not requeued (a worker would end them without a call). To run them, export them (enqueue dlq export --batch BATCH --out FILE) and queue the file\n", n)
 	}
 	if n := counts[deadletter.OutcomeLive]; n > 0 {
 		fmt.Fprintf(e.stdout, "%d jobs are live in asynq under the same task id (queued, running or recently done): their records were kept\n", n)

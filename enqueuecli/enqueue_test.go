@@ -329,7 +329,7 @@ func TestBatchCancel(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("%s", r)
 	}
-	mustContain(t, r, "stdout", "batch "+id+" cancelled in ", "rows: applied 1, superseded 0, dead 0, cancelled 1499 (never called)",
+	mustContain(t, r, "stdout", "batch "+id+" cancelled in ", "rows: applied 1, superseded 0, dead 0, cancelled 1499 (no call after the cancel)",
 		"removed 1499 of its jobs from queue "+h.queue)
 	if n := h.pending(); n != 0 {
 		t.Errorf("%d jobs left", n)

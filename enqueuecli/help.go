@@ -170,9 +170,13 @@ queues the file (batch b...).
 cancel stops the batch at once, for the file that should not have been
 queued: it marks the batch cancelled, and from then on no worker calls the
 API for a row of it (a worker checks the mark when it picks a row and ends
-the row cancelled). Rows being run at that moment finish; cancel waits for
-them, then prints the final counts: applied, superseded, dead, cancelled
-(never called). Then it removes the cancelled jobs from the queue. Running
+the row cancelled, also one that waited for a halt or the rate limit).
+Rows being run at that moment finish; rows retrying or halted, whose
+earlier attempt may have applied them, are run at once so that a worker
+ends each: cancelled, or applied if QuerySubscriptionDetail shows the
+earlier attempt applied it. cancel waits for both, then prints the final
+counts: applied, superseded, dead, cancelled (no call after the cancel).
+Then it removes the cancelled jobs from the queue. Running
 the same file again queues nothing; rows already applied stay applied.
 
 A batch whose enqueue stopped (Ctrl-C, a crash) and was not run again shows

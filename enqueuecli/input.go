@@ -31,7 +31,7 @@ const (
 // input is the file being queued, opened once per pass.
 type input struct {
 	path    string // the file to read (a spool of stdin for "-")
-	display string // how messages name it: the argument, or "stdin"
+	display string // how messages and the batch record name it: the argument (masked: a file may be named after a phone number), or "stdin"
 	format  string
 	// enc is the encoding the file is read in (see encoding.go), given
 	// with --encoding (encFlag) or sniffed; notes say what the reader
@@ -49,7 +49,7 @@ type input struct {
 // from formatFlag, else the extension, else the first byte of the content;
 // the encoding from encodingFlag, else a byte-order mark, else UTF-8.
 func openInput(arg, formatFlag, encodingFlag string, stdin io.Reader) (*input, error) {
-	in := &input{path: arg, display: arg, cleanup: func() {}}
+	in := &input{path: arg, display: mask.Text(arg), cleanup: func() {}}
 	if arg == "-" {
 		f, err := os.CreateTemp("", "enqueue-stdin-*")
 		if err != nil {

@@ -14,7 +14,9 @@ import (
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/safebuf"
+	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
+	"github.com/dyplsq/dyplsq/worker"
 )
 
 // runRaw runs the command in-process with args as they are.
@@ -63,6 +65,11 @@ func TestQueueTyposRefused(t *testing.T) {
 	mustContain(t, r, "stderr", `queue "nosuchqueue" is not in use`, "--new-queue")
 	r = h.run("queue", "pause", "dyplsq-bluk")
 	mustContain(t, r, "stderr", `did you mean "dyplsq-bulk"?`)
+	r = h.run("queue", "status", "nosuchqueue")
+	if r.code != exitUsage {
+		t.Fatalf("status of no queue: %s", r)
+	}
+	mustContain(t, r, "stderr", `queue "nosuchqueue" is not in use`)
 	r = h.run("queue", "pause", q)
 	if r.code != 0 {
 		t.Fatalf("pause of a queue in use: %s", r)
@@ -199,7 +206,7 @@ func TestSmallOutputFixes(t *testing.T) {
 	}
 }
 
-var cancelledRE = regexp.MustCompile(`cancelled in ([0-9.]+[a-zµ]+): .*\nrows: applied (\d+), superseded (\d+), dead (\d+), cancelled (\d+) \(never called\)`)
+var cancelledRE = regexp.MustCompile(`cancelled in ([0-9.]+[a-zµ]+): .*\nrows: applied (\d+), superseded (\d+), dead (\d+), cancelled (\d+) \(no call after the cancel\)`)
 
 // TestBatchCancelIsInstantAndAirtight: batch cancel while a worker runs the
 // batch against the simulator. After the command returns, the API sees no
@@ -259,6 +266,126 @@ func TestBatchCancelIsInstantAndAirtight(t *testing.T) {
 	}
 	if p := h.pending(); p != 0 {
 		t.Errorf("%d jobs of the cancelled batch left in the queue", p)
+	}
+}
+
+// TestBatchCancelSettlesRowsInDoubt: rows retrying at the cancel were
+// called before, so the record must not say they were never applied. A row
+// whose calls applied it behind 504 answers ends applied (the worker reads
+// the binding); a row throttled throughout ends cancelled; the printed
+// counts are final and no call follows the cancel.
+func TestBatchCancelSettlesRowsInDoubt(t *testing.T) {
+	h := newHarness(t)
+	sim, api := startSim(t, 3)
+	doubt, throttled := dyplsim.SeedBinding(1), dyplsim.SeedBinding(2)
+	sim.SetFaults([]dyplsim.FaultRule{
+		{Action: "UpdateSubscription", SubsId: doubt.SubsId, Kind: dyplsim.FaultHTTP, Status: 504, Apply: true},
+		{Action: "UpdateSubscription", SubsId: throttled.SubsId, Code: "isv.FLOW_LIMIT"},
+	})
+	r := h.run(h.write("doubt.csv", csvRows(3)))
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	id := batchID(t, r)
+	startWorkerWith(t, h, api, func(c *worker.Config) {
+		c.MaxAttempts, c.BackoffBase, c.BackoffMax = 50, 300*time.Millisecond, 500*time.Millisecond
+	}, h.queue)
+	deadline := time.Now().Add(20 * time.Second)
+	for st := mustStatus(t, h, id); st.Retrying != 2 || st.Applied != 1; st = mustStatus(t, h, id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("rows not retrying: %+v", st.Counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c := h.run("batch", "cancel", id)
+	calls := updateCalls(sim)
+	if c.code != 0 {
+		t.Fatalf("cancel: %s", c)
+	}
+	mustContain(t, c, "stdout", "rows: applied 2, superseded 0, dead 0, cancelled 1 (no call after the cancel)")
+	rows, err := h.store.Rows(context.Background(), id, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows[0].Outcome != batch.OutcomeApplied || rows[1].Outcome != batch.OutcomeCancelled {
+		t.Errorf("rows after the cancel: %+v", rows)
+	}
+	if b, _ := sim.Binding(doubt.SubsId); b.PhoneNoA != "13700000000" {
+		t.Errorf("binding in doubt holds %s; the test meant it applied", mask.Text(b.PhoneNoA))
+	}
+	time.Sleep(time.Second)
+	if got := updateCalls(sim); got != calls {
+		t.Errorf("%d calls after the cancel returned", got-calls)
+	}
+}
+
+// TestBatchCancelStopsRowsWaitingForTheRate: rows a worker holds while
+// they wait for the shared rate limit are past their pick-up check; the
+// cancel still stops them before their call.
+func TestBatchCancelStopsRowsWaitingForTheRate(t *testing.T) {
+	h := newHarness(t)
+	sim, api := startSim(t, 40)
+	r := h.run(h.write("slow.csv", csvRows(40)))
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	id := batchID(t, r)
+	startWorkerWith(t, h, api, func(c *worker.Config) {
+		c.QPS, c.LimitWait = 2, 5*time.Second
+	}, h.queue)
+	deadline := time.Now().Add(20 * time.Second)
+	for mustStatus(t, h, id).Applied < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing applied: %+v", mustStatus(t, h, id).Counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := updateCalls(sim)
+	c := h.run("batch", "cancel", id)
+	if c.code != 0 {
+		t.Fatalf("cancel: %s", c)
+	}
+	// At most the one call in flight at the cancel (2 a second) may go.
+	if n := updateCalls(sim) - before; n > 1 {
+		t.Errorf("%d calls after the cancel began, by rows waiting for the rate", n)
+	}
+	st := mustStatus(t, h, id)
+	if st.Cancelled < 30 || st.Applied+st.Cancelled != 40 {
+		t.Errorf("counts %+v", st.Counts)
+	}
+}
+
+// TestRequeueKeepsRowsOfACancelledBatch: a dead row of a cancelled batch
+// is not requeued (a worker would end it without a call and its record
+// would be lost); the record stays and the output says how to run it.
+func TestRequeueKeepsRowsOfACancelledBatch(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	r := h.run(h.write("c.csv", csvRows(2)))
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	id := batchID(t, r)
+	if c := h.run("batch", "cancel", id); c.code != 0 {
+		t.Fatalf("cancel: %s", c)
+	}
+	ds := &deadletter.Store{Redis: h.rdb, Prefix: h.ns}
+	u := tasks.Update{PoolKey: "FC1", SubsId: "1000000000000001", PhoneNoX: "17000000000", OperateType: "updateNoA", PhoneNoA: "13800000001",
+		Meta: &tasks.Meta{Version: 1, Batch: id, Line: 2}}
+	payload, _ := json.Marshal(u)
+	rec := deadletter.Record{TaskID: h.ns + "-dead", Queue: h.queue, Type: tasks.TypeUpdateSubscription,
+		Code: "isv.NO_NOT_EXIST", Message: "no such binding", DiedAt: time.Now()}
+	rec.SetPayload(payload)
+	if err := ds.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	q := h.run("dlq", "requeue", "--batch", id)
+	mustContain(t, q, "stdout", "batch cancelled 1", "rows of a cancelled batch: they were kept, not requeued")
+	if n, err := ds.Count(ctx); err != nil || n != 1 {
+		t.Errorf("%d records after the requeue (%v), want the 1 kept", n, err)
+	}
+	if p := h.pending(); p != 0 {
+		t.Errorf("%d jobs queued", p)
 	}
 }
 
@@ -367,4 +494,20 @@ func updateCalls(sim *dyplsim.Sim) int {
 		n += c
 	}
 	return n
+}
+
+// TestFileNamedAfterANumberIsMasked: a file named after a customer's phone
+// number is shown masked in every message and in the batch record.
+func TestFileNamedAfterANumberIsMasked(t *testing.T) {
+	h := newHarness(t)
+	p := h.write("13812345678.csv", csvRows(1)+"bad,row\n")
+	runs := []result{h.run("--skip-invalid", p)}
+	id := batchID(t, runs[0])
+	runs = append(runs, h.run("batch", "status", id), h.run("batch", "status"), h.run(p))
+	for _, r := range runs {
+		if strings.Contains(r.stdout+r.stderr, "13812345678") {
+			t.Errorf("the number in full:\n%s", r)
+		}
+	}
+	mustContain(t, runs[1], "stdout", "138****5678.csv")
 }

@@ -49,8 +49,11 @@ func runQueue(ctx context.Context, args []string, e env) int {
 	defer rdb.Close()
 	halts := &admin.Halts{Redis: rdb, Prefix: sc.prefix()}
 	c := &admin.Control{Inspector: asynq.NewInspectorFromRedisClient(rdb), Halts: halts}
-	if verb != "status" && !newQueue {
+	if !newQueue {
 		if err := admin.CheckQueues(c.Inspector, sc.pos...); err != nil {
+			if verb == "status" {
+				return fail(e, name+" "+verb, usagef("%s", err))
+			}
 			return fail(e, name+" "+verb, usagef("%s; nothing was %sd. To %s it anyway (a queue a worker will serve), add --new-queue", err, verb, verb))
 		}
 	}

@@ -45,6 +45,12 @@ func startSim(t *testing.T, n int) (*dyplsim.Sim, *dypls.Client) {
 // stop it with Shutdown (also done when the test ends).
 func startWorker(t *testing.T, h *harness, api *dypls.Client, queues ...string) *worker.Worker {
 	t.Helper()
+	return startWorkerWith(t, h, api, nil, queues...)
+}
+
+// startWorkerWith is startWorker with the config changed by mod.
+func startWorkerWith(t *testing.T, h *harness, api *dypls.Client, mod func(*worker.Config), queues ...string) *worker.Worker {
+	t.Helper()
 	// The worker's lines go through the sink that fails the test on a
 	// line repeating a key.
 	log, err := logging.New("info", "json", safebuf.Log(t))
@@ -55,13 +61,17 @@ func startWorker(t *testing.T, h *harness, api *dypls.Client, queues ...string) 
 	for _, q := range queues {
 		qs[q] = 1
 	}
-	w, err := worker.New(worker.Config{
+	cfg := worker.Config{
 		Queues: qs, Concurrency: 10, MaxAttempts: 3,
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ThrottleDelay: 100 * time.Millisecond,
 		HaltProbeMin: 5 * time.Second, HaltProbeMax: 10 * time.Second, HaltWait: 500 * time.Millisecond,
 		SweepInterval: 500 * time.Millisecond, TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond,
 		KeyPrefix: h.ns, WorkerID: h.ns + "-w-" + strings.Join(queues, "+"), Logger: log,
-	}, h.rdb, api)
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	w, err := worker.New(cfg, h.rdb, api)
 	if err != nil {
 		t.Fatal(err)
 	}

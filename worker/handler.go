@@ -132,6 +132,14 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return h.finish(ctx, j, nil, err)
 	}
+	// The job may have waited for a halt, the binding or the rate since
+	// its batch was last checked: a cancel in between still stops it.
+	if cancelled, err := h.batchCancelled(ctx, j); err != nil || cancelled {
+		if err != nil {
+			return h.finish(ctx, j, l, h.redisRetry(j, err))
+		}
+		return h.finish(ctx, j, l, h.cancelled(ctx, j, l))
+	}
 	de, res := h.call(ctx, j, l)
 	return h.finish(ctx, j, l, h.settle(ctx, j, l, de, res))
 }
@@ -227,14 +235,12 @@ func (h *handler) prepare(ctx context.Context, j *job) error {
 			return h.redisRetry(j, err)
 		}
 	}
-	if h.batches != nil && u.Meta != nil && u.Meta.Batch != "" {
-		cancelled, err := h.batches.Cancelled(ctx, u.Meta.Batch)
-		if err != nil {
-			return h.redisRetry(j, err)
-		}
-		if cancelled {
-			return h.cancelled(ctx, j)
-		}
+	cancelled, err := h.batchCancelled(ctx, j)
+	if err != nil {
+		return h.redisRetry(j, err)
+	}
+	if cancelled {
+		return h.cancelled(ctx, j, nil)
 	}
 	if h.expired(j) {
 		return h.maxAgePassed(ctx, j)
@@ -242,16 +248,48 @@ func (h *handler) prepare(ctx context.Context, j *job) error {
 	return nil
 }
 
+// batchCancelled reports whether the job is a row of a CLI batch that was
+// cancelled.
+func (h *handler) batchCancelled(ctx context.Context, j *job) (bool, error) {
+	if h.batches == nil || j.u.Meta == nil || j.u.Meta.Batch == "" {
+		return false, nil
+	}
+	return h.batches.Cancelled(ctx, j.u.Meta.Batch)
+}
+
 // cancelled ends, without a call, a job whose CLI batch was cancelled: its
-// row ends cancelled unless it already ended, and the job completes. Like
-// a death, it clears the job's intent in the fence.
-func (h *handler) cancelled(ctx context.Context, j *job) error {
+// row ends cancelled unless it already ended, and the job completes. When
+// an earlier attempt's outcome is unknown, the binding is read first (for
+// a number it can show): found applied, the job ends applied; otherwise
+// the row says it may have been, and the job's intent stays in the fence
+// until it expires, so that no older update of the field overwrites it.
+func (h *handler) cancelled(ctx context.Context, j *job, l *lease) error {
+	note := "its batch was cancelled (enqueue batch cancel): ended without an API call"
+	clearIntent := true
+	if j.ambiguous() {
+		clearIntent = false
+		note = "its batch was cancelled (enqueue batch cancel): ended without another API call; an earlier attempt's outcome is unknown, so it may have been applied"
+		if checkable(j.u.OperateType) {
+			if !j.st.LastFailure.IsZero() && !h.pause(ctx, h.cfg.AmbiguousHold-h.now().Sub(j.st.LastFailure)) {
+				return &retryError{reason: "stopping", delay: jitter(time.Second)}
+			}
+			held, rid, qerr := h.holds(ctx, j.u)
+			switch {
+			case qerr == nil && held:
+				return h.commit(ctx, j, l, rid, "an earlier attempt whose outcome was unknown had applied it: QuerySubscriptionDetail shows the wanted number")
+			case qerr == nil:
+				clearIntent = true
+				note = "its batch was cancelled (enqueue batch cancel): ended without another API call; QuerySubscriptionDetail shows that an earlier attempt, whose outcome was unknown, did not apply it"
+			default:
+				note += fmt.Sprintf(" (QuerySubscriptionDetail failed: %s)", qerr.Code)
+			}
+		}
+	}
 	state := "drop"
 	if j.versionInState() {
 		state = "keep"
 	}
-	h.endLease(ctx, j, nil, attemptEnd{state: state, clearIntent: true})
-	note := "its batch was cancelled (enqueue batch cancel): ended without an API call"
+	h.endLease(ctx, j, l, attemptEnd{state: state, clearIntent: clearIntent})
 	if _, err := h.batches.MarkOpen(context.WithoutCancel(ctx), j.u.Meta.Batch, j.u.Meta.Line,
 		batch.RowState{Outcome: batch.OutcomeCancelled, Code: CodeCancelled, Message: note}); err != nil {
 		return h.redisRetry(j, err)
@@ -497,7 +535,7 @@ func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note 
 				// attempt marker stay, so the next run knows.
 				l.ended = true
 			}
-			h.log.Error().Err(err).Str("task_id", j.id).Str("SubsId", j.u.SubsId).Int64("version", j.version).
+			h.log.Error().Err(err).Str("task_id", j.id).Str("subs_id", j.u.SubsId).Int64("version", j.version).
 				Msg("applied version not recorded in the fence; the job runs again")
 			return h.redisRetry(j, err)
 		}

@@ -156,6 +156,25 @@ func TestHaltAndLimiterGauges(t *testing.T) {
 		return !w.Halt().Halted && series(t, e.reg, "dyplsq_halted", nil) == 0 &&
 			series(t, e.reg, "dyplsq_halted_since_timestamp_seconds", nil) == 0
 	})
+	// The halt's own series drops to 0 rather than vanishing, so that a
+	// query by code sees the halt end.
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "dyplsq_halted" && l.GetName() == "code" && l.GetValue() == "isv.ACCOUNT_ABNORMAL" {
+					found = m.GetGauge().GetValue() == 0
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("dyplsq_halted{code=isv.ACCOUNT_ABNORMAL} is gone after the halt, want 0")
+	}
 	if err := w.Ready(context.Background()); err != nil {
 		t.Fatal(err)
 	}

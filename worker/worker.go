@@ -474,7 +474,8 @@ func (w *Worker) sweep(ctx context.Context) {
 func (w *Worker) reportHalt(ctx context.Context) {
 	info := w.Halt()
 	if info.Code != w.haltCode {
-		w.metrics.Halted.Reset()
+		// The ended halt's series drops to 0; it does not vanish.
+		w.metrics.Halted.WithLabelValues(w.haltCode).Set(0)
 		w.haltCode = info.Code
 	}
 	if !info.Halted {
