@@ -221,7 +221,7 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		return fail(e, name, err)
 	}
 	if prev == batch.StateQueueing {
-		fmt.Fprintf(e.stderr, "%s: batch %s was still being queued: an enqueue still running stops at its next chunk of rows and removes what it just queued\n", name, id)
+		fmt.Fprintf(e.stderr, "%s: batch %s was still being queued: an enqueue still running stops at its next chunk of rows and removes what it just queued; those rows are counted cancelled as it stops, after the counts below (run batch status for the final ones)\n", name, id)
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	var running map[string]int

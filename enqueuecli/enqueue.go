@@ -566,10 +566,13 @@ func validatePass(ctx context.Context, in *input, legacyQueues []string, pp *pro
 // legacyQueues are the queues whose batch ids of earlier versions, which
 // hashed the queue, a run looks for: the one given and the CLI's default.
 func legacyQueues(queue string) []string {
-	if queue == tasks.DefaultBulkQueue {
-		return []string{queue}
+	qs := []string{queue}
+	for _, q := range []string{tasks.DefaultBulkQueue, tasks.DefaultLiveQueue} {
+		if !slices.Contains(qs, q) {
+			qs = append(qs, q)
+		}
 	}
-	return []string{queue, tasks.DefaultBulkQueue}
+	return qs
 }
 
 // deadHint says what to do about a batch's dead rows, by their codes: rows

@@ -174,6 +174,31 @@ func TestBatchOfAnEarlierVersionIsFound(t *testing.T) {
 	}
 }
 
+// TestBatchOfAnEarlierVersionOnTheLiveQueueIsFound: a file queued by an
+// earlier version to the live queue (whose batch id hashed that queue) is
+// found when run again with another queue: refused with the batch named,
+// not queued a second time.
+func TestBatchOfAnEarlierVersionOnTheLiveQueueIsFound(t *testing.T) {
+	h := newHarness(t)
+	content := csvRows(5)
+	p := h.write("a.csv", content)
+	old := batch.NewQueueHasher("csv", tasks.DefaultLiveQueue)
+	old.Write([]byte(content))
+	oid := old.ID()
+	ctx := context.Background()
+	if _, _, err := h.store.Begin(ctx, batch.Info{ID: oid, File: "a.csv", Format: "csv", Queue: tasks.DefaultLiveQueue, Lines: 6, Rows: 5, ValidRows: 5}); err != nil {
+		t.Fatal(err)
+	}
+	r := h.run(p)
+	if r.code != exitUsage {
+		t.Fatalf("%s", r)
+	}
+	mustContain(t, r, "stderr", "is batch "+oid+", queued to "+tasks.DefaultLiveQueue)
+	if n := h.pending(); n != 0 {
+		t.Errorf("%d tasks queued", n)
+	}
+}
+
 func mustStatus(t *testing.T, h *harness, id string) batch.Status {
 	t.Helper()
 	st, err := h.store.Status(context.Background(), id)

@@ -77,6 +77,8 @@ func HaltHint(code string) string {
 		return "check this machine's clock (NTP): the request time is too far from the provider's"
 	case strings.HasPrefix(code, "InvalidSecurityToken"):
 		return "check ALIBABA_CLOUD_SECURITY_TOKEN: the STS token expired or does not belong to the AccessKey"
+	case code == "Forbidden.RiskControl":
+		return "check the Alibaba Cloud account in the console: risk control blocks its calls (an account-level block, not a permission; the console or support says why)"
 	case code == "Forbidden.RAM", code == "isp.RAM_PERMISSION_DENY", strings.HasPrefix(code, "Forbidden"):
 		return "check the RAM policy of the AccessKey's user: it lacks permission for Dyplsapi"
 	case strings.HasPrefix(code, "InvalidApi"), strings.HasPrefix(code, "InvalidAction"), code == "InvalidVersion", code == "UnsupportedHTTPMethod":

@@ -346,7 +346,9 @@ func (w *Worker) checkCredentials(ctx context.Context, probe bool) {
 	log := w.log
 	note := func(s string) { w.lastCheck.Store(&s) }
 	switch {
-	case de == nil || de.Class == dypls.Permanent:
+	case de == nil || de.Class == dypls.Permanent || de.Class == dypls.Throttled:
+		// As for an update (see call): only a signed request gets a
+		// business or throttling answer.
 		w.h.verified.Store(true)
 		code := dypls.CodeOK
 		if de != nil {
@@ -369,7 +371,7 @@ func (w *Worker) checkCredentials(ctx context.Context, probe bool) {
 		ev.Str("result", de.Code).Str("hint", info.Hint).Time("next_probe", info.NextProbe).
 			Str("detail", mask.Text(de.Message)).Msg("credentials refused: halted")
 	default:
-		// No verdict (unreachable, throttled, 5xx): ask again soon.
+		// No verdict (unreachable, 5xx): ask again soon.
 		if probe {
 			w.h.halt.resolve(false)
 		}
