@@ -64,7 +64,7 @@ func TestBenchEnqueueRates(t *testing.T) {
 	writeCSV(t, csv, n)
 	var out, errb safebuf.Buffer
 	start := time.Now()
-	code := enqueuecli.Run(ctx, []string{"--queue", "bench-cli", "--new-queue", "--key-prefix", "bcli", csv},
+	code := enqueuecli.Run(ctx, []string{"--queue", "bench-cli", "--new-queue", "--max-pending", "0", "--key-prefix", "bcli", csv},
 		func(k string) string {
 			if k == "REDIS_URL" {
 				return red.URL()

@@ -53,6 +53,7 @@ type enqueueConfig struct {
 	redisTimeout time.Duration
 	concurrency  int
 	maxPending   int
+	keepFinished *time.Duration
 	window       *time.Duration
 	args         []string
 }
@@ -75,6 +76,8 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 	fs.IntVar(&c.concurrency, "concurrency", defaultConcurrency, "")
 	maxPending := s.Int("ENQUEUE_MAX_PENDING", "max-pending", DefaultMaxPending, 0,
 		"keep at most N of a batch's rows queued and not yet ended, queueing more as rows end, so that Redis memory stays bounded whatever the file's size (0: queue every row at once)")
+	c.keepFinished = s.Duration("ENQUEUE_KEEP_FINISHED", "keep-finished", 0,
+		"keep each finished row's task and result in asynq this long, to see them in the web UI (0: not kept; the batch record keeps every row's outcome, code and RequestId for the batch window anyway)")
 	c.window = s.Duration("BATCH_WINDOW", "batch-window", batch.DefaultTTL, "how long a batch record is kept: re-running the same file within it queues nothing twice")
 	c.common = addCommon(s)
 	pos, err := parseArgs(s, "enqueue", args, func() { fmt.Fprint(e.stdout, enqueueHelp(s)) })
@@ -318,7 +321,7 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 
 	q := &queuer{ctx: ctx, store: store, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
 		guard: guard, id: info.ID, info: info, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
-		maxPending: cfg.maxPending, skipInvalid: cfg.skipInvalid, problems: pp, stderr: e.stderr}
+		maxPending: cfg.maxPending, keepFinished: *cfg.keepFinished, skipInvalid: cfg.skipInvalid, problems: pp, stderr: e.stderr}
 	f, err := os.Open(in.path)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)

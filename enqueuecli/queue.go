@@ -58,21 +58,22 @@ type workItem struct {
 // queuer is the second pass: it queues every valid row not queued yet,
 // concurrently, recording each chunk of lines in the batch record.
 type queuer struct {
-	ctx         context.Context // ends on Ctrl-C: no new rows are started
-	store       *batch.Store
-	client      *asynq.Client
-	insp        *asynq.Inspector
-	guard       *redisGuard
-	id          string
-	info        batch.Info // the batch record: the form of its task ids
-	queue       string
-	lines       int // last line of the input
-	concurrency int
-	maxPending  int // open rows allowed (0: no limit)
-	skipInvalid bool
-	problems    *problemPrinter
-	stderr      io.Writer
-	pmu         sync.Mutex
+	ctx          context.Context // ends on Ctrl-C: no new rows are started
+	store        *batch.Store
+	client       *asynq.Client
+	insp         *asynq.Inspector
+	guard        *redisGuard
+	id           string
+	info         batch.Info // the batch record: the form of its task ids
+	queue        string
+	lines        int // last line of the input
+	concurrency  int
+	maxPending   int           // open rows allowed (0: no limit)
+	keepFinished time.Duration // asynq's retention of a finished row's task
+	skipInvalid  bool
+	problems     *problemPrinter
+	stderr       io.Writer
+	pmu          sync.Mutex
 
 	work  chan workItem
 	slots chan struct{}
@@ -353,10 +354,11 @@ func (q *queuer) enqueue(r *qrow) {
 	u := r.u
 	u.Meta = &tasks.Meta{Version: r.version, Batch: q.id, Line: r.line, Source: tasks.SourceCLI}
 	// A finished row's outcome, code, message and RequestId live in the
-	// batch record for the batch window: asynq drops the task when it
-	// completes instead of keeping it and its result for a day (about 1 KB
-	// a row). Dead rows stay in the archive, as every dead job does.
-	opts := []asynq.Option{asynq.Queue(q.queue), asynq.Retention(0)}
+	// batch record for the batch window: by default asynq drops the task
+	// when it completes instead of keeping it and its result for a day
+	// (about 1 KB a row). Dead rows stay in the archive, as every dead job
+	// does.
+	opts := []asynq.Option{asynq.Queue(q.queue), asynq.Retention(q.keepFinished)}
 	keyID := ""
 	if key := strings.TrimSpace(u.IdempotencyKey); key != "" {
 		keyID = tasks.TaskIDForKey(key) // NewTask sets it as the task id

@@ -186,6 +186,8 @@ func TestChaosBrowserUI(t *testing.T) {
 			return redisURL
 		case "DYPLSQ_KEY_PREFIX":
 			return ns
+		case "ENQUEUE_KEEP_FINISHED":
+			return "1h" // the UI shows the batch's finished rows
 		}
 		return ""
 	}, strings.NewReader(csv.String()), &cliOut, &cliErr); code != 0 {

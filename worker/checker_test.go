@@ -624,6 +624,8 @@ func (s *chkSchedule) runCLI(ctx context.Context, args ...string) int {
 			return s.env.url
 		case "DYPLSQ_KEY_PREFIX":
 			return s.ns
+		case "ENQUEUE_KEEP_FINISHED":
+			return "1h" // the checker reads every job's end from asynq
 		}
 		return ""
 	}
