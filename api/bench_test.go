@@ -72,7 +72,10 @@ func TestBenchEnqueueRates(t *testing.T) {
 			return ""
 		}, bytes.NewReader(nil), &out, &errb)
 	cliRate := float64(n) / time.Since(start).Seconds()
-	if code != 0 || count("bench-cli") != n {
+	if code != 0 {
+		t.Fatalf("CLI: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if count("bench-cli") != n {
 		t.Fatalf("CLI: exit %d, %d pending\n%s%s", code, count("bench-cli"), out.String(), errb.String())
 	}
 

@@ -98,7 +98,8 @@ func (s *Set) Float(env, name string, def, min float64, help string) *float64 {
 }
 
 // Duration declares a duration setting (Go syntax: 500ms, 10s, 24h),
-// strictly positive.
+// strictly positive, or also 0 when the default is 0 (a setting that is off
+// unless given).
 func (s *Set) Duration(env, name string, def time.Duration, help string) *time.Duration {
 	p := new(time.Duration)
 	s.add(env, name, def.String(), help, false, func(x string) error {
@@ -106,7 +107,7 @@ func (s *Set) Duration(env, name string, def time.Duration, help string) *time.D
 		if err != nil {
 			return fmt.Errorf("%q is not a duration such as 500ms, 10s or 24h", x)
 		}
-		if d <= 0 {
+		if d < 0 || d == 0 && def != 0 {
 			return fmt.Errorf("%s must be positive", d)
 		}
 		*p = d

@@ -3,6 +3,7 @@ package envflag
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -60,4 +61,36 @@ func TestHelpListsDefaults(t *testing.T) {
 	if !strings.Contains(out.String(), "--timeout, TIMEOUT") || !strings.Contains(out.String(), "(default 10s)") {
 		t.Fatalf("usage %s", out.String())
 	}
+}
+
+// TestDurationOffByDefault: a duration whose default is 0 takes 0 and
+// positive values; one with a positive default refuses 0; none takes a
+// negative one.
+func TestDurationOffByDefault(t *testing.T) {
+	for _, c := range []struct {
+		def  time.Duration
+		arg  string
+		fail bool
+	}{
+		{0, "0", false}, {0, "1h", false}, {0, "-1s", true}, {time.Second, "0", true}, {time.Second, "2s", false},
+	} {
+		s := New("t", "", func(string) string { return "" })
+		d := s.Duration("T_D", "d", c.def, "")
+		err := s.Parse([]string{"--d", c.arg}, io.Discard)
+		if (err != nil) != c.fail {
+			t.Errorf("default %s, --d %s: error %v, want failure %v", c.def, c.arg, err, c.fail)
+		}
+		if err == nil && d.String() != mustDuration(t, c.arg).String() {
+			t.Errorf("default %s, --d %s: got %s", c.def, c.arg, d)
+		}
+	}
+}
+
+func mustDuration(t *testing.T, s string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
