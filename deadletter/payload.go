@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // jobFields are the few payload fields a record copies. They are decoded
@@ -78,6 +80,25 @@ func scalar(raw json.RawMessage) string {
 	}
 }
 
+// versionTime returns when the job's version was taken, or the earliest it
+// can have been: the payload's "_meta" "enqueued_at", else (a plain-asynq
+// job, versioned at its first pick-up) tasks.MaxJobAge before its death.
+// It is zero when neither is known.
+func versionTime(payload []byte, r Record) time.Time {
+	var p struct {
+		Meta *struct {
+			EnqueuedAt time.Time `json:"enqueued_at"`
+		} `json:"_meta"`
+	}
+	if json.Unmarshal(payload, &p) == nil && p.Meta != nil && p.Meta.EnqueuedAt.Year() >= 2000 {
+		return p.Meta.EnqueuedAt
+	}
+	if r.DiedAt.IsZero() {
+		return time.Time{}
+	}
+	return r.DiedAt.Add(-tasks.MaxJobAge)
+}
+
 // errNotObject reports a payload a requeue cannot rewrite.
 var errNotObject = errors.New("payload is not a JSON object (malformed: export it, fix it and enqueue it again)")
 
@@ -119,6 +140,12 @@ func requeuePayload(payload []byte, r Record, now time.Time) ([]byte, error) {
 	}
 	if r.Ambiguous {
 		set("ambiguous", true)
+	}
+	if t, _ := time.Parse(time.RFC3339Nano, scalar(meta["enqueued_at"])); (t.IsZero() || t.Year() < 2000) && !r.DiedAt.IsZero() {
+		// A plain-asynq job says not when its version was taken; its
+		// first requeue writes the earliest it can have been, so that
+		// later requeues keep to tasks.VersionWindow too.
+		set("enqueued_at", versionTime(payload, r).UTC().Format(time.RFC3339Nano))
 	}
 	mb, err := json.Marshal(meta)
 	if err != nil {

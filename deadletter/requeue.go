@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // Codes of an [Outcome].
@@ -32,6 +34,11 @@ const (
 	// call) and the record is kept: export it and queue the rows as a new
 	// file to run them.
 	OutcomeBatchCancelled = "batch cancelled"
+	// OutcomeTooOld: the job's version was taken more than
+	// tasks.VersionWindow ago, beyond what the worker's fences remember,
+	// so it was not requeued and the record is kept: export it and queue
+	// the file to apply it as a new update.
+	OutcomeTooOld = "too old"
 )
 
 // Options of a requeued task.
@@ -104,6 +111,10 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, stored []byte, dryRun 
 	payload, err := requeuePayload(r.Payload, r, q.now())
 	if err != nil {
 		return fail(err)
+	}
+	if vt := versionTime(r.Payload, r); !vt.IsZero() && q.now().Sub(vt) > tasks.VersionWindow {
+		o.Code = OutcomeTooOld
+		return o
 	}
 	if r.Batch != "" && q.Cancelled != nil {
 		cancelled, err := q.Cancelled(ctx, r.Batch)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // newQueue returns an asynq client and inspector on the test Redis and a
@@ -85,7 +87,7 @@ func TestRequeue(t *testing.T) {
 	ctx := context.Background()
 	s, _, _ := newStore(t)
 	c, in, q := newQueue(t, s)
-	now := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	now := time.Date(2030, 1, 6, 7, 8, 9, 0, time.UTC)
 	rq := &Requeuer{Store: s, Inspector: in, Client: c, Now: func() time.Time { return now }}
 
 	deadJob(t, s, c, in, q, "dead", payload)
@@ -142,7 +144,7 @@ func TestRequeue(t *testing.T) {
 		t.Errorf("payload fields changed: %s", info.Payload)
 	}
 	if p.Meta["requeues"] != 1.0 || p.Meta["version"] != 5.0 || p.Meta["source"] != "requeue" ||
-		p.Meta["requeued_at"] != "2030-05-06T07:08:09Z" || p.Meta["enqueued_at"] != "2030-01-01T00:00:00Z" {
+		p.Meta["requeued_at"] != "2030-01-06T07:08:09Z" || p.Meta["enqueued_at"] != "2030-01-01T00:00:00Z" {
 		t.Errorf("_meta = %v", p.Meta)
 	}
 	if hasRecord(t, s, "dead") || hasRecord(t, s, "trimmed") {
@@ -290,5 +292,56 @@ func TestSweepPages(t *testing.T) {
 	}
 	if count, _ := s.Count(ctx); count != n {
 		t.Errorf("%d records, want %d", count, n)
+	}
+}
+
+// TestRequeueKeepsToTheVersionWindow: a job enqueued more than
+// tasks.VersionWindow ago is not requeued with its version (the fences may
+// have forgotten newer ones), and its record stays; a plain-asynq job's
+// first requeue writes the earliest its version can have been taken.
+func TestRequeueKeepsToTheVersionWindow(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t)
+	c, in, q := newQueue(t, s)
+	enqueued := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // as in payload
+	now := enqueued.Add(tasks.VersionWindow + time.Hour)
+	rq := &Requeuer{Store: s, Inspector: in, Client: c, Now: func() time.Time { return now }}
+	deadJob(t, s, c, in, q, "old", payload)
+	got, err := rq.Requeue(ctx, Filter{}, false)
+	if err != nil || len(got) != 1 || got[0].Code != OutcomeTooOld {
+		t.Fatalf("outcomes %+v, %v; want too old", got, err)
+	}
+	if !hasRecord(t, s, "old") || state(t, in, q, "old") != "archived" {
+		t.Error("the old job's record or archived task is gone")
+	}
+
+	rq.Now = func() time.Time { return enqueued.Add(tasks.VersionWindow - time.Hour) }
+	if got, err := rq.Requeue(ctx, Filter{}, false); err != nil || len(got) != 1 || got[0].Code != OutcomeRequeued {
+		t.Fatalf("within the window: %+v, %v", got, err)
+	}
+
+	// A plain job: no enqueued_at. Died at t0; its version was taken at
+	// most tasks.MaxJobAge before.
+	plain := `{"SubsId":"1000000768790001","PhoneNoX":"17000000000","OperateType":"updateNoA","PhoneNoA":"13812345678","PoolKey":"FC1"}`
+	deadJob(t, s, c, in, q, "plain", plain)
+	rq.Now = func() time.Time { return t0.Add(tasks.VersionWindow - tasks.MaxJobAge + time.Hour) }
+	if got, _ := rq.Requeue(ctx, Filter{}, false); len(got) != 1 || got[0].Code != OutcomeTooOld {
+		t.Fatalf("plain job past the window from its earliest version time: %+v", got)
+	}
+	rq.Now = func() time.Time { return t0.Add(time.Hour) }
+	if got, _ := rq.Requeue(ctx, Filter{}, false); len(got) != 1 || got[0].Code != OutcomeRequeued {
+		t.Fatalf("plain job: %+v", got)
+	}
+	info, err := in.GetTaskInfo(q, "plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Meta struct {
+			EnqueuedAt time.Time `json:"enqueued_at"`
+		} `json:"_meta"`
+	}
+	if err := json.Unmarshal(info.Payload, &p); err != nil || !p.Meta.EnqueuedAt.Equal(t0.Add(-tasks.MaxJobAge)) {
+		t.Errorf("plain job's enqueued_at %v (%v), want %v", p.Meta.EnqueuedAt, err, t0.Add(-tasks.MaxJobAge))
 	}
 }

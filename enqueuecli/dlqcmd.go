@@ -322,6 +322,10 @@ func dlqOutcomes(e env, name string, outs []deadletter.Outcome, err error, dryRu
 	if n := counts[deadletter.OutcomeBatchCancelled]; n > 0 {
 		fmt.Fprintf(e.stdout, "%d records are rows of a cancelled batch: they were kept, not requeued (a worker would end them without a call). To run them, export them (enqueue dlq export --batch BATCH --out FILE) and queue the file\n", n)
 	}
+	if n := counts[deadletter.OutcomeTooOld]; n > 0 {
+		fmt.Fprintf(e.stdout, "%d records are of jobs enqueued more than %d days ago: they were kept, not requeued, because the worker no longer remembers which newer updates of their fields were applied since. To apply them anyway as new updates, export them (enqueue dlq export --out FILE) and queue the file\n",
+			n, int(tasks.VersionWindow.Hours()/24))
+	}
 	if n := counts[deadletter.OutcomeLive]; n > 0 {
 		fmt.Fprintf(e.stdout, "%d jobs are live in asynq under the same task id (queued, running or recently done): their records were kept\n", n)
 	}

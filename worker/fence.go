@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // The fence makes the newest update of a binding field win and keeps one
@@ -32,11 +34,13 @@ import (
 // jobs with an older version of the field wait ("blocked"); newer ones go
 // ahead, since their value is meant to win anyway. An intent expires at its
 // deadline (the job state's lifetime), after which its job cannot run.
+// The hash lives tasks.FenceLifetime after its last begin or commit: long
+// enough for every job that may still run (see tasks.VersionWindow).
 // docs/ARCHITECTURE.md describes the keys; RELIABILITY.md the guarantees.
 var (
 	// fenceBegin KEYS: fence, lock, state. ARGV: op, version, token,
-	// lock TTL ms, state TTL ms, task id. Expired intents of the field are
-	// removed on the way.
+	// lock TTL ms, state TTL ms, task id, fence lifetime ms. Expired
+	// intents of the field are removed on the way.
 	// Returns {verdict, n, RequestId}: superseded (n = applied version),
 	// busy (n = the lock's PTTL), go, done (this version was applied; the
 	// RequestId of that call), blocked (n = the newer version in doubt).
@@ -65,6 +69,7 @@ local cur = redis.call('GET', KEYS[2])
 if cur and cur ~= ARGV[3] then return {1, redis.call('PTTL', KEYS[2]), ''} end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 redis.call('HSET', KEYS[1], mine, ARGV[2] .. '|' .. (now + tonumber(ARGV[5])))
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('HSET', KEYS[3], 'inflight', now)
 redis.call('HSETNX', KEYS[3], 'first_seen', now)
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
@@ -72,7 +77,7 @@ return {2, applied, ''}`)
 
 	// fenceCommit KEYS: fence, lock, state. ARGV: op, version, token,
 	// RequestId, keep state ("1": keep the job's state, for a job whose
-	// version lives only there). Records the version if it is newer,
+	// version lives only there), fence lifetime ms. Records the version if it is newer,
 	// resolves the field's intents up to it (an older call in doubt ended
 	// before this one began, so this value lands after it), releases the
 	// lock if ours, and ends the job's state. Returns the version applied
@@ -81,6 +86,7 @@ return {2, applied, ''}`)
 local op, v = ARGV[1], tonumber(ARGV[2])
 local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
 if v > applied then redis.call('HSET', KEYS[1], op, ARGV[2], 'r:' .. op, ARGV[4]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 local pre = 'i:' .. op .. ':'
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
@@ -166,7 +172,7 @@ type beginResult struct {
 func (f *fence) begin(ctx context.Context, j *job, token string) (beginResult, error) {
 	fk, lk := f.keys(j.u.SubsId)
 	vals, err := fenceBegin.Run(ctx, f.rdb, []string{fk, lk, j.st.key}, j.u.OperateType, j.version, token,
-		f.lockTTL.Milliseconds(), f.stateTTL.Milliseconds(), j.id).Slice()
+		f.lockTTL.Milliseconds(), f.stateTTL.Milliseconds(), j.id, tasks.FenceLifetime.Milliseconds()).Slice()
 	if err != nil {
 		return beginResult{}, err
 	}
@@ -184,7 +190,7 @@ func (f *fence) begin(ctx context.Context, j *job, token string) (beginResult, e
 func (f *fence) commit(ctx context.Context, j *job, token, requestID string) (int64, error) {
 	fk, lk := f.keys(j.u.SubsId)
 	return fenceCommit.Run(ctx, f.rdb, []string{fk, lk, j.st.key}, j.u.OperateType, j.version, token,
-		requestID, boolArg(j.versionInState())).Int64()
+		requestID, boolArg(j.versionInState()), tasks.FenceLifetime.Milliseconds()).Int64()
 }
 
 // attemptEnd says how fence.end leaves the binding and the job's state.

@@ -196,6 +196,9 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	if callTimeout > MaxCallTimeout {
 		return nil, fmt.Errorf("DYPLS_TIMEOUT %s is too long: at most %s, so that a job (two calls) ends well within the 5 minute task timeout", callTimeout, fmtDuration(MaxCallTimeout))
 	}
+	if cfg.MaxAge > tasks.MaxJobAge {
+		return nil, fmt.Errorf("JOB_MAX_AGE %s is too long: at most %s, so that a job still runs while its binding's fence remembers the versions applied since (see tasks.VersionWindow)", cfg.MaxAge, fmtDuration(tasks.MaxJobAge))
+	}
 	if cfg.HaltWait > MaxHaltWait {
 		return nil, fmt.Errorf("halt wait must be at most %s, below the task timeout", fmtDuration(MaxHaltWait))
 	}

@@ -72,7 +72,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	timeout := s.Duration("DYPLS_TIMEOUT", "timeout", dypls.DefaultTimeout, "timeout of one API call (at most "+fmtMinutes(worker.MaxCallTimeout)+")")
 	concurrency := s.Int("WORKER_CONCURRENCY", "concurrency", worker.DefaultConcurrency, 1, "jobs run at once by this worker")
 	queues := s.String("WORKER_QUEUES", "queues", defaultQueues, "queues to serve with their weights")
-	maxAge := s.Duration("JOB_MAX_AGE", "job-max-age", worker.DefaultMaxAge, "a job older than this is dead")
+	maxAge := s.Duration("JOB_MAX_AGE", "job-max-age", worker.DefaultMaxAge, fmt.Sprintf("a job older than this is dead (at most %.0fh)", tasks.MaxJobAge.Hours()))
 	maxAttempts := s.Int("JOB_MAX_ATTEMPTS", "job-max-attempts", worker.DefaultMaxAttempts, 1, "counted (transient) attempts before a job is dead")
 	retryForS := s.String("JOB_RETRY_FOR", "job-retry-for", "", "retry budget by time: transient failures are retried until this long after a job's first failure, whatever JOB_MAX_ATTEMPTS says (e.g. 30m; unset: JOB_MAX_ATTEMPTS counts)")
 	backoffBase := s.Duration("JOB_BACKOFF_BASE", "job-backoff-base", worker.DefaultBackoffBase, "first transient backoff ceiling; it doubles per attempt up to "+fmtMinutes(worker.DefaultBackoffMax)+" (full jitter)")
