@@ -163,8 +163,21 @@ func TestBenchBoundedMemory(t *testing.T) {
 		t.Fatal("the live update was not applied within a minute")
 	}
 	perFinished := float64(mem()-base) / float64(n)
-	t.Logf("\n| rows | wall | jobs/s | peak used_memory | per queued row | per finished row | live update to applied |\n|---|---|---|---|---|---|---|\n"+
-		"| %d | %s | %.0f | %.1f MiB | %.0f B | %.0f B | %s |",
+	// Where a finished row's bytes are: its binding's fence (one per
+	// binding, here one per row) and the batch record.
+	fence, _ := rdb.MemoryUsage(ctx, "dyplsq:{"+dyplsim.SeedBinding(1).SubsId+"}:fence").Result()
+	id := l[0].ID
+	var rec int64
+	for _, k := range []string{store.Key(id), store.RowsKey(id), store.VersionsKey(id)} {
+		m, _ := rdb.MemoryUsage(ctx, k).Result()
+		rec += m
+	}
+	for b := 0; b <= (n+1)/batch.BucketLines; b++ {
+		m, _ := rdb.MemoryUsage(ctx, store.BucketKey(id, b)).Result()
+		rec += m
+	}
+	t.Logf("\n| rows | wall | jobs/s | peak used_memory | per queued row | per finished row (its binding's fence + batch record) | live update to applied |\n|---|---|---|---|---|---|---|\n"+
+		"| %d | %s | %.0f | %.1f MiB | %.0f B | %.0f B (%d B + %.0f B) | %s |",
 		n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), float64(peak.Load())/(1<<20), perQueued, perFinished,
-		time.Duration(liveLatency.Load()).Round(time.Millisecond))
+		fence, float64(rec)/float64(n), time.Duration(liveLatency.Load()).Round(time.Millisecond))
 }

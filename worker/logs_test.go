@@ -88,7 +88,11 @@ func TestDeadJobLogStyle(t *testing.T) {
 func TestThrottlesAndRateChangesAtDebug(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.QPS = 100 })
-	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", Kind: "code", Code: "isv.FLOW_LIMIT", Count: 6})
+	// One throttling answer for each of six bindings: spread over bindings,
+	// so the shared rate is cut (one job throttled six times would not).
+	for i := 1; i <= 6; i++ {
+		e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", SubsId: seed(i, "").SubsId, Kind: "code", Code: "isv.FLOW_LIMIT", Count: 1})
+	}
 	e.start()
 	var ids []string
 	for i := 1; i <= 6; i++ {
