@@ -111,6 +111,12 @@ func (p *credProvider) GetCredentials() (*credentials.Credentials, error) {
 func (p *credProvider) getLocked() (*credentials.Credentials, error) {
 	cc, err := p.inner.GetCredentials()
 	if err != nil {
+		if p.build != nil {
+			// After a failed walk the SDK's chain would ask only the last
+			// source it tried: start afresh (the whole chain, or the
+			// source in use) next time.
+			p.inner = p.build(p.source)
+		}
 		return nil, &CredentialsError{Source: p.source, Reason: redactSecrets(err.Error())}
 	}
 	if cc == nil || cc.AccessKeyId == "" {
