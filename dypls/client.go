@@ -12,6 +12,15 @@
 // a 200 body with Code != "OK", gateway codes as 4xx/5xx; both are handled,
 // as are empty and unreadable bodies, timeouts and refused connections.
 // Everything an Error holds is masked with Mask.
+//
+// Credentials are a static AccessKey (optionally with an STS token) or,
+// when none is configured, the SDK's default credentials chain (see
+// CredentialSources). One provider serves every pooled SDK client, which
+// asks it on every request, so credentials refreshed before their expiry
+// reach every client. A call the gateway answers with an expired or
+// unknown security token is made once more with freshly fetched
+// credentials, when the source hands out new ones; a source that fails
+// gives an Error with CodeCredentials, which is systemic.
 package dypls
 
 import (
@@ -28,8 +37,6 @@ import (
 	"time"
 
 	sdk "github.com/aliyun/alibaba-cloud-sdk-go/sdk"
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth"
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	sdkerr "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/responses"
@@ -48,11 +55,14 @@ type Config struct {
 	// Endpoint is a URL giving scheme, host and optional port:
 	// https://dyplsapi.aliyuncs.com (default) or http://127.0.0.1:8086 for
 	// the simulator.
-	Endpoint        string
-	Region          string // default cn-hangzhou
+	Endpoint string
+	Region   string // default cn-hangzhou
+	// AccessKeyID and AccessKeySecret are a static AccessKey, with
+	// SecurityToken for static STS credentials. Left empty, credentials
+	// come from the SDK's default chain (CredentialSources).
 	AccessKeyID     string
 	AccessKeySecret string
-	SecurityToken   string // optional STS token
+	SecurityToken   string
 	// Timeout bounds a whole call (connect, send, read). The SDK takes no
 	// context, so this is the only way a call ends; keep it below the task
 	// timeout. Default 10 s.
@@ -84,11 +94,17 @@ func (c Config) Validate() error {
 	if _, _, err := parseEndpoint(c.Endpoint); err != nil {
 		return err
 	}
+	if c.AccessKeyID == "" && c.AccessKeySecret == "" {
+		if c.SecurityToken != "" {
+			return errors.New("ALIBABA_CLOUD_SECURITY_TOKEN is set without ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET: an STS token needs its AccessKey")
+		}
+		return nil // the SDK's default credentials chain
+	}
 	if c.AccessKeyID == "" {
-		return errors.New("ALIBABA_CLOUD_ACCESS_KEY_ID is not set: the worker needs an AccessKey to call Dyplsapi")
+		return errors.New("ALIBABA_CLOUD_ACCESS_KEY_ID is not set but ALIBABA_CLOUD_ACCESS_KEY_SECRET is: set both for a static AccessKey, or neither for the default credentials chain")
 	}
 	if c.AccessKeySecret == "" {
-		return errors.New("ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set: the worker needs the AccessKey's secret to sign calls")
+		return errors.New("ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set but ALIBABA_CLOUD_ACCESS_KEY_ID is: set both for a static AccessKey, or neither for the default credentials chain")
 	}
 	return nil
 }
@@ -120,7 +136,7 @@ type Client struct {
 	cfg    Config
 	scheme string
 	host   string
-	cred   auth.Credential
+	creds  *credProvider
 
 	mu   sync.Mutex
 	free []*dyplsapi.Client
@@ -133,11 +149,11 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	scheme, host, _ := parseEndpoint(cfg.Endpoint)
-	var cred auth.Credential = credentials.NewAccessKeyCredential(cfg.AccessKeyID, cfg.AccessKeySecret)
-	if cfg.SecurityToken != "" {
-		cred = credentials.NewStsTokenCredential(cfg.AccessKeyID, cfg.AccessKeySecret, cfg.SecurityToken)
+	creds := chainProvider()
+	if cfg.AccessKeyID != "" {
+		creds = staticProvider(cfg)
 	}
-	return &Client{cfg: cfg, scheme: scheme, host: host, cred: cred}, nil
+	return &Client{cfg: cfg, scheme: scheme, host: host, creds: creds}, nil
 }
 
 // Config returns the configuration in use, defaults applied.
@@ -157,7 +173,7 @@ func (c *Client) get() (*dyplsapi.Client, error) {
 	// The SDK initialises a package-level endpoint map lazily, without a
 	// lock: creating two clients at once is a data race.
 	newClientMu.Lock()
-	cl, err := dyplsapi.NewClientWithOptions(c.cfg.Region, conf, c.cred)
+	cl, err := dyplsapi.NewClientWithOptions(c.cfg.Region, conf, c.creds)
 	newClientMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("dypls: create SDK client: %w", err)
@@ -299,24 +315,32 @@ func (c *Client) BindAxb(ctx context.Context, b Bind) (Bound, Result, error) {
 }
 
 // do runs one call on a pooled SDK client and turns every answer into nil
-// or an *Error.
+// or an *Error. A call refused for its security token is made once more
+// with fresh credentials, when the source has any.
 func (c *Client) do(ctx context.Context, rpc *requests.RpcRequest, req requests.AcsRequest, resp responses.AcsResponse,
 	body func() (code, msg, requestID string)) (Result, error) {
 	action := rpc.GetActionName()
 	if err := ctx.Err(); err != nil {
 		return Result{}, newError(action, CodeNotCalled, err.Error(), "", 0, false)
 	}
-	cl, err := c.get()
+	res, callErr, err := c.call(req, resp)
 	if err != nil {
 		return Result{}, err
 	}
-	start := time.Now()
-	callErr := cl.DoAction(req, resp)
-	res := Result{Duration: time.Since(start)}
-	// The SDK client stays usable after any error; return it to the pool.
-	c.put(cl)
-	if br, ok := resp.(interface{ GetHttpStatus() int }); ok {
-		res.HTTPStatus = br.GetHttpStatus()
+	if usedID, usedToken, ok := c.refusedCredentials(rpc, callErr); ok {
+		switch rerr := c.creds.forceRefresh(usedID, usedToken); {
+		case errors.Is(rerr, errNotRefreshed):
+			// Nothing newer: the refusal stands.
+		case rerr != nil:
+			return res, credentialsErr(action, rerr)
+		default:
+			delete(rpc.GetQueryParams(), "SecurityToken")
+			first := res.Duration
+			if res, callErr, err = c.call(req, resp); err != nil {
+				return Result{}, err
+			}
+			res.Duration += first
+		}
 	}
 	code, msg, reqID := body()
 	res.RequestID = reqID
@@ -334,8 +358,43 @@ func (c *Client) do(ctx context.Context, rpc *requests.RpcRequest, req requests.
 	}
 }
 
+// call makes one attempt on a pooled SDK client. callErr is what the SDK
+// returned; err is set when no SDK client could be made.
+func (c *Client) call(req requests.AcsRequest, resp responses.AcsResponse) (res Result, callErr, err error) {
+	cl, err := c.get()
+	if err != nil {
+		return Result{}, nil, err
+	}
+	start := time.Now()
+	callErr = cl.DoAction(req, resp)
+	res.Duration = time.Since(start)
+	// The SDK client stays usable after any error; return it to the pool.
+	c.put(cl)
+	if br, ok := resp.(interface{ GetHttpStatus() int }); ok {
+		res.HTTPStatus = br.GetHttpStatus()
+	}
+	return res, callErr, nil
+}
+
+// refusedCredentials reports whether the gateway refused the call's
+// credentials in a way a refresh can cure, and which credentials the call
+// was signed with.
+func (c *Client) refusedCredentials(rpc *requests.RpcRequest, callErr error) (id, token string, ok bool) {
+	var se *sdkerr.ServerError
+	if callErr == nil || !c.creds.refreshable() || !errors.As(callErr, &se) {
+		return "", "", false
+	}
+	q := rpc.GetQueryParams()
+	id, token = q["AccessKeyId"], q["SecurityToken"]
+	return id, token, credentialsCode(se.ErrorCode(), token != "")
+}
+
 // classifyCallError maps what the SDK returned as a Go error.
 func classifyCallError(action string, err error, status int) *Error {
+	var cre *CredentialsError
+	if errors.As(err, &cre) {
+		return credentialsErr(action, err)
+	}
 	var se *sdkerr.ServerError
 	if errors.As(err, &se) {
 		st := se.HttpStatus()

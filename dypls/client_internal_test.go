@@ -63,3 +63,17 @@ func TestRedactTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactSecrets(t *testing.T) {
+	in := `refresh credentials from http://127.0.0.1:1/c failed: {"AccessKeyId":"STS.abc","AccessKeySecret":"s3kr1t","SecurityToken":"CAIStok+/=",` +
+		"\n" + `"Expiration":null} OIDCToken=eyJhbGc&x=1`
+	got := redactSecrets(in)
+	for _, s := range []string{"s3kr1t", "CAIStok", "eyJhbGc", "\n"} {
+		if strings.Contains(got, s) {
+			t.Errorf("redactSecrets left %q: %s", s, got)
+		}
+	}
+	if !strings.Contains(got, "STS.abc") || !strings.Contains(got, "http://127.0.0.1:1/c") {
+		t.Errorf("redactSecrets hid too much: %s", got)
+	}
+}

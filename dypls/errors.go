@@ -38,6 +38,7 @@ const (
 	CodeUnreadable        = errclass.CodeUnreadable
 	CodeHTTPPrefix        = errclass.CodeHTTPPrefix
 	CodeNotCalled         = errclass.CodeNotCalled
+	CodeCredentials       = errclass.CodeCredentials
 )
 
 // Classify returns the class of an API, gateway or transport code; see

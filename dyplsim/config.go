@@ -79,6 +79,10 @@ type Config struct {
 	// 0 means DefaultNonceCapacity. Nonces are kept for MaxClockSkew, or
 	// less once this many arrived within that window.
 	NonceCapacity int
+	// STSLifetime is how long the STS credentials that the credentials
+	// URI (GET /_sim/credentials) hands out are accepted; 0 means
+	// DefaultSTSLifetime. PUT /_sim/sts changes it.
+	STSLifetime time.Duration
 	// Clock returns the current time; nil means time.Now. It drives the
 	// Timestamp check, expiry, and Expiration validation; quotas and
 	// latency use real time.

@@ -14,7 +14,8 @@ const maxControlBody = 64 << 20
 
 // controlPaths are the control-plane endpoints; a method without a route
 // on one of them is answered 405.
-var controlPaths = []string{"/_sim/health", "/_sim/bindings", "/_sim/stats", "/_sim/faults", "/_sim/reset", "/_sim/quota"}
+var controlPaths = []string{"/_sim/health", "/_sim/bindings", "/_sim/stats", "/_sim/faults", "/_sim/reset", "/_sim/quota",
+	"/_sim/sts", "/_sim/credentials"}
 
 // controlMux routes the JSON control plane described in the package
 // documentation, and answers every other path but "/" with 404.
@@ -41,6 +42,9 @@ func (s *Sim) controlMux() *http.ServeMux {
 	})
 	mux.HandleFunc("GET /_sim/quota", func(w http.ResponseWriter, _ *http.Request) { controlJSON(w, s.Quota()) })
 	mux.HandleFunc("PUT /_sim/quota", s.putQuota)
+	mux.HandleFunc("GET /_sim/credentials", s.serveCredentials)
+	mux.HandleFunc("GET /_sim/sts", func(w http.ResponseWriter, _ *http.Request) { controlJSON(w, s.STS()) })
+	mux.HandleFunc("PUT /_sim/sts", s.putSTS)
 	for _, p := range controlPaths {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			controlError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)

@@ -150,4 +150,25 @@
 //	POST   /_sim/reset              back to the state after New
 //	GET    /_sim/quota              {"QPS":10000,"Burst":1000,"QueryQPS":5000,"QueryBurst":500}
 //	PUT    /_sim/quota              any of those fields; a new QPS without Burst gets the default burst
+//	GET    /_sim/credentials        the credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI): {"Code":"Success",
+//	                                 "AccessKeyId","AccessKeySecret","SecurityToken","Expiration","LastUpdated"}
+//	GET    /_sim/sts                {"Lifetime":"1h0m0s","ExpirationSkew":"0s","Issued":n,"Served":n,"Refused":n,"Expired":n}
+//	PUT    /_sim/sts                any of Lifetime, ExpirationSkew, Fail (a message: the URI answers
+//	                                 FailStatus, default 500, until Fail is "") and FailStatus
+//
+// # STS credentials
+//
+// Besides its permanent AccessKeys the gateway accepts the STS credentials
+// that the credentials URI hands out: an AccessKeyId "STS.…" with its
+// SecurityToken, accepted until it expires (Lifetime after it was made).
+// The URI hands out the current set while more than a third of its life is
+// left, then a new one. A call signed with expired credentials is answered
+// 400 InvalidSecurityToken.Expired, a wrong token
+// InvalidSecurityToken.MismatchWithAccessKey, none
+// InvalidSecurityToken.Malformed; an hour after expiry the AccessKeyId is
+// forgotten (404 InvalidAccessKeyId.NotFound). ExpirationSkew makes the URI
+// report a later Expiration than the gateway enforces, as when the client's
+// clock is behind, so that a client that caches credentials until shortly
+// before their expiry meets the expired-token answer. All STS credentials
+// share one quota.
 package dyplsim

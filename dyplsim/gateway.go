@@ -2,7 +2,9 @@ package dyplsim
 
 import (
 	"hash/maphash"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,15 +79,16 @@ type quota struct {
 
 func newQuota(aks map[string]*signer, qps float64, burst int, qqps float64, qburst int) *quota {
 	q := &quota{qps: qps, burst: defaultBurst(qps, burst), qqps: qqps, qburst: defaultBurst(qqps, qburst)}
+	keys := append(slices.Collect(maps.Keys(aks)), stsPrincipal)
 	if qps > 0 {
-		q.update = make(map[string]*rate.Limiter, len(aks))
-		for ak := range aks {
+		q.update = make(map[string]*rate.Limiter, len(keys))
+		for _, ak := range keys {
 			q.update[ak] = rate.NewLimiter(rate.Limit(qps), q.burst)
 		}
 	}
 	if qqps > 0 {
-		q.query = make(map[string]*rate.Limiter, len(aks))
-		for ak := range aks {
+		q.query = make(map[string]*rate.Limiter, len(keys))
+		for _, ak := range keys {
 			q.query[ak] = rate.NewLimiter(rate.Limit(qqps), q.qburst)
 		}
 	}

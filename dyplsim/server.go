@@ -33,6 +33,7 @@ type Sim struct {
 	st      state
 	faults  faultSet
 	stats   stats
+	sts     stsIssuer
 
 	rngMu sync.Mutex
 	pcg   *rand.PCG
@@ -144,6 +145,7 @@ func (s *Sim) Reset() {
 	s.ids.reset(splitmix64(seed))
 	s.faults.set(s.cfg.Faults)
 	s.stats.init()
+	s.sts.reset(s.cfg.STSLifetime)
 	s.nonces.reset()
 	s.quotaMu.Lock()
 	s.quota.Store(newQuota(s.signers, s.cfg.QPS, s.cfg.Burst, s.cfg.QueryQPS, s.cfg.QueryBurst))
@@ -426,9 +428,9 @@ func (s *Sim) authRPC(c *call, now time.Time) (string, *gwVerdict) {
 	if ak == "" {
 		return "", gwErr(400, "MissingAccessKeyId", "AccessKeyId is mandatory for this action.")
 	}
-	sg := s.signers[ak]
-	if sg == nil {
-		return "", gwErr(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+	sg, ak, v := s.credential(ak, q.get("SecurityToken"), now)
+	if v != nil {
+		return "", v
 	}
 	ts := q.get("Timestamp")
 	if ts == "" {
@@ -482,9 +484,9 @@ func (s *Sim) authACS3(c *call, now time.Time) (string, *gwVerdict) {
 	if why != "" {
 		return "", gwErr(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: "+why+".")
 	}
-	sg := s.signers[auth.credential]
-	if sg == nil {
-		return "", gwErr(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+	sg, ak, v := s.credential(auth.credential, r.Header.Get("x-acs-security-token"), now)
+	if v != nil {
+		return "", v
 	}
 	ts := r.Header.Get("x-acs-date")
 	if ts == "" {
@@ -514,7 +516,19 @@ func (s *Sim) authACS3(c *call, now time.Time) (string, *gwVerdict) {
 		return "", gwErr(400, "SignatureDoesNotMatch",
 			"Specified signature is not matched with our calculation. server string to sign is:"+sts)
 	}
-	return auth.credential, nil
+	return ak, nil
+}
+
+// credential finds the signer of an AccessKeyId: a permanent AccessKey
+// (whose SecurityToken, if any, is not checked), or STS credentials the
+// credentials URI handed out, whose token must match and be unexpired.
+// It returns the quota key of the caller.
+func (s *Sim) credential(ak, token string, now time.Time) (*signer, string, *gwVerdict) {
+	if sg := s.signers[ak]; sg != nil {
+		return sg, ak, nil
+	}
+	sg, v := s.sts.check(ak, token, now)
+	return sg, stsPrincipal, v
 }
 
 // withoutSignature returns the sorted parameters minus Signature, reusing

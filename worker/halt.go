@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dyplsq/dyplsq/dypls"
 )
 
 // haltState is the per-process circuit that stops calls to the API when an
@@ -69,6 +71,8 @@ func (i HaltInfo) Err() error {
 // the account or the RAM permissions.
 func HaltHint(code string) string {
 	switch {
+	case code == dypls.CodeCredentials:
+		return "check the credentials source the message names (ALIBABA_CLOUD_CREDENTIALS_URI, the OIDC role and token file, the ECS RAM role or the CLI profile): it handed out no credentials"
 	case code == "SignatureDoesNotMatch", code == "IncompleteSignature":
 		return "check ALIBABA_CLOUD_ACCESS_KEY_SECRET: the signature does not match the AccessKeyId's secret (a wrong or truncated secret; also check the clock)"
 	case strings.HasPrefix(code, "InvalidAccessKeyId"), code == "Forbidden.AccessKeyDisabled":
@@ -76,7 +80,7 @@ func HaltHint(code string) string {
 	case strings.HasPrefix(code, "InvalidTimeStamp"):
 		return "check this machine's clock (NTP): the request time is too far from the provider's"
 	case strings.HasPrefix(code, "InvalidSecurityToken"):
-		return "check ALIBABA_CLOUD_SECURITY_TOKEN: the STS token expired or does not belong to the AccessKey"
+		return "check ALIBABA_CLOUD_SECURITY_TOKEN or the credentials source: the STS token expired (and no fresher one was handed out) or does not belong to the AccessKey"
 	case code == "Forbidden.RiskControl":
 		return "check the Alibaba Cloud account in the console: risk control blocks its calls (an account-level block, not a permission; the console or support says why)"
 	case code == "Forbidden.RAM", code == "isp.RAM_PERMISSION_DENY", strings.HasPrefix(code, "Forbidden"):
@@ -93,7 +97,7 @@ func HaltHint(code string) string {
 // AccessKey is refused: every signed call fails with it, so a cheap query
 // can probe it as well as an update.
 func credentialCode(code string) bool {
-	return code == "SignatureDoesNotMatch" || code == "IncompleteSignature" ||
+	return code == "SignatureDoesNotMatch" || code == "IncompleteSignature" || code == dypls.CodeCredentials ||
 		strings.HasPrefix(code, "InvalidAccessKeyId") || strings.HasPrefix(code, "InvalidTimeStamp") ||
 		strings.HasPrefix(code, "InvalidSecurityToken") || code == "Forbidden.AccessKeyDisabled"
 }

@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	throttleStatus := fs.Int("throttle-status", 400, "HTTP status of gateway throttling (400 or 429, any 4xx/5xx)")
 	latency := fs.Duration("latency", 0, "delay added to every API call, e.g. 20ms")
 	jitter := fs.Duration("jitter", 0, "extra random delay in [0, jitter) per call")
+	stsLifetime := fs.Duration("sts-lifetime", dyplsim.DefaultSTSLifetime, "how long the STS credentials of the credentials URI (http://ADDR/_sim/credentials) are accepted")
 	seed := fs.Int("seed", 0, "create N sample bindings: SubsId 1000000000000000+i, X 170+(i-1) as 8 digits, A 138..., B 139..., pool "+dyplsim.DefaultPoolKey)
 	randSeed := fs.Int64("rand-seed", 0, "seed for generated ids, jitter and fault rates; 0 = random")
 	sameValue := fs.Bool("same-value-conflicts", false, "updateNoA/updateNoB with the number the binding already holds answers isv.BIND_CONFLICT instead of OK")
@@ -140,6 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		RandSeed:           *randSeed,
 		Seed:               *seed,
 		SameValueConflicts: *sameValue,
+		STSLifetime:        *stsLifetime,
 		Faults:             faults,
 		Logger:             log,
 	}

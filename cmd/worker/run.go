@@ -29,7 +29,7 @@ import (
 	"github.com/dyplsq/dyplsq/worker"
 )
 
-const usage = `worker runs dyplsq binding-update jobs (Dyplsapi UpdateSubscription) from Redis.
+var usage = `worker runs dyplsq binding-update jobs (Dyplsapi UpdateSubscription) from Redis.
 
 Usage: worker [flags]
 
@@ -41,8 +41,18 @@ metrics at /metrics, health at /healthz and /readyz. With API_ADDR set, the
 HTTP API (POST /v1/updates, GET /v1/updates/{taskId}, GET /v1/batches/{batchId},
 GET /v1/openapi.json) is served there, for the tokens of API_TOKENS.
 
-Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID and
-ALIBABA_CLOUD_ACCESS_KEY_SECRET (and ALIBABA_CLOUD_SECURITY_TOKEN for STS).
+Credentials: a static AccessKey when ALIBABA_CLOUD_ACCESS_KEY_ID and
+ALIBABA_CLOUD_ACCESS_KEY_SECRET are set (with ALIBABA_CLOUD_SECURITY_TOKEN
+for a fixed STS token, which cannot be refreshed). Otherwise the Alibaba
+Cloud SDK's default credentials chain, which takes the first of these that
+hands out credentials and keeps to it:
+` + credentialSources() + `
+STS credentials are refreshed before they expire; a call refused for an
+expired token is made again with fresh ones, and only a source that fails
+halts the worker (code Credentials.Unavailable, with the source's reason).
+One log line at start names the source in use ("credentials source", e.g.
+default/credential_uri), never a secret. On a machine that is not an ECS
+instance, ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips the metadata step.
 At start one signed QuerySubscriptionDetail checks them: /readyz stays false
 until a signed call is answered, and a refused secret halts the worker with
 the setting to check. enqueue queue probe makes halted workers probe now.
@@ -63,9 +73,9 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	redisSettings := redisconn.AddSettings(s)
 	logLevel := s.String("LOG_LEVEL", "log-level", "info", "debug, info, warn or error")
 	logFmt := s.String("LOG_FORMAT", "log-format", "json", "json or console")
-	akID := s.String("ALIBABA_CLOUD_ACCESS_KEY_ID", "access-key-id", "", "AccessKey ID for Dyplsapi (required)")
-	akSecret := s.Secret("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "access-key-secret", "AccessKey secret (required; prefer the variable: flags show in ps)")
-	stsToken := s.Secret("ALIBABA_CLOUD_SECURITY_TOKEN", "security-token", "STS security token (optional)")
+	akID := s.String("ALIBABA_CLOUD_ACCESS_KEY_ID", "access-key-id", "", "static AccessKey ID for Dyplsapi (unset: the default credentials chain)")
+	akSecret := s.Secret("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "access-key-secret", "its secret (prefer the variable: flags show in ps)")
+	stsToken := s.Secret("ALIBABA_CLOUD_SECURITY_TOKEN", "security-token", "fixed STS security token of that AccessKey (optional; never refreshed)")
 	endpoint := s.String("DYPLS_ENDPOINT", "endpoint", dypls.DefaultEndpoint, "Dyplsapi URL; http://127.0.0.1:8086 for the simulator")
 	region := s.String("DYPLS_REGION", "region", dypls.DefaultRegion, "Alibaba Cloud region")
 	qps := s.Float("DYPLS_QPS", "qps", worker.DefaultQPS, 0, "UpdateSubscription calls per second across all workers together (0: no cap)")
@@ -210,6 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	defer api.Close()
+	logCredentialSource(log, api)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -264,6 +275,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	_ = mon.Shutdown(sctx)
 	log.Info().Msg("worker stopped")
 	return 0
+}
+
+// credentialSources lists the default chain's sources for --help.
+func credentialSources() string {
+	var b strings.Builder
+	for i, src := range dypls.CredentialSources {
+		fmt.Fprintf(&b, "  %d. %s\n", i+1, src)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// logCredentialSource writes the one line that names where the
+// credentials come from, or why none were found (the worker then halts
+// until the source hands some out).
+func logCredentialSource(log zerolog.Logger, api *dypls.Client) {
+	src, err := api.CredentialSource()
+	if err != nil {
+		log.Error().Str("credentials", "none").Str("detail", mask.Text(err.Error())).
+			Msg("credentials source: none handed out credentials; calls halt until one does")
+		return
+	}
+	log.Info().Str("credentials", src).Msg("credentials source")
 }
 
 // warnUnusedQueues warns about each configured queue that is not a default

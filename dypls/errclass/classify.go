@@ -54,6 +54,7 @@ const (
 	CodeUnreadable        = "Response.Unreadable"         // a body that is not the expected JSON
 	CodeHTTPPrefix        = "HTTP."                       // "HTTP.502": an error status without a code in the body
 	CodeNotCalled         = "Client.Canceled"             // the context ended before the call was made
+	CodeCredentials       = "Credentials.Unavailable"     // the credentials source handed out none: not called
 )
 
 // codeClasses is the one classification table. It covers every code of the
@@ -130,6 +131,7 @@ var codeClasses = map[string]Class{
 	"InvalidAction.NotFound":                     Systemic,
 	"InvalidVersion":                             Systemic,
 	"UnsupportedHTTPMethod":                      Systemic,
+	CodeCredentials:                              Systemic, // no call can be signed until the source recovers
 }
 
 // Classify returns the class of an API, gateway or transport code. Codes not

@@ -69,6 +69,7 @@ func TestClassifyTable(t *testing.T) {
 		"Forbidden.Other":                            Systemic,
 		// Transport and reply failures.
 		CodeNotCalled:         Transient,
+		CodeCredentials:       Systemic,
 		CodeTimeout:           Transient,
 		CodeConnectionRefused: Transient,
 		CodeConnectFailed:     Transient,
