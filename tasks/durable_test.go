@@ -66,6 +66,14 @@ func TestDurableEnqueueIsOnTheReplicaWhenConfirmed(t *testing.T) {
 		t.Error("an unconfirmed enqueue returns no task id: the caller cannot tell what was queued")
 	}
 
+	id, err := PrimaryID(ctx, primary, "", DefaultLiveQueue)
+	if err != nil || id == "" {
+		t.Fatalf("PrimaryID = %q, %v", id, err)
+	}
+	if err := WaitReplicas(ctx, primary, "", DefaultLiveQueue, "a primary before a failover", Durability{Replicas: 1}); !errors.As(err, &nr) || !nr.Failover {
+		t.Fatalf("WaitReplicas on another primary than the write's: %v, want a failover refusal", err)
+	}
+
 	replicaProc.Stop()
 	p.Durable = &Durability{Replicas: 1, Timeout: 200 * time.Millisecond}
 	if _, err := p.Enqueue(ctx, futureUpdate()); !errors.As(err, &nr) || nr.Got != 0 {
@@ -81,7 +89,7 @@ func TestWaitReplicasNeedsOne(t *testing.T) {
 	t.Parallel()
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
-	if err := WaitReplicas(context.Background(), c, "", DefaultLiveQueue, Durability{}); err == nil {
+	if err := WaitReplicas(context.Background(), c, "", DefaultLiveQueue, "", Durability{}); err == nil {
 		t.Fatal("WaitReplicas with Replicas 0: nil, want an error")
 	}
 }

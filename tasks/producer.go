@@ -157,6 +157,12 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 	if err != nil {
 		return Result{}, err
 	}
+	primary := ""
+	if p.Durable != nil {
+		if primary, err = PrimaryID(ctx, p.Redis, p.KeyPrefix, queueOf(all)); err != nil {
+			return Result{}, err
+		}
+	}
 	info, err := p.Client.EnqueueContext(ctx, task)
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
@@ -167,7 +173,7 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 	}
 	res := Result{TaskID: info.ID, Queue: info.Queue, Version: m.Version, Warnings: warnings}
 	if p.Durable != nil {
-		if err := WaitReplicas(ctx, p.Redis, p.KeyPrefix, info.Queue, *p.Durable); err != nil {
+		if err := WaitReplicas(ctx, p.Redis, p.KeyPrefix, info.Queue, primary, *p.Durable); err != nil {
 			return res, fmt.Errorf("tasks: task %s: %w", info.ID, err)
 		}
 	}
@@ -186,4 +192,10 @@ func optionTargets(opts []asynq.Option) (queue, taskID string) {
 		}
 	}
 	return queue, taskID
+}
+
+// queueOf returns the queue the options select.
+func queueOf(opts []asynq.Option) string {
+	q, _ := optionTargets(opts)
+	return q
 }
