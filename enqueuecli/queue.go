@@ -45,7 +45,7 @@ type chunk struct {
 	rows      []*qrow
 	remaining atomic.Int32
 	todo      int64  // rows handed to the enqueueing goroutines
-	primary   string // with --durable: the Redis primary's id before they were
+	primary   string // with --durable: the Redis primary's id before its rows were queued
 }
 
 // pendingPoll is how often a run held back by --max-pending reads the
