@@ -15,7 +15,11 @@ import (
 //
 //   - maxmemory-policy other than noeviction: Redis may evict job, lease and
 //     dead-letter keys under memory pressure;
-//   - appendonly no and save "": a restart loses everything.
+//   - appendonly no and save "": a restart loses everything;
+//   - appendonly no (snapshots only): a restart loses what came after the
+//     last snapshot;
+//   - appendfsync no: a crash of the machine loses what the OS had not
+//     written yet (everysec, the promise of RELIABILITY.md, loses about 1 s).
 //
 // It reads them with CONFIG GET. Where CONFIG is disabled or not allowed, as
 // on many managed Redis services, it returns a note saying the settings
@@ -53,8 +57,8 @@ func Warnings(ctx context.Context, rdb redis.UniversalClient) ([]string, error) 
 
 // check checks one server.
 func check(ctx context.Context, c redis.Cmdable) ([]string, error) {
-	vals := make(map[string]string, 3)
-	for _, param := range []string{"maxmemory-policy", "appendonly", "save"} {
+	vals := make(map[string]string, 4)
+	for _, param := range []string{"maxmemory-policy", "appendonly", "save", "appendfsync"} {
 		m, err := c.ConfigGet(ctx, param).Result()
 		switch {
 		case configRefused(err):
@@ -76,8 +80,13 @@ func check(ctx context.Context, c redis.Cmdable) ([]string, error) {
 	if p := vals["maxmemory-policy"]; p != "noeviction" {
 		ws = append(ws, fmt.Sprintf("Redis evicts keys (maxmemory-policy=%s): jobs and dead letters can be lost; set noeviction", p))
 	}
-	if vals["appendonly"] == "no" && vals["save"] == "" {
+	switch {
+	case vals["appendonly"] == "no" && vals["save"] == "":
 		ws = append(ws, `Redis persists nothing (appendonly no, save ""): a Redis restart loses every queued job`)
+	case vals["appendonly"] == "no":
+		ws = append(ws, "Redis persists only snapshots (appendonly no): a Redis restart loses every job queued since the last one; set appendonly yes")
+	case vals["appendfsync"] == "no":
+		ws = append(ws, "Redis leaves the AOF to the OS (appendfsync no): a crash of the machine loses up to about 30 s of jobs; set appendfsync everysec")
 	}
 	return ws, nil
 }

@@ -52,13 +52,26 @@ func TestWarningsNoneForDurableNoEviction(t *testing.T) {
 	}
 }
 
-func TestWarningsSnapshotsCountAsPersistence(t *testing.T) {
+func TestWarningsSnapshotsOnly(t *testing.T) {
 	rdb, _ := openPrivate(t, "--save", "3600 1", "--maxmemory-policy", "volatile-lru")
 	ws, err := Warnings(testCtx(t), rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"Redis evicts keys (maxmemory-policy=volatile-lru): jobs and dead letters can be lost; set noeviction"}
+	want := []string{"Redis evicts keys (maxmemory-policy=volatile-lru): jobs and dead letters can be lost; set noeviction",
+		"Redis persists only snapshots (appendonly no): a Redis restart loses every job queued since the last one; set appendonly yes"}
+	if !slices.Equal(ws, want) {
+		t.Errorf("Warnings = %q, want %q", ws, want)
+	}
+}
+
+func TestWarningsAOFLeftToTheOS(t *testing.T) {
+	rdb, _ := openPrivate(t, "--appendonly", "yes", "--appendfsync", "no", "--maxmemory-policy", "noeviction")
+	ws, err := Warnings(testCtx(t), rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Redis leaves the AOF to the OS (appendfsync no): a crash of the machine loses up to about 30 s of jobs; set appendfsync everysec"}
 	if !slices.Equal(ws, want) {
 		t.Errorf("Warnings = %q, want %q", ws, want)
 	}
