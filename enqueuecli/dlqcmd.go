@@ -248,20 +248,10 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 	exportedAt := time.Now().UTC().Format(time.RFC3339Nano)
 	n, unreadable := 0, 0
 	err = store.Each(ctx, f, func(r deadletter.Record) error {
-		var u tasks.Update
-		msg := r.Message
-		if err := json.Unmarshal(r.Payload, &u); err != nil {
+		row, ok := exportRow(r, exportedAt)
+		if !ok {
 			unreadable++
-			u = tasks.Update{SubsId: r.SubsId, OperateType: r.OperateType}
-			msg = "payload unreadable, fill in the row: " + mask.Text(err.Error())
 		}
-		key := u.IdempotencyKey
-		u.IdempotencyKey = ""
-		row := make([]string, 0, len(tasks.KnownColumns)+len(exportExtra))
-		for _, c := range tasks.KnownColumns {
-			row = append(row, *tasks.FieldValue(&u, c))
-		}
-		row = append(row, r.Code, mask.Text(msg), r.TaskID, key, exportedAt, r.RequestID)
 		n++
 		return cw.Write(row)
 	})
@@ -283,6 +273,35 @@ func dlqExport(ctx context.Context, e env, store *deadletter.Store, f deadletter
 		fmt.Fprintf(e.stdout, "Fix the rows, then queue them as new versions with: enqueue %s\n(it then says how to remove the dead letters of the rows it queued; keep them until then)\n", shellQuote(path))
 	}
 	return exitOK
+}
+
+// exportRow is the CSV row of one dead letter: the job's columns (its
+// idempotency key moved to an extra column, so that the row is queued as a
+// new version), then the extra columns. ok is false when the payload could
+// not be read: the row then holds only SubsId and OperateType. Every cell
+// is valid UTF-8.
+func exportRow(r deadletter.Record, exportedAt string) (row []string, ok bool) {
+	var u tasks.Update
+	msg := r.Message
+	ok = true
+	if err := json.Unmarshal(r.Payload, &u); err != nil {
+		ok = false
+		u = tasks.Update{SubsId: r.SubsId, OperateType: r.OperateType}
+		msg = "payload unreadable, fill in the row: " + mask.Text(err.Error())
+	}
+	key := u.IdempotencyKey
+	u.IdempotencyKey = ""
+	row = make([]string, 0, len(tasks.KnownColumns)+len(exportExtra))
+	for _, c := range tasks.KnownColumns {
+		row = append(row, *tasks.FieldValue(&u, c))
+	}
+	row = append(row, r.Code, mask.Text(msg), r.TaskID, key, exportedAt, r.RequestID)
+	for i, c := range row {
+		// A job put on a queue by someone else may carry any bytes; the
+		// file must stay readable by enqueue, which takes UTF-8.
+		row[i] = strings.ToValidUTF8(c, "\uFFFD")
+	}
+	return row, ok
 }
 
 func dlqOutcomes(e env, name string, outs []deadletter.Outcome, err error, dryRun bool) int {

@@ -54,6 +54,7 @@ type enqueueConfig struct {
 	concurrency  int
 	maxPending   int
 	keepFinished *time.Duration
+	durable      *tasks.Durability // nil: confirmed once the primary has a row
 	window       *time.Duration
 	args         []string
 }
@@ -78,6 +79,10 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 		"keep at most N of a batch's rows queued and not yet ended, queueing more as rows end, so that Redis memory stays bounded whatever the file's size (0: queue every row at once)")
 	c.keepFinished = s.Duration("ENQUEUE_KEEP_FINISHED", "keep-finished", 0,
 		"keep each finished row's task and result in asynq this long, to see them in the web UI (0: not kept; the batch record keeps every row's outcome, code and RequestId for the batch window anyway)")
+	durable := s.Int("ENQUEUE_DURABLE", "durable", 0, 0,
+		"confirm rows only once N Redis replicas hold them (WAIT), so that a failover cannot lose them; rows not confirmed in time are counted and the exit status is 1 (0: confirmed once the primary has them)")
+	durableTimeout := s.Duration("ENQUEUE_DURABLE_TIMEOUT", "durable-timeout", tasks.DefaultDurableTimeout,
+		"how long --durable waits for the replicas, per chunk of rows")
 	c.window = s.Duration("BATCH_WINDOW", "batch-window", batch.DefaultTTL, "how long a batch record is kept: re-running the same file within it queues nothing twice")
 	c.common = addCommon(s)
 	pos, err := parseArgs(s, "enqueue", args, func() { fmt.Fprint(e.stdout, enqueueHelp(s)) })
@@ -85,6 +90,9 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 		return nil, err
 	}
 	c.maxPending = *maxPending
+	if *durable > 0 {
+		c.durable = &tasks.Durability{Replicas: *durable, Timeout: *durableTimeout}
+	}
 	fs.Visit(func(f *flag.Flag) { c.queueGiven = c.queueGiven || f.Name == "queue" })
 	switch {
 	case len(pos) == 0:
@@ -102,6 +110,8 @@ func parseEnqueue(args []string, e env) (*enqueueConfig, error) {
 		return nil, usagef("--wait-timeout %s: want 0 (no limit) or more", c.waitTimeout)
 	case c.redisTimeout <= 0:
 		return nil, usagef("--redis-timeout %s: want a positive duration such as 60s", c.redisTimeout)
+	case *durable < 0 || *durableTimeout <= 0:
+		return nil, usagef("--durable %d --durable-timeout %s: want a replica count of 0 or more and a positive timeout", *durable, *durableTimeout)
 	case c.wait && c.dryRun:
 		return nil, usagef("--wait and --dry-run do not go together: a dry run queues nothing")
 	}
@@ -321,7 +331,8 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 
 	q := &queuer{ctx: ctx, store: store, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
 		guard: guard, id: info.ID, info: info, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
-		maxPending: cfg.maxPending, keepFinished: *cfg.keepFinished, skipInvalid: cfg.skipInvalid, problems: pp, stderr: e.stderr}
+		maxPending: cfg.maxPending, keepFinished: *cfg.keepFinished, skipInvalid: cfg.skipInvalid, problems: pp, stderr: e.stderr,
+		rdb: rdb, prefix: cfg.prefix(), durable: cfg.durable}
 	f, err := os.Open(in.path)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
@@ -380,6 +391,11 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 	code := exitOK
 	if sum.invalid > p1.invalid && !cfg.skipInvalid {
 		fmt.Fprintf(e.stderr, "enqueue: %d rows became invalid while queueing (see above) and were not queued\n", sum.invalid-p1.invalid)
+		code = exitFailed
+	}
+	if n := q.unconfirmed.Load(); n > 0 {
+		fmt.Fprintf(e.stderr, "enqueue: %d rows of batch %s are queued but were not confirmed by %d Redis replicas within %s: a failover before the replicas catch up could lose them\n",
+			n, info.ID, cfg.durable.Replicas, cfg.durable.Timeout)
 		code = exitFailed
 	}
 	if cfg.wait {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/tasks"
@@ -43,7 +44,8 @@ type chunk struct {
 	index     int
 	rows      []*qrow
 	remaining atomic.Int32
-	todo      int64 // rows handed to the enqueueing goroutines
+	todo      int64  // rows handed to the enqueueing goroutines
+	primary   string // with --durable: the Redis primary's id before they were
 }
 
 // pendingPoll is how often a run held back by --max-pending reads the
@@ -74,6 +76,13 @@ type queuer struct {
 	problems     *problemPrinter
 	stderr       io.Writer
 	pmu          sync.Mutex
+
+	// With --durable: each chunk's rows are confirmed on the replicas
+	// once recorded; unconfirmed counts the fresh rows that were not.
+	rdb         redis.UniversalClient
+	prefix      string
+	durable     *tasks.Durability
+	unconfirmed atomic.Int64
 
 	work  chan workItem
 	slots chan struct{}
@@ -247,6 +256,18 @@ func (q *queuer) dispatch(c *chunk) {
 	if !q.awaitRoom(len(todo)) {
 		<-q.slots
 		return
+	}
+	if q.durable != nil {
+		err := q.guard.do(q.ctx, func(ctx context.Context) error {
+			var err error
+			c.primary, err = tasks.PrimaryID(ctx, q.rdb, q.prefix, q.queue)
+			return err
+		})
+		if err != nil {
+			q.fail(err)
+			<-q.slots
+			return
+		}
 	}
 	c.todo = int64(len(todo))
 	q.unrecorded.Add(c.todo)
@@ -475,6 +496,9 @@ func (q *queuer) record(c *chunk) {
 		return
 	}
 	q.handled.Add(int64(len(entries)))
+	if q.durable != nil && !rec.Cancelled {
+		q.confirm(c)
+	}
 	if rec.Cancelled {
 		q.cancelled.Store(true)
 		q.stopFlag.Store(true)
@@ -487,5 +511,27 @@ func (q *queuer) record(c *chunk) {
 				_ = q.insp.DeleteTask(q.queue, id)
 			}
 		}
+	}
+}
+
+// confirm waits until the replicas hold the fresh rows of c and their
+// record (--durable), and counts them as unconfirmed if they did not in
+// time.
+func (q *queuer) confirm(c *chunk) {
+	fresh := 0
+	for _, r := range c.rows {
+		if r.fresh {
+			fresh++
+		}
+	}
+	if fresh == 0 {
+		return
+	}
+	// One try: after a connection error the client may be on a new
+	// primary, whose replicas would confirm rows the old one took with it.
+	ctx, cancel := context.WithTimeout(context.Background(), q.durable.Timeout+10*time.Second)
+	defer cancel()
+	if err := tasks.WaitReplicas(ctx, q.rdb, q.prefix, q.queue, c.primary, *q.durable); err != nil {
+		q.unconfirmed.Add(int64(fresh))
 	}
 }

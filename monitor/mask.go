@@ -121,7 +121,7 @@ func maskJSON(doc []byte, keepIDs bool) []byte {
 // maskLiteral masks one JSON string literal (quotes included) and reports
 // whether it changed.
 func maskLiteral(lit []byte, keepIDs bool) ([]byte, bool) {
-	if !bytes.ContainsAny(lit, `0123456789\`) {
+	if !mayHoldDigits(lit) {
 		return nil, false
 	}
 	var s string
@@ -140,4 +140,16 @@ func maskLiteral(lit []byte, keepIDs bool) ([]byte, bool) {
 		return nil, false
 	}
 	return enc, true
+}
+
+// mayHoldDigits reports whether a JSON string literal can hold a digit:
+// an ASCII one, an escape, or a multi-byte character (full-width digits
+// count as digits for [mask.Text]).
+func mayHoldDigits(lit []byte) bool {
+	for _, c := range lit {
+		if c >= '0' && c <= '9' || c == '\\' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }

@@ -62,6 +62,12 @@ type Producer struct {
 	// Now returns the current time, for validation and Meta.EnqueuedAt.
 	// Default: time.Now.
 	Now func() time.Time
+
+	// Durable, when set, confirms each enqueue only once that many Redis
+	// replicas hold it ([WaitReplicas]); Enqueue returns an error wrapping
+	// [ErrNotReplicated] otherwise, with the Result of the job, which is
+	// queued. Default: nil, confirmed once the primary has it.
+	Durable *Durability
 }
 
 // NewProducer returns a Producer that enqueues through rdb and takes
@@ -151,6 +157,12 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 	if err != nil {
 		return Result{}, err
 	}
+	primary := ""
+	if p.Durable != nil {
+		if primary, err = PrimaryID(ctx, p.Redis, p.KeyPrefix, queueOf(all)); err != nil {
+			return Result{}, err
+		}
+	}
 	info, err := p.Client.EnqueueContext(ctx, task)
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
@@ -159,7 +171,13 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 	case err != nil:
 		return Result{}, fmt.Errorf("tasks: enqueue to %s: %w", queue, err)
 	}
-	return Result{TaskID: info.ID, Queue: info.Queue, Version: m.Version, Warnings: warnings}, nil
+	res := Result{TaskID: info.ID, Queue: info.Queue, Version: m.Version, Warnings: warnings}
+	if p.Durable != nil {
+		if err := WaitReplicas(ctx, p.Redis, p.KeyPrefix, info.Queue, primary, *p.Durable); err != nil {
+			return res, fmt.Errorf("tasks: task %s: %w", info.ID, err)
+		}
+	}
+	return res, nil
 }
 
 // optionTargets returns the queue and task id the options select (the last
@@ -174,4 +192,10 @@ func optionTargets(opts []asynq.Option) (queue, taskID string) {
 		}
 	}
 	return queue, taskID
+}
+
+// queueOf returns the queue the options select.
+func queueOf(opts []asynq.Option) string {
+	q, _ := optionTargets(opts)
+	return q
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hibiken/asynq"
 )
@@ -141,7 +143,8 @@ func defaultOptions(u Update) []asynq.Option {
 // wrapping [ErrMalformed], when the payload is not a JSON object of known
 // keys, when its schema is newer than [SchemaVersion] (also wrapping
 // [ErrUnsupportedSchema]) or negative, or when SubsId, PhoneNoX or
-// OperateType is missing (also wrapping a [*ValidationError]). Values are
+// OperateType is missing, or when SubsId or a phone number holds a control
+// character (also wrapping a [*ValidationError]). Values are
 // normalized ([Update.Normalize]); the other rules of [Update.Validate] are
 // left to the API, since some of them depend on the time of the call.
 //
@@ -169,6 +172,13 @@ func Decode(payload []byte) (Update, error) {
 	for _, f := range [...]string{"SubsId", "PhoneNoX", "OperateType"} {
 		if *FieldValue(&u, f) == "" {
 			ps = append(ps, Problem{Field: f, Reason: "required"})
+		}
+	}
+	for _, f := range [...]string{"SubsId", "PhoneNoX", "PhoneNoA", "PhoneNoB"} {
+		// Validate wants these digits only; a control character in one
+		// is never a job a producer of this package made.
+		if i := strings.IndexFunc(*FieldValue(&u, f), unicode.IsControl); i >= 0 {
+			ps = append(ps, Problem{Field: f, Reason: fmt.Sprintf("holds a control character at byte %d: want digits only", i)})
 		}
 	}
 	if len(ps) > 0 {

@@ -30,6 +30,12 @@ const (
 	StateHalted       = "halted"
 )
 
+// MaxPayloadBytes is the largest payload a worker decodes (64 KiB); a
+// larger one ends dead with [CodeMalformed] without being read. A binding
+// update is well under 4 KiB; only someone else's task on the queue can be
+// larger.
+const MaxPayloadBytes = 64 << 10
+
 // Codes dyplsq gives to outcomes that have no API code.
 const (
 	CodeMalformed         = "Job.Malformed"
@@ -198,7 +204,12 @@ func ended(err error) error {
 func (h *handler) prepare(ctx context.Context, j *job) error {
 	if j.t.Type() != tasks.TypeUpdateSubscription {
 		return h.die(ctx, j, nil, reasonMalformed, &dypls.Error{Code: CodeUnknownType,
-			Message: fmt.Sprintf("task type %q is not %q: this worker only runs binding updates", j.t.Type(), tasks.TypeUpdateSubscription),
+			Message: mask.Text(fmt.Sprintf("task type %q is not %q: this worker only runs binding updates", j.t.Type(), tasks.TypeUpdateSubscription)),
+			Class:   dypls.Permanent})
+	}
+	if n := len(j.payload); n > MaxPayloadBytes {
+		return h.die(ctx, j, nil, reasonMalformed, &dypls.Error{Code: CodeMalformed,
+			Message: fmt.Sprintf("payload is %d bytes, more than %d: no binding update is that large", n, MaxPayloadBytes),
 			Class:   dypls.Permanent})
 	}
 	u, err := tasks.Decode(j.payload)
