@@ -20,10 +20,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// DefaultPrefix is the key prefix of a [Halts] whose Prefix is empty.
-const DefaultPrefix = "dyplsq"
+	"github.com/dyplsq/dyplsq/tasks"
+)
 
 // DefaultStaleAfter is how long a halt lives without a refresh when
 // [Halts.StaleAfter] is zero.
@@ -50,7 +49,7 @@ type Halt struct {
 type Halts struct {
 	// Redis is the server holding the hash.
 	Redis redis.UniversalClient
-	// Prefix starts the key; empty means [DefaultPrefix].
+	// Prefix starts the key; empty means [tasks.DefaultKeyPrefix].
 	Prefix string
 	// StaleAfter drops halts not refreshed for this long by Redis's clock
 	// (the worker died while halted); zero means [DefaultStaleAfter].
@@ -61,7 +60,7 @@ type Halts struct {
 func (h *Halts) Key() string {
 	p := h.Prefix
 	if p == "" {
-		p = DefaultPrefix
+		p = tasks.DefaultKeyPrefix
 	}
 	return p + ":halts"
 }

@@ -18,10 +18,6 @@ import (
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
-// DefaultPrefix is the key prefix of a [Store] whose Prefix is empty. It
-// must match the worker's key prefix.
-const DefaultPrefix = "dyplsq"
-
 // DefaultTTL is the batch window of a [Store] whose TTL is zero: how long a
 // batch record is kept, and so how long re-running the same file queues
 // nothing.
@@ -104,7 +100,7 @@ var ErrNotFound = errors.New("batch not found (it was never queued here, or its 
 type Store struct {
 	// Redis is the server holding the records and the version counter.
 	Redis redis.UniversalClient
-	// Prefix starts every key; empty means [DefaultPrefix]. It must match
+	// Prefix starts every key; empty means [tasks.DefaultKeyPrefix]. It must match
 	// the worker's key prefix.
 	Prefix string
 	// TTL is the batch window: a new batch's record expires this long after
@@ -115,7 +111,7 @@ type Store struct {
 
 func (s *Store) prefix() string {
 	if s.Prefix == "" {
-		return DefaultPrefix
+		return tasks.DefaultKeyPrefix
 	}
 	return s.Prefix
 }

@@ -10,10 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/mask"
+	"github.com/dyplsq/dyplsq/tasks"
 )
-
-// DefaultPrefix is the key prefix of a [Store] whose Prefix is empty.
-const DefaultPrefix = "dyplsq"
 
 // Store keeps dead-letter records in Redis. Each record is one string key,
 // <prefix>:{dlq}:rec:<task id>, holding its JSON; the ZSET
@@ -29,7 +27,7 @@ const DefaultPrefix = "dyplsq"
 type Store struct {
 	// Redis is the server holding the records.
 	Redis redis.UniversalClient
-	// Prefix starts every key; empty means [DefaultPrefix].
+	// Prefix starts every key; empty means [tasks.DefaultKeyPrefix].
 	Prefix string
 }
 
@@ -41,7 +39,7 @@ const maxWatchRetries = 20
 
 func (s *Store) prefix() string {
 	if s.Prefix == "" {
-		return DefaultPrefix
+		return tasks.DefaultKeyPrefix
 	}
 	return s.Prefix
 }
