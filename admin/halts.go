@@ -20,8 +20,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // DefaultStaleAfter is how long a halt lives without a refresh when
@@ -54,15 +52,6 @@ type Halts struct {
 	// StaleAfter drops halts not refreshed for this long by Redis's clock
 	// (the worker died while halted); zero means [DefaultStaleAfter].
 	StaleAfter time.Duration
-}
-
-// Key is the Redis hash holding the halts.
-func (h *Halts) Key() string {
-	p := h.Prefix
-	if p == "" {
-		p = tasks.DefaultKeyPrefix
-	}
-	return p + ":halts"
 }
 
 func (h *Halts) staleAfter() time.Duration {
@@ -179,10 +168,6 @@ func (h *Halts) List(ctx context.Context) ([]Halt, error) {
 	})
 	return out, nil
 }
-
-// ProbeKey is the counter an operator raises to make halted workers probe
-// now: each worker's halt loop watches it.
-func (h *Halts) ProbeKey() string { return h.Key() + ":probe" }
 
 // RequestProbe asks every halted worker to probe the API now, once the
 // cause of its halt is fixed, instead of at its next scheduled probe.

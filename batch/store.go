@@ -109,41 +109,12 @@ type Store struct {
 	TTL time.Duration
 }
 
-func (s *Store) prefix() string {
-	if s.Prefix == "" {
-		return tasks.DefaultKeyPrefix
-	}
-	return s.Prefix
-}
-
 func (s *Store) ttl() time.Duration {
 	if s.TTL > 0 {
 		return s.TTL
 	}
 	return DefaultTTL
 }
-
-// Key is the hash holding batch id's Info and counters.
-func (s *Store) Key(id string) string { return s.prefix() + ":batch:{" + id + "}" }
-
-// RowsKey is the string of batch id's row outcomes, 4 bits per line: line
-// L's outcome code is the high nibble of byte L/2 for an even L, the low
-// nibble for an odd one (the layout of BITFIELD u4 at offset #L; the
-// scripts read and write it with GETRANGE and SETRANGE).
-func (s *Store) RowsKey(id string) string { return s.Key(id) + ":rows" }
-
-// VersionsKey is the hash of batch id's version blocks.
-func (s *Store) VersionsKey(id string) string { return s.Key(id) + ":versions" }
-
-// BucketKey is the hash of details of batch id's lines from
-// bucket·BucketLines to (bucket+1)·BucketLines-1.
-func (s *Store) BucketKey(id string, bucket int) string {
-	return s.Key(id) + ":d:" + strconv.Itoa(bucket)
-}
-
-// IndexKey is the sorted set of batch ids scored by creation time (Unix
-// milliseconds).
-func (s *Store) IndexKey() string { return s.prefix() + ":batches" }
 
 // NewHasher returns a writer that hashes an input file into its batch id.
 // Write the file's bytes to it, exactly as read, then call ID. The id

@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/mask"
-	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // Store keeps dead-letter records in Redis. Each record is one string key,
@@ -36,23 +35,6 @@ const pageSize = 500
 
 // maxWatchRetries bounds the optimistic-lock retries of Put.
 const maxWatchRetries = 20
-
-func (s *Store) prefix() string {
-	if s.Prefix == "" {
-		return tasks.DefaultKeyPrefix
-	}
-	return s.Prefix
-}
-
-// IndexKey is the ZSET of task ids scored by DiedAt (Unix milliseconds).
-func (s *Store) IndexKey() string { return s.prefix() + ":{dlq}:index" }
-
-// RecordKey is the string key holding the JSON record of taskID.
-func (s *Store) RecordKey(taskID string) string { return s.prefix() + ":{dlq}:rec:" + taskID }
-
-// oldIndexKey and oldRecordKey are the keys of the earlier layout.
-func (s *Store) oldIndexKey() string               { return s.prefix() + ":dlq:index" }
-func (s *Store) oldRecordKey(taskID string) string { return s.prefix() + ":dlq:rec:" + taskID }
 
 // Put writes r. It is idempotent per TaskID: writing a record again merges
 // it with the stored one, keeping the earliest FirstFailure and DiedAt, the

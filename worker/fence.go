@@ -157,8 +157,8 @@ type fence struct {
 	stateTTL time.Duration // a job state's lifetime, and an intent's
 }
 
-func (f *fence) keys(subsID string) (fenceKey, lockKey string) {
-	return fmt.Sprintf("%s:{%s}:fence", f.prefix, subsID), fmt.Sprintf("%s:{%s}:lock", f.prefix, subsID)
+func (f *fence) keys(subsID string) (fk, lk string) {
+	return fenceKey(f.prefix, subsID), lockKey(f.prefix, subsID)
 }
 
 // beginResult is the fence's answer to a job that wants to call.
