@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/batch"
 )
 
 // QueueStatus is a snapshot of one asynq queue.
@@ -157,7 +159,7 @@ func (c *Control) RunHalted(ctx context.Context, queues ...string) (int, error) 
 			}
 			n := 0
 			for _, t := range ts {
-				if !strings.HasPrefix(t.LastErr, "halted") {
+				if !strings.HasPrefix(t.LastErr, batch.OutcomeHalted) {
 					continue
 				}
 				if err := c.Inspector.RunTask(q, t.ID); err != nil {

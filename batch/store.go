@@ -47,6 +47,10 @@ const (
 	OutcomeDuplicate  = "duplicate"  // ended: its IdempotencyKey was already queued by another producer
 )
 
+// CountQueued names the counter of rows queued, beside the outcomes' own,
+// in the batch record ("n:queued") and in reports.
+const CountQueued = "queued"
+
 // outcomes lists the outcomes by their 4-bit code in the rows string;
 // code 0 is a line not queued.
 var outcomes = [...]string{"", OutcomePending, OutcomeApplied, OutcomeSuperseded, OutcomeDead,
@@ -292,7 +296,7 @@ func (c Counts) Of(o string) int64 {
 
 func (c *Counts) set(o string, n int64) {
 	switch o {
-	case "queued":
+	case CountQueued:
 		c.Queued = n
 	case OutcomePending:
 		c.Pending = n

@@ -20,14 +20,17 @@ import (
 )
 
 // Outcomes and the states on the way, as logs, results and metrics name them.
+// The outcomes a batch row shares are [batch]'s, defined there once.
 const (
-	OutcomeApplied    = "applied"
-	OutcomeSuperseded = "superseded"
-	OutcomeDead       = "dead"
-	OutcomeCancelled  = "cancelled"
+	OutcomeApplied    = batch.OutcomeApplied
+	OutcomeSuperseded = batch.OutcomeSuperseded
+	OutcomeDead       = batch.OutcomeDead
+	OutcomeCancelled  = batch.OutcomeCancelled
 	StateThrottled    = "throttled"
 	StateTransient    = "transient"
-	StateHalted       = "halted"
+	// StateHalted is also the reason of a halted job's retry, so its last
+	// error starts with it (admin and api read it there).
+	StateHalted = batch.OutcomeHalted
 )
 
 // MaxPayloadBytes is the largest payload a worker decodes (64 KiB); a
@@ -464,7 +467,7 @@ func (h *handler) settle(ctx context.Context, j *job, l *lease, de *dypls.Error,
 	}
 	h.metrics.Retries.WithLabelValues(StateTransient, de.Code).Inc()
 	h.logJob(zerolog.InfoLevel, j, StateTransient, de)
-	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
+	if err := h.mark(ctx, j, batch.OutcomeRetrying, de.Code, de.Message, de.RequestID); err != nil {
 		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated")
 	}
 	return &retryError{reason: StateTransient, failure: true, err: de,
@@ -670,7 +673,7 @@ func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error 
 	}
 	h.metrics.Retries.WithLabelValues(StateThrottled, de.Code).Inc()
 	h.logJob(zerolog.DebugLevel, j, StateThrottled, de)
-	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
+	if err := h.mark(ctx, j, batch.OutcomeRetrying, de.Code, de.Message, de.RequestID); err != nil {
 		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated")
 	}
 	return &retryError{reason: StateThrottled, delay: jitter(d.delay), err: de}
