@@ -74,7 +74,14 @@ func runQueue(ctx context.Context, args []string, e env) int {
 	if verb == "probe" {
 		return queueProbe(ctx, e, c, sc.pos)
 	}
-	qs, hs, err := c.Status(ctx, sc.pos...)
+	return queueStatus(ctx, e, name, c, sc.pos)
+}
+
+// queueStatus prints the state of queues (every queue when none is named),
+// the workers and the halts. It fails when a queue with jobs waiting has
+// no live worker or a worker is halted.
+func queueStatus(ctx context.Context, e env, name string, c *admin.Control, queues []string) int {
+	qs, hs, err := c.Status(ctx, queues...)
 	if err != nil {
 		return fail(e, name, err)
 	}
