@@ -104,8 +104,8 @@ var ErrNotFound = errors.New("batch not found (it was never queued here, or its 
 type Store struct {
 	// Redis is the server holding the records and the version counter.
 	Redis redis.UniversalClient
-	// Prefix starts every key; empty means [tasks.DefaultKeyPrefix]. It must match
-	// the worker's key prefix.
+	// Prefix starts every key; empty means [tasks.DefaultKeyPrefix]. It
+	// must match the worker's key prefix.
 	Prefix string
 	// TTL is the batch window: a new batch's record expires this long after
 	// it was created; zero means [DefaultTTL]. Writes to an existing batch
