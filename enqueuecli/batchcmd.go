@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,27 @@ func (sc *subcommand) open(ctx context.Context) (redis.UniversalClient, *redisGu
 	return rdb, &redisGuard{timeout: sc.redisTimeout, out: io.Discard, where: sc.redis.String()}, nil
 }
 
+// verbOf reads the verb of subcommand name, its first argument, which must
+// be one of verbs. It ends the command (ok false, with the exit status
+// code) when there is none (help on stderr, a usage error), when it asks
+// for help (-h, --help or help: help on stdout) and when it is unknown.
+func verbOf(e env, name, help string, args []string, verbs ...string) (verb string, code int, ok bool) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) == 0 {
+			fmt.Fprint(e.stderr, help)
+			return "", exitUsage, false
+		}
+		fmt.Fprint(e.stdout, help)
+		return "", exitOK, false
+	}
+	if verb = args[0]; !slices.Contains(verbs, verb) {
+		want := strings.Join(verbs[:len(verbs)-1], ", ") + " or " + verbs[len(verbs)-1]
+		fmt.Fprintf(e.stderr, "%s: unknown command %q: want %s (see %s --help)\n", name, verb, want, name)
+		return "", exitUsage, false
+	}
+	return verb, exitOK, true
+}
+
 // fail prints err for a subcommand and returns the exit status.
 func fail(e env, name string, err error) int {
 	if errors.Is(err, envflag.ErrHelp) {
@@ -80,26 +102,16 @@ func fail(e env, name string, err error) int {
 
 func runBatch(ctx context.Context, args []string, e env) int {
 	const name = "enqueue batch"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) == 0 {
-			fmt.Fprint(e.stderr, batchHelp)
-			return exitUsage
-		}
-		fmt.Fprint(e.stdout, batchHelp)
-		return exitOK
+	verb, code, ok := verbOf(e, name, batchHelp, args, "status", "cancel")
+	if !ok {
+		return code
 	}
-	verb := args[0]
 	sc := newSub(name+" "+verb, e)
 	var wait bool
 	var waitTimeout time.Duration
-	switch verb {
-	case "status":
+	if verb == "status" {
 		sc.set.FlagSet().BoolVar(&wait, "wait", false, "")
 		sc.set.FlagSet().DurationVar(&waitTimeout, "wait-timeout", 0, "")
-	case "cancel":
-	default:
-		fmt.Fprintf(e.stderr, "%s: unknown command %q: want status or cancel (see enqueue batch --help)\n", name, verb)
-		return exitUsage
 	}
 	if err := sc.parse(args[1:], e, batchHelp); err != nil {
 		return fail(e, name, err)

@@ -94,20 +94,9 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 
 func runDLQ(ctx context.Context, args []string, e env) int {
 	const name = "enqueue dlq"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) == 0 {
-			fmt.Fprint(e.stderr, dlqHelp)
-			return exitUsage
-		}
-		fmt.Fprint(e.stdout, dlqHelp)
-		return exitOK
-	}
-	verb := args[0]
-	switch verb {
-	case "list", "export", "requeue", "purge":
-	default:
-		fmt.Fprintf(e.stderr, "%s: unknown command %q: want list, export, requeue or purge (see enqueue dlq --help)\n", name, verb)
-		return exitUsage
+	verb, code, ok := verbOf(e, name, dlqHelp, args, "list", "export", "requeue", "purge")
+	if !ok {
+		return code
 	}
 	sc := newSub(name+" "+verb, e)
 	fl := newDLQFlags(sc.set.FlagSet(), verb)
