@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/batch"
 )
 
 // QueueStatus is a snapshot of one asynq queue.
@@ -126,10 +128,6 @@ func (c *Control) emptyStatus(ctx context.Context, q string) (QueueStatus, error
 	return st, nil
 }
 
-// pausedKey is the key asynq v0.26 sets while queue q is paused
-// (internal/base.PausedKey), readable before the queue exists.
-func pausedKey(q string) string { return "asynq:{" + q + "}:paused" }
-
 // queueMissing reports an error of GetQueueInfo for a queue that does not
 // exist: asynq v0.26 returns its internal QueueNotFoundError there, not
 // [asynq.ErrQueueNotFound].
@@ -161,7 +159,7 @@ func (c *Control) RunHalted(ctx context.Context, queues ...string) (int, error) 
 			}
 			n := 0
 			for _, t := range ts {
-				if !strings.HasPrefix(t.LastErr, "halted") {
+				if !strings.HasPrefix(t.LastErr, batch.OutcomeHalted) {
 					continue
 				}
 				if err := c.Inspector.RunTask(q, t.ID); err != nil {
@@ -218,8 +216,7 @@ func (c *Control) Workers(ctx context.Context) ([]WorkerStatus, error) {
 		w := WorkerStatus{ID: s.ID, Host: s.Host, PID: s.PID, Concurrency: s.Concurrency, Queues: s.Queues,
 			Active: len(s.ActiveWorkers), Status: s.Status, Started: s.Started}
 		if c.Halts != nil && c.Halts.Redis != nil {
-			key := fmt.Sprintf("asynq:servers:{%s:%d:%s}", s.Host, s.PID, s.ID)
-			if exp, err := c.Halts.Redis.ZScore(ctx, "asynq:servers", key).Result(); err == nil {
+			if exp, err := c.Halts.Redis.ZScore(ctx, asynqServersKey, asynqServerKey(s.Host, s.PID, s.ID)).Result(); err == nil {
 				w.Heartbeat = time.Unix(int64(exp), 0).Add(-heartbeatTTL)
 			}
 		}

@@ -22,9 +22,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultPrefix is the key prefix of a [Halts] whose Prefix is empty.
-const DefaultPrefix = "dyplsq"
-
 // DefaultStaleAfter is how long a halt lives without a refresh when
 // [Halts.StaleAfter] is zero.
 const DefaultStaleAfter = time.Minute
@@ -50,20 +47,11 @@ type Halt struct {
 type Halts struct {
 	// Redis is the server holding the hash.
 	Redis redis.UniversalClient
-	// Prefix starts the key; empty means [DefaultPrefix].
+	// Prefix starts the key; empty means [tasks.DefaultKeyPrefix].
 	Prefix string
 	// StaleAfter drops halts not refreshed for this long by Redis's clock
 	// (the worker died while halted); zero means [DefaultStaleAfter].
 	StaleAfter time.Duration
-}
-
-// Key is the Redis hash holding the halts.
-func (h *Halts) Key() string {
-	p := h.Prefix
-	if p == "" {
-		p = DefaultPrefix
-	}
-	return p + ":halts"
 }
 
 func (h *Halts) staleAfter() time.Duration {
@@ -180,10 +168,6 @@ func (h *Halts) List(ctx context.Context) ([]Halt, error) {
 	})
 	return out, nil
 }
-
-// ProbeKey is the counter an operator raises to make halted workers probe
-// now: each worker's halt loop watches it.
-func (h *Halts) ProbeKey() string { return h.Key() + ":probe" }
 
 // RequestProbe asks every halted worker to probe the API now, once the
 // cause of its halt is fixed, instead of at its next scheduled probe.

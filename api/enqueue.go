@@ -139,10 +139,6 @@ func batchID(token, key string) (string, error) {
 	return h.ID(), nil
 }
 
-// requestKey holds the fingerprint of the request that first used a batch's
-// Idempotency-Key.
-func (s *Server) requestKey(id string) string { return s.cfg.KeyPrefix + ":api:{" + id + "}:request" }
-
 // claimKey records the fingerprint of the request under its key, or checks
 // it against the one recorded: the same key with another request is a
 // conflict.

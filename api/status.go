@@ -19,12 +19,12 @@ import (
 
 // States of an update, as [UpdateStatus.State] names them.
 const (
-	StatePending   = "pending"   // queued, waiting for a worker
-	StateScheduled = "scheduled" // queued to run later
-	StateActive    = "active"    // a worker is running it
-	StateRetrying  = "retrying"  // throttled or a transient failure: it runs again
-	StateHalted    = "halted"    // held by a halted worker, which probes and resumes by itself
-	StateEnded     = "ended"     // Outcome says how
+	StatePending   = batch.OutcomePending  // queued, waiting for a worker
+	StateScheduled = "scheduled"           // queued to run later
+	StateActive    = "active"              // a worker is running it
+	StateRetrying  = batch.OutcomeRetrying // throttled or a transient failure: it runs again
+	StateHalted    = batch.OutcomeHalted   // held by a halted worker, which probes and resumes by itself
+	StateEnded     = "ended"               // Outcome says how
 )
 
 // UpdateStatus is the answer to GET /v1/updates/{taskId}. Phone numbers are
@@ -146,7 +146,7 @@ func (s *Server) fromTask(ctx context.Context, ti *asynq.TaskInfo, row *batch.Ro
 			At        time.Time `json:"at"`
 		}
 		if err := json.Unmarshal(ti.Result, &res); err != nil || res.Outcome == "" {
-			res.Outcome, res.Code = "applied", "OK"
+			res.Outcome, res.Code = batch.OutcomeApplied, "OK"
 		}
 		st.State, st.Outcome, st.Code, st.RequestID = StateEnded, res.Outcome, res.Code, res.RequestID
 		st.Message, st.Attempts = mask.Text(res.Note), res.Attempts
@@ -169,7 +169,7 @@ func (s *Server) fromTask(ctx context.Context, ti *asynq.TaskInfo, row *batch.Ro
 		st.State, st.Outcome, st.Message = StateEnded, batch.OutcomeDead, mask.Text(ti.LastErr)
 	case asynq.TaskStateRetry:
 		st.State, st.Reason = StateRetrying, mask.Text(ti.LastErr)
-		if strings.HasPrefix(ti.LastErr, "halted") {
+		if strings.HasPrefix(ti.LastErr, StateHalted) {
 			st.State = StateHalted
 		}
 		st.NextRunAt = &ti.NextProcessAt
@@ -259,7 +259,7 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	out := BatchStatus{BatchID: st.ID, State: st.State, Done: st.Done(), Queue: st.Queue, Source: "cli",
 		Origin: mask.Text(st.Origin), Created: st.Created, Expires: st.Expires, Rows: st.Rows,
-		Counts: map[string]int64{"queued": st.Queued}, Codes: []CodeCount{}}
+		Counts: map[string]int64{batch.CountQueued: st.Queued}, Codes: []CodeCount{}}
 	if strings.HasPrefix(st.Origin, "api:") {
 		out.Source = "api"
 	}

@@ -32,8 +32,9 @@
 //
 // # Keys
 //
-// With the default prefix "dyplsq" and batch id B, every key of a batch
-// carries the hash tag {B}, so each script touches one Redis Cluster slot:
+// With the default prefix "dyplsq" ([tasks.DefaultKeyPrefix]) and batch id B,
+// every key of a batch carries the hash tag {B}, so each script touches one
+// Redis Cluster slot. [Store]'s key builders are in keys.go:
 //
 //	dyplsq:batch:{B}           hash: the batch's Info (file, queue, state,
 //	                           rows, ...) and its counters: "n:<outcome>" rows

@@ -18,10 +18,6 @@ import (
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
-// DefaultPrefix is the key prefix of a [Store] whose Prefix is empty. It
-// must match the worker's key prefix.
-const DefaultPrefix = "dyplsq"
-
 // DefaultTTL is the batch window of a [Store] whose TTL is zero: how long a
 // batch record is kept, and so how long re-running the same file queues
 // nothing.
@@ -50,6 +46,10 @@ const (
 	OutcomeInvalid    = "invalid"    // not queued: the row is invalid (--skip-invalid)
 	OutcomeDuplicate  = "duplicate"  // ended: its IdempotencyKey was already queued by another producer
 )
+
+// CountQueued names the counter of rows queued, beside the outcomes' own,
+// in the batch record ("n:queued") and in reports.
+const CountQueued = "queued"
 
 // outcomes lists the outcomes by their 4-bit code in the rows string;
 // code 0 is a line not queued.
@@ -104,20 +104,13 @@ var ErrNotFound = errors.New("batch not found (it was never queued here, or its 
 type Store struct {
 	// Redis is the server holding the records and the version counter.
 	Redis redis.UniversalClient
-	// Prefix starts every key; empty means [DefaultPrefix]. It must match
-	// the worker's key prefix.
+	// Prefix starts every key; empty means [tasks.DefaultKeyPrefix]. It
+	// must match the worker's key prefix.
 	Prefix string
 	// TTL is the batch window: a new batch's record expires this long after
 	// it was created; zero means [DefaultTTL]. Writes to an existing batch
 	// keep its expiry.
 	TTL time.Duration
-}
-
-func (s *Store) prefix() string {
-	if s.Prefix == "" {
-		return DefaultPrefix
-	}
-	return s.Prefix
 }
 
 func (s *Store) ttl() time.Duration {
@@ -126,28 +119,6 @@ func (s *Store) ttl() time.Duration {
 	}
 	return DefaultTTL
 }
-
-// Key is the hash holding batch id's Info and counters.
-func (s *Store) Key(id string) string { return s.prefix() + ":batch:{" + id + "}" }
-
-// RowsKey is the string of batch id's row outcomes, 4 bits per line: line
-// L's outcome code is the high nibble of byte L/2 for an even L, the low
-// nibble for an odd one (the layout of BITFIELD u4 at offset #L; the
-// scripts read and write it with GETRANGE and SETRANGE).
-func (s *Store) RowsKey(id string) string { return s.Key(id) + ":rows" }
-
-// VersionsKey is the hash of batch id's version blocks.
-func (s *Store) VersionsKey(id string) string { return s.Key(id) + ":versions" }
-
-// BucketKey is the hash of details of batch id's lines from
-// bucket·BucketLines to (bucket+1)·BucketLines-1.
-func (s *Store) BucketKey(id string, bucket int) string {
-	return s.Key(id) + ":d:" + strconv.Itoa(bucket)
-}
-
-// IndexKey is the sorted set of batch ids scored by creation time (Unix
-// milliseconds).
-func (s *Store) IndexKey() string { return s.prefix() + ":batches" }
 
 // NewHasher returns a writer that hashes an input file into its batch id.
 // Write the file's bytes to it, exactly as read, then call ID. The id
@@ -325,7 +296,7 @@ func (c Counts) Of(o string) int64 {
 
 func (c *Counts) set(o string, n int64) {
 	switch o {
-	case "queued":
+	case CountQueued:
 		c.Queued = n
 	case OutcomePending:
 		c.Pending = n

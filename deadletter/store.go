@@ -12,9 +12,6 @@ import (
 	"github.com/dyplsq/dyplsq/mask"
 )
 
-// DefaultPrefix is the key prefix of a [Store] whose Prefix is empty.
-const DefaultPrefix = "dyplsq"
-
 // Store keeps dead-letter records in Redis. Each record is one string key,
 // <prefix>:{dlq}:rec:<task id>, holding its JSON; the ZSET
 // <prefix>:{dlq}:index lists every task id scored by DiedAt in Unix
@@ -29,7 +26,7 @@ const DefaultPrefix = "dyplsq"
 type Store struct {
 	// Redis is the server holding the records.
 	Redis redis.UniversalClient
-	// Prefix starts every key; empty means [DefaultPrefix].
+	// Prefix starts every key; empty means [tasks.DefaultKeyPrefix].
 	Prefix string
 }
 
@@ -38,23 +35,6 @@ const pageSize = 500
 
 // maxWatchRetries bounds the optimistic-lock retries of Put.
 const maxWatchRetries = 20
-
-func (s *Store) prefix() string {
-	if s.Prefix == "" {
-		return DefaultPrefix
-	}
-	return s.Prefix
-}
-
-// IndexKey is the ZSET of task ids scored by DiedAt (Unix milliseconds).
-func (s *Store) IndexKey() string { return s.prefix() + ":{dlq}:index" }
-
-// RecordKey is the string key holding the JSON record of taskID.
-func (s *Store) RecordKey(taskID string) string { return s.prefix() + ":{dlq}:rec:" + taskID }
-
-// oldIndexKey and oldRecordKey are the keys of the earlier layout.
-func (s *Store) oldIndexKey() string               { return s.prefix() + ":dlq:index" }
-func (s *Store) oldRecordKey(taskID string) string { return s.prefix() + ":dlq:rec:" + taskID }
 
 // Put writes r. It is idempotent per TaskID: writing a record again merges
 // it with the stored one, keeping the earliest FirstFailure and DiedAt, the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,27 @@ func (sc *subcommand) open(ctx context.Context) (redis.UniversalClient, *redisGu
 	return rdb, &redisGuard{timeout: sc.redisTimeout, out: io.Discard, where: sc.redis.String()}, nil
 }
 
+// verbOf reads the verb of subcommand name, its first argument, which must
+// be one of verbs. It ends the command (ok false, with the exit status
+// code) when there is none (help on stderr, a usage error), when it asks
+// for help (-h, --help or help: help on stdout) and when it is unknown.
+func verbOf(e env, name, help string, args []string, verbs ...string) (verb string, code int, ok bool) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) == 0 {
+			fmt.Fprint(e.stderr, help)
+			return "", exitUsage, false
+		}
+		fmt.Fprint(e.stdout, help)
+		return "", exitOK, false
+	}
+	if verb = args[0]; !slices.Contains(verbs, verb) {
+		want := strings.Join(verbs[:len(verbs)-1], ", ") + " or " + verbs[len(verbs)-1]
+		fmt.Fprintf(e.stderr, "%s: unknown command %q: want %s (see %s --help)\n", name, verb, want, name)
+		return "", exitUsage, false
+	}
+	return verb, exitOK, true
+}
+
 // fail prints err for a subcommand and returns the exit status.
 func fail(e env, name string, err error) int {
 	if errors.Is(err, envflag.ErrHelp) {
@@ -80,26 +102,16 @@ func fail(e env, name string, err error) int {
 
 func runBatch(ctx context.Context, args []string, e env) int {
 	const name = "enqueue batch"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) == 0 {
-			fmt.Fprint(e.stderr, batchHelp)
-			return exitUsage
-		}
-		fmt.Fprint(e.stdout, batchHelp)
-		return exitOK
+	verb, code, ok := verbOf(e, name, batchHelp, args, "status", "cancel")
+	if !ok {
+		return code
 	}
-	verb := args[0]
 	sc := newSub(name+" "+verb, e)
 	var wait bool
 	var waitTimeout time.Duration
-	switch verb {
-	case "status":
+	if verb == "status" {
 		sc.set.FlagSet().BoolVar(&wait, "wait", false, "")
 		sc.set.FlagSet().DurationVar(&waitTimeout, "wait-timeout", 0, "")
-	case "cancel":
-	default:
-		fmt.Fprintf(e.stderr, "%s: unknown command %q: want status or cancel (see enqueue batch --help)\n", name, verb)
-		return exitUsage
 	}
 	if err := sc.parse(args[1:], e, batchHelp); err != nil {
 		return fail(e, name, err)
@@ -237,21 +249,7 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		fmt.Fprintf(e.stderr, "%s: waiting for the %s being run at the cancel to finish\n", name, rows(int64(n), "row", "rows"))
 	}
 	deadline := time.Now().Add(cancelSettle)
-	for len(running) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-		for tid := range running {
-			info, err := insp.GetTaskInfo(st.Queue, tid)
-			if err == nil && info.State == asynq.TaskStateActive {
-				continue
-			}
-			if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
-				continue // Redis trouble: ask again
-			}
-			delete(running, tid)
-		}
-		if len(running) > 0 {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	awaitRunning(ctx, insp, st.Queue, running, deadline)
 	if err := ctx.Err(); err != nil {
 		fmt.Fprintf(e.stderr, "%s: interrupted; batch %s is cancelled all the same: no row not yet called will be. Run the same command again for the counts\n", name, id)
 		return exitInterrupted
@@ -273,24 +271,7 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 	if err != nil {
 		return fail(e, name, fmt.Errorf("%w (batch %s is cancelled all the same: no row not yet called will be; run the same command again for the counts)", err, id))
 	}
-	took := time.Since(start)
-	fmt.Fprintf(e.stdout, "batch %s cancelled in %s: none of its rows is called from now on\n", id, took.Round(time.Millisecond))
-	fmt.Fprintf(e.stdout, "rows: applied %d, superseded %d, dead %d, cancelled %d (no call after the cancel)", st.Applied, st.Superseded, st.Dead, st.Cancelled)
-	if st.Duplicate > 0 {
-		fmt.Fprintf(e.stdout, ", duplicate %d", st.Duplicate)
-	}
-	if st.Invalid > 0 {
-		fmt.Fprintf(e.stdout, ", invalid %d (not queued)", st.Invalid)
-	}
-	fmt.Fprintln(e.stdout)
-	if n := len(keep); n > 0 {
-		fmt.Fprintf(e.stdout, "%s being run at the cancel did not finish within %s (a worker may have stopped holding them): each may still end applied or dead; see them with: enqueue batch status %s\n",
-			rows(int64(n), "row", "rows"), cancelSettle, id)
-	}
-	if n := st.Retrying + st.Halted; n > 0 {
-		fmt.Fprintf(e.stdout, "%s retrying or halted at the cancel did not end within %s (no worker picked them up): a worker ends each cancelled, or applied if an earlier attempt applied it; see them with: enqueue batch status %s\n",
-			rows(n, "row", "rows"), cancelSettle, id)
-	}
+	printCancelled(e, id, st, time.Since(start), len(keep))
 	removed, err := removeCancelledJobs(ctx, e, store, insp, guard, st)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "%s: cleanup: %s; %d jobs were removed. The batch is cancelled all the same: workers end its jobs left in the queue without a call. Run the same command again to remove them\n",
@@ -301,6 +282,50 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		fmt.Fprintf(e.stdout, "removed %d of its jobs from queue %s\n", removed, st.Queue)
 	}
 	return exitOK
+}
+
+// awaitRunning waits until none of the running rows' tasks (task id →
+// line) is active any more, the deadline passes or ctx ends; it deletes
+// from running the tasks that stopped.
+func awaitRunning(ctx context.Context, insp *asynq.Inspector, queue string, running map[string]int, deadline time.Time) {
+	for len(running) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		for tid := range running {
+			info, err := insp.GetTaskInfo(queue, tid)
+			if err == nil && info.State == asynq.TaskStateActive {
+				continue
+			}
+			if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+				continue // Redis trouble: ask again
+			}
+			delete(running, tid)
+		}
+		if len(running) > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// printCancelled prints the counts st of batch id after a cancel that
+// took took, and the rows that may still change: kept rows still being run
+// at the cancel, and rows retrying or halted.
+func printCancelled(e env, id string, st batch.Status, took time.Duration, kept int) {
+	fmt.Fprintf(e.stdout, "batch %s cancelled in %s: none of its rows is called from now on\n", id, took.Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "rows: applied %d, superseded %d, dead %d, cancelled %d (no call after the cancel)", st.Applied, st.Superseded, st.Dead, st.Cancelled)
+	if st.Duplicate > 0 {
+		fmt.Fprintf(e.stdout, ", duplicate %d", st.Duplicate)
+	}
+	if st.Invalid > 0 {
+		fmt.Fprintf(e.stdout, ", invalid %d (not queued)", st.Invalid)
+	}
+	fmt.Fprintln(e.stdout)
+	if kept > 0 {
+		fmt.Fprintf(e.stdout, "%s being run at the cancel did not finish within %s (a worker may have stopped holding them): each may still end applied or dead; see them with: enqueue batch status %s\n",
+			rows(int64(kept), "row", "rows"), cancelSettle, id)
+	}
+	if n := st.Retrying + st.Halted; n > 0 {
+		fmt.Fprintf(e.stdout, "%s retrying or halted at the cancel did not end within %s (no worker picked them up): a worker ends each cancelled, or applied if an earlier attempt applied it; see them with: enqueue batch status %s\n",
+			rows(n, "row", "rows"), cancelSettle, id)
+	}
 }
 
 // settleCalledRows has the workers end the batch's retrying and halted rows

@@ -20,6 +20,7 @@ import (
 	"github.com/dyplsq/dyplsq/logging"
 	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/redisconn"
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // Exit statuses, as the README documents them.
@@ -62,7 +63,7 @@ func addCommon(s *envflag.Set) *common {
 		redisSettings: redisconn.AddSettings(s),
 		logLevel:      s.String("LOG_LEVEL", "log-level", "warn", "debug, info, warn or error (diagnostics on stderr)"),
 		logFmt:        s.String("LOG_FORMAT", "log-format", "console", "json or console"),
-		keyPrefix:     s.String("DYPLSQ_KEY_PREFIX", "key-prefix", "dyplsq", "advanced: prefix of dyplsq's own Redis keys; must match the worker's"),
+		keyPrefix:     s.String("DYPLSQ_KEY_PREFIX", "key-prefix", tasks.DefaultKeyPrefix, "advanced: prefix of dyplsq's own Redis keys; must match the worker's"),
 	}
 }
 

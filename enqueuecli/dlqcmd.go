@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -93,70 +94,19 @@ func parseWhen(v string, now time.Time) (time.Time, error) {
 
 func runDLQ(ctx context.Context, args []string, e env) int {
 	const name = "enqueue dlq"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) == 0 {
-			fmt.Fprint(e.stderr, dlqHelp)
-			return exitUsage
-		}
-		fmt.Fprint(e.stdout, dlqHelp)
-		return exitOK
-	}
-	verb := args[0]
-	switch verb {
-	case "list", "export", "requeue", "purge":
-	default:
-		fmt.Fprintf(e.stderr, "%s: unknown command %q: want list, export, requeue or purge (see enqueue dlq --help)\n", name, verb)
-		return exitUsage
+	verb, code, ok := verbOf(e, name, dlqHelp, args, "list", "export", "requeue", "purge")
+	if !ok {
+		return code
 	}
 	sc := newSub(name+" "+verb, e)
-	fs := sc.set.FlagSet()
-	var codes codesFlag
-	since, until := &timeFlag{now: time.Now}, &timeFlag{now: time.Now}
-	var queue, out, batchID string
-	var limit int
-	var dryRun, all, force bool
-	fs.Var(&codes, "code", "")
-	fs.Var(since, "since", "")
-	fs.Var(until, "until", "")
-	fs.StringVar(&queue, "queue", "", "")
-	fs.StringVar(&batchID, "batch", "", "")
-	var taskIDs codesFlag
-	fs.Var(&taskIDs, "task", "")
-	switch verb {
-	case "list":
-		fs.IntVar(&limit, "limit", 100, "")
-	case "export":
-		fs.StringVar(&out, "out", "", "")
-		fs.BoolVar(&force, "force", false, "")
-	case "requeue":
-		fs.BoolVar(&dryRun, "dry-run", false, "")
-	case "purge":
-		fs.BoolVar(&dryRun, "dry-run", false, "")
-		fs.BoolVar(&all, "all", false, "")
-	}
+	fl := newDLQFlags(sc.set.FlagSet(), verb)
 	if err := sc.parse(args[1:], e, dlqHelp); err != nil {
 		return fail(e, name, err)
 	}
-	if len(sc.pos) > 0 {
-		return fail(e, name, usagef("%s takes no arguments, got %q: filter with --code, --since, --until, --queue, --batch, --task (see enqueue dlq --help)", verb, sc.pos[0]))
+	if err := fl.check(verb, sc.pos); err != nil {
+		return fail(e, name, err)
 	}
-	if batchID != "" && !batch.ValidID(batchID) {
-		return fail(e, name, usagef("--batch %q is not a batch id: ids look like bq4hz7kpmw2rtx9ca (see enqueue batch status)", batchID))
-	}
-	f := deadletter.Filter{Codes: codes, Since: since.t, Until: until.t, Queue: queue, TaskIDs: taskIDs, Batch: batchID}
-	filtered := len(codes) > 0 || !since.t.IsZero() || !until.t.IsZero() || queue != "" || len(taskIDs) > 0 || batchID != ""
-	switch {
-	case verb == "export" && out == "":
-		return fail(e, name, usagef("export needs --out FILE: the file is created 0600, as it holds full phone numbers"))
-	case verb == "export" && out == "-":
-		return fail(e, name, usagef("export writes to a file (created 0600, as it holds full phone numbers), not to stdout"))
-	case verb == "purge" && !filtered && !all:
-		return fail(e, name, usagef("purge without a filter deletes every dead letter: add --all to mean it, or filter with --code, --since, --until, --queue, --batch, --task"))
-	case verb == "export" && !force && fileExists(out):
-		return fail(e, name, usagef("--out %s: the file exists; add --force to replace it", out))
-	case verb == "list" && limit < 0:
-		return fail(e, name, usagef("--limit %d: want 0 (all) or more", limit))
-	}
+	f, limit, out, dryRun := fl.filter(), fl.limit, fl.out, fl.dryRun
 	rdb, _, err := sc.open(ctx)
 	if err != nil {
 		return fail(e, name, err)
@@ -179,6 +129,73 @@ func runDLQ(ctx context.Context, args []string, e env) int {
 		outcomes, err = rq.Purge(ctx, f, dryRun)
 	}
 	return dlqOutcomes(e, name+" "+verb, outcomes, err, dryRun)
+}
+
+// dlqFlags are the flags of a dlq command: the filter, and each verb's own.
+type dlqFlags struct {
+	codes, taskIDs      codesFlag
+	since, until        *timeFlag
+	queue, out, batchID string
+	limit               int
+	dryRun, all, force  bool
+}
+
+// newDLQFlags defines on fs the flags of the dlq command verb.
+func newDLQFlags(fs *flag.FlagSet, verb string) *dlqFlags {
+	d := &dlqFlags{since: &timeFlag{now: time.Now}, until: &timeFlag{now: time.Now}}
+	fs.Var(&d.codes, "code", "")
+	fs.Var(d.since, "since", "")
+	fs.Var(d.until, "until", "")
+	fs.StringVar(&d.queue, "queue", "", "")
+	fs.StringVar(&d.batchID, "batch", "", "")
+	fs.Var(&d.taskIDs, "task", "")
+	switch verb {
+	case "list":
+		fs.IntVar(&d.limit, "limit", 100, "")
+	case "export":
+		fs.StringVar(&d.out, "out", "", "")
+		fs.BoolVar(&d.force, "force", false, "")
+	case "requeue":
+		fs.BoolVar(&d.dryRun, "dry-run", false, "")
+	case "purge":
+		fs.BoolVar(&d.dryRun, "dry-run", false, "")
+		fs.BoolVar(&d.all, "all", false, "")
+	}
+	return d
+}
+
+// filter is the dead letters the flags select.
+func (d *dlqFlags) filter() deadletter.Filter {
+	return deadletter.Filter{Codes: d.codes, Since: d.since.t, Until: d.until.t, Queue: d.queue, TaskIDs: d.taskIDs, Batch: d.batchID}
+}
+
+// filtered reports whether any filter flag is set.
+func (d *dlqFlags) filtered() bool {
+	return len(d.codes) > 0 || !d.since.t.IsZero() || !d.until.t.IsZero() || d.queue != "" || len(d.taskIDs) > 0 || d.batchID != ""
+}
+
+// check returns the usage error of the parsed flags and arguments pos of
+// the dlq command verb, or nil.
+func (d *dlqFlags) check(verb string, pos []string) error {
+	if len(pos) > 0 {
+		return usagef("%s takes no arguments, got %q: filter with --code, --since, --until, --queue, --batch, --task (see enqueue dlq --help)", verb, pos[0])
+	}
+	if d.batchID != "" && !batch.ValidID(d.batchID) {
+		return usagef("--batch %q is not a batch id: ids look like bq4hz7kpmw2rtx9ca (see enqueue batch status)", d.batchID)
+	}
+	switch {
+	case verb == "export" && d.out == "":
+		return usagef("export needs --out FILE: the file is created 0600, as it holds full phone numbers")
+	case verb == "export" && d.out == "-":
+		return usagef("export writes to a file (created 0600, as it holds full phone numbers), not to stdout")
+	case verb == "purge" && !d.filtered() && !d.all:
+		return usagef("purge without a filter deletes every dead letter: add --all to mean it, or filter with --code, --since, --until, --queue, --batch, --task")
+	case verb == "export" && !d.force && fileExists(d.out):
+		return usagef("--out %s: the file exists; add --force to replace it", d.out)
+	case verb == "list" && d.limit < 0:
+		return usagef("--limit %d: want 0 (all) or more", d.limit)
+	}
+	return nil
 }
 
 func dlqList(ctx context.Context, e env, store *deadletter.Store, f deadletter.Filter, limit int) int {

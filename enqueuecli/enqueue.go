@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/batch"
@@ -23,6 +24,44 @@ import (
 	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
+
+// exitError ends a command with an exit status: its message, if any, goes
+// to stderr as one line. A command's phases return it instead of printing
+// and returning a status; [exitCode] is the one place that turns it into
+// the status.
+type exitError struct {
+	code int
+	msg  string // without the final newline; empty prints nothing
+}
+
+func (x *exitError) Error() string { return x.msg }
+
+// exitf ends the command with code and the formatted message.
+func exitf(code int, format string, args ...any) error {
+	return &exitError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// exitWith ends the command with code and no message: what the run had to
+// say is printed already.
+func exitWith(code int) error { return &exitError{code: code} }
+
+// exitCode prints err's message to stderr and returns the exit status it
+// carries: nil is [exitOK], and an error that carries no status is a usage
+// error, printed after "enqueue: ".
+func exitCode(e env, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var x *exitError
+	if !errors.As(err, &x) {
+		fmt.Fprintf(e.stderr, "enqueue: %s\n", mask.Text(err.Error()))
+		return exitUsage
+	}
+	if x.msg != "" {
+		fmt.Fprintln(e.stderr, x.msg)
+	}
+	return x.code
+}
 
 // problemLimit is how many problems a terminal shows.
 const problemLimit = 20
@@ -151,109 +190,174 @@ func (s summary) line() string {
 	return msg + "; batch " + s.id
 }
 
+// runEnqueue is the enqueue command: its phases return an *exitError to
+// end the run, which [exitCode] turns into the exit status.
 func runEnqueue(ctx context.Context, args []string, e env) int {
 	cfg, err := parseEnqueue(args, e)
 	if errors.Is(err, envflag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", mask.Text(err.Error()))
-		return exitUsage
+		return exitCode(e, err)
 	}
-	start := time.Now()
+	r := &enqueueRun{cfg: cfg, e: e, start: time.Now()}
 	in, err := openInput(cfg.file, cfg.format, cfg.encoding, e.stdin)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", mask.Text(err.Error()))
-		return exitUsage
+		return exitCode(e, err)
 	}
 	defer in.cleanup()
 	for _, n := range in.notes {
 		fmt.Fprintf(e.stderr, "enqueue: %s: %s\n", in.display, n)
 	}
-	terminal := isTerminal(e.stderr)
-	validate := func(u *tasks.Update) error { return u.Validate(time.Now()) }
+	r.in = in
+	r.terminal = isTerminal(e.stderr)
+	r.validate = func(u *tasks.Update) error { return u.Validate(time.Now()) }
 
 	// Pass 1: validate every row and name the batch by its content.
-	pp := &problemPrinter{w: e.stderr, file: in.display}
-	if terminal {
-		pp.limit = problemLimit
-	}
-	p1, err := validatePass(ctx, in, legacyQueues(cfg.queue), pp, validate, e.stderr, terminal)
-	if err != nil {
-		var he *headerError
-		if errors.As(err, &he) {
-			fmt.Fprintln(e.stderr, he.Error())
-			fmt.Fprintln(e.stdout, summary{elapsed: time.Since(start), note: "the header is not valid: nothing queued"}.line())
-			return exitFailed
-		}
-		var ee *encodingError
-		if errors.As(err, &ee) {
-			fmt.Fprintln(e.stderr, mask.Text(ee.Error()))
-			fmt.Fprintln(e.stdout, summary{elapsed: time.Since(start), note: "the file is not UTF-8: nothing queued"}.line())
-			return exitFailed
-		}
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(e.stderr, "enqueue: interrupted while validating; nothing queued")
-			return exitInterrupted
-		}
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", mask.Text(err.Error()))
-		return exitUsage
-	}
-	pp.finish()
-	sum := summary{id: p1.id, read: p1.rows, valid: p1.rows - p1.invalid, invalid: p1.invalid, dryRun: cfg.dryRun}
-	if p1.warned > 0 {
-		sum.note = rows(p1.warned, "row has", "rows have") + " warnings (see above)"
-	}
-
-	if p1.invalid > 0 && !cfg.skipInvalid || cfg.dryRun {
-		sum.elapsed = time.Since(start)
-		fmt.Fprintln(e.stdout, sum.line())
-		code := exitOK
-		if p1.invalid > 0 && !cfg.skipInvalid {
-			if valid := p1.rows - p1.invalid; valid > 0 {
-				fmt.Fprintf(e.stderr, "enqueue: %d of %d rows are invalid, so nothing was queued: fix them and run again, or use --skip-invalid to queue the %d valid rows\n",
-					p1.invalid, p1.rows, valid)
-			} else {
-				fmt.Fprintf(e.stderr, "enqueue: %s invalid, so nothing was queued: fix them and run again\n", map[bool]string{true: "the one row is", false: fmt.Sprintf("all %d rows are", p1.rows)}[p1.rows == 1])
-			}
-			code = exitFailed
-		}
-		if cfg.report != "" {
-			rp := &reporter{id: p1.id, showNumbers: cfg.showNumbers, validate: validate}
-			if err := rp.write(ctx, cfg.report, in, e.stdout); err != nil {
-				fmt.Fprintf(e.stderr, "enqueue: report: %s\n", mask.Text(err.Error()))
-				return max(code, exitUsage)
-			}
-		}
-		return code
+	if err := r.validateRows(ctx); err != nil {
+		return exitCode(e, err)
 	}
 
 	// Pass 2: queue.
 	rdb, err := cfg.connect(ctx, min(cfg.redisTimeout, 10*time.Second))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
-		return exitUsage
+		return exitCode(e, exitf(exitUsage, "enqueue: %s", err))
 	}
 	defer rdb.Close()
-	store := &batch.Store{Redis: rdb, Prefix: cfg.prefix(), TTL: *cfg.window}
-	guard := &redisGuard{timeout: cfg.redisTimeout, out: e.stderr, where: cfg.redis.String()}
-	resume := commandLine("enqueue", cfg.args)
+	r.rdb = rdb
+	r.store = &batch.Store{Redis: rdb, Prefix: cfg.prefix(), TTL: *cfg.window}
+	r.guard = &redisGuard{timeout: cfg.redisTimeout, out: e.stderr, where: cfg.redis.String()}
+	r.resume = commandLine("enqueue", cfg.args)
 	if in.display == "stdin" {
-		resume += "   (with the same input on stdin)"
+		r.resume += "   (with the same input on stdin)"
 	}
-	lost := func(err error) int {
-		fmt.Fprintf(e.stderr, "enqueue: %s\nNothing is lost: every row queued so far is in batch %s. To queue the rest, run the same command again once Redis is back:\n  %s\n",
-			mask.Text(err.Error()), p1.id, resume)
-		return exitUsage
+	if err := r.findBatch(ctx); err != nil {
+		return exitCode(e, err)
+	}
+	if err := r.beginBatch(ctx); err != nil {
+		return exitCode(e, err)
+	}
+	q, err := r.queueRows(ctx)
+	if err != nil {
+		return exitCode(e, err)
+	}
+	return exitCode(e, r.followBatch(ctx, q))
+}
+
+// enqueueRun is one run of the enqueue command, carried from phase to
+// phase: validate every row ([enqueueRun.validateRows]), find or begin the
+// batch ([enqueueRun.findBatch], [enqueueRun.beginBatch]), queue its rows
+// ([enqueueRun.queueRows]), then wait and report ([enqueueRun.followBatch]).
+// A phase that ends the run returns an *exitError; nil goes on.
+type enqueueRun struct {
+	cfg      *enqueueConfig
+	e        env
+	start    time.Time
+	in       *input
+	terminal bool
+	validate func(*tasks.Update) error
+	pp       *problemPrinter
+	p1       pass1
+	sum      summary
+
+	rdb    redis.UniversalClient
+	store  *batch.Store
+	guard  *redisGuard
+	resume string // the command line that resumes the batch
+	info   batch.Info
+}
+
+// validateRows reads every row, prints the problems and names the batch.
+// It ends the run on an unreadable input, on invalid rows without
+// --skip-invalid, and on a dry run.
+func (r *enqueueRun) validateRows(ctx context.Context) error {
+	cfg, e, in := r.cfg, r.e, r.in
+	r.pp = &problemPrinter{w: e.stderr, file: in.display}
+	if r.terminal {
+		r.pp.limit = problemLimit
+	}
+	p1, err := validatePass(ctx, in, legacyQueues(cfg.queue), r.pp, r.validate, e.stderr, r.terminal)
+	if err != nil {
+		return r.validateFailed(err)
+	}
+	r.p1 = p1
+	r.pp.finish()
+	r.sum = summary{id: p1.id, read: p1.rows, valid: p1.rows - p1.invalid, invalid: p1.invalid, dryRun: cfg.dryRun}
+	if p1.warned > 0 {
+		r.sum.note = rows(p1.warned, "row has", "rows have") + " warnings (see above)"
 	}
 
-	// The batch may exist already: under its id, or under the id an
-	// earlier version gave the same file.
+	if !(p1.invalid > 0 && !cfg.skipInvalid || cfg.dryRun) {
+		return nil
+	}
+	r.sum.elapsed = time.Since(r.start)
+	fmt.Fprintln(e.stdout, r.sum.line())
+	code := exitOK
+	if p1.invalid > 0 && !cfg.skipInvalid {
+		if valid := p1.rows - p1.invalid; valid > 0 {
+			fmt.Fprintf(e.stderr, "enqueue: %d of %d rows are invalid, so nothing was queued: fix them and run again, or use --skip-invalid to queue the %d valid rows\n",
+				p1.invalid, p1.rows, valid)
+		} else {
+			fmt.Fprintf(e.stderr, "enqueue: %s invalid, so nothing was queued: fix them and run again\n", map[bool]string{true: "the one row is", false: fmt.Sprintf("all %d rows are", p1.rows)}[p1.rows == 1])
+		}
+		code = exitFailed
+	}
+	if cfg.report != "" {
+		rp := &reporter{id: p1.id, showNumbers: cfg.showNumbers, validate: r.validate}
+		if err := rp.write(ctx, cfg.report, in, e.stdout); err != nil {
+			return exitf(max(code, exitUsage), "enqueue: report: %s", mask.Text(err.Error()))
+		}
+	}
+	return exitWith(code)
+}
+
+// validateFailed says why the validation pass stopped.
+func (r *enqueueRun) validateFailed(err error) error {
+	e := r.e
+	var he *headerError
+	if errors.As(err, &he) {
+		fmt.Fprintln(e.stderr, he.Error())
+		fmt.Fprintln(e.stdout, summary{elapsed: time.Since(r.start), note: "the header is not valid: nothing queued"}.line())
+		return exitWith(exitFailed)
+	}
+	var ee *encodingError
+	if errors.As(err, &ee) {
+		fmt.Fprintln(e.stderr, mask.Text(ee.Error()))
+		fmt.Fprintln(e.stdout, summary{elapsed: time.Since(r.start), note: "the file is not UTF-8: nothing queued"}.line())
+		return exitWith(exitFailed)
+	}
+	if errors.Is(err, context.Canceled) {
+		return exitf(exitInterrupted, "enqueue: interrupted while validating; nothing queued")
+	}
+	return exitf(exitUsage, "enqueue: %s", mask.Text(err.Error()))
+}
+
+// lost says that Redis failed mid-run, that nothing is lost, and how to
+// resume.
+func (r *enqueueRun) lost(err error) error {
+	return exitf(exitUsage, "enqueue: %s\nNothing is lost: every row queued so far is in batch %s. To queue the rest, run the same command again once Redis is back:\n  %s",
+		mask.Text(err.Error()), r.p1.id, r.resume)
+}
+
+// interruptedOrLost ends the run after a Redis call that failed before
+// anything was queued.
+func (r *enqueueRun) interruptedOrLost(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return exitf(exitInterrupted, "enqueue: interrupted; nothing queued")
+	}
+	return r.lost(err)
+}
+
+// findBatch looks for the batch, which may exist already: under its id, or
+// under the id an earlier version gave the same file. An existing batch
+// keeps its queue; a new one needs its queue to exist unless --new-queue.
+func (r *enqueueRun) findBatch(ctx context.Context) error {
+	cfg, in := r.cfg, r.in
 	var found *batch.Status
-	err = guard.do(ctx, func(ctx context.Context) error {
+	err := r.guard.do(ctx, func(ctx context.Context) error {
 		found = nil
-		for _, id := range append([]string{p1.id}, p1.legacyIDs...) {
-			st, err := store.Status(ctx, id)
+		for _, id := range append([]string{r.p1.id}, r.p1.legacyIDs...) {
+			st, err := r.store.Status(ctx, id)
 			if errors.Is(err, batch.ErrNotFound) {
 				continue
 			}
@@ -266,23 +370,18 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(e.stderr, "enqueue: interrupted; nothing queued")
-			return exitInterrupted
-		}
-		return lost(err)
+		return r.interruptedOrLost(err)
 	}
 	switch {
 	case found != nil && found.Queue != cfg.queue && cfg.queueGiven:
-		fmt.Fprintf(e.stderr, "enqueue: %s is batch %s, queued to %s on %s; a batch's rows all go to one queue, so nothing is queued to %s. Run without --queue (or with --queue %s) to go on with it; to queue these rows to %s as a new batch, change the file (any change makes a new batch)\n",
+		return exitf(exitUsage, "enqueue: %s is batch %s, queued to %s on %s; a batch's rows all go to one queue, so nothing is queued to %s. Run without --queue (or with --queue %s) to go on with it; to queue these rows to %s as a new batch, change the file (any change makes a new batch)",
 			in.display, found.ID, found.Queue, found.Created.Local().Format(time.DateTime), cfg.queue, found.Queue, cfg.queue)
-		return exitUsage
 	case found != nil:
 		cfg.queue = found.Queue
-		p1.id, sum.id = found.ID, found.ID
+		r.p1.id, r.sum.id = found.ID, found.ID
 	case !cfg.newQueue:
-		err := guard.do(ctx, func(context.Context) error {
-			err := admin.CheckQueues(asynq.NewInspectorFromRedisClient(rdb), cfg.queue)
+		err := r.guard.do(ctx, func(context.Context) error {
+			err := admin.CheckQueues(asynq.NewInspectorFromRedisClient(r.rdb), cfg.queue)
 			var ue *admin.UnknownQueueError
 			if errors.As(err, &ue) {
 				return permanentError{err}
@@ -291,33 +390,35 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		})
 		var ue *admin.UnknownQueueError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(e.stderr, "enqueue: --queue: %s; nothing was queued. To create the queue, add --new-queue (and have a worker serve it: WORKER_QUEUES)\n", ue)
-			return exitUsage
+			return exitf(exitUsage, "enqueue: --queue: %s; nothing was queued. To create the queue, add --new-queue (and have a worker serve it: WORKER_QUEUES)", ue)
 		}
 		if err != nil {
-			return lost(err)
+			return r.lost(err)
 		}
 	}
+	return nil
+}
+
+// beginBatch creates the batch record or reads the existing one, and says
+// what this run does with it: a cancelled batch ends the run.
+func (r *enqueueRun) beginBatch(ctx context.Context) error {
+	cfg, e, in, p1 := r.cfg, r.e, r.in, r.p1
 	var info batch.Info
 	created := false
-	err = guard.do(ctx, func(ctx context.Context) error {
+	err := r.guard.do(ctx, func(ctx context.Context) error {
 		var err error
-		info, created, err = store.Begin(ctx, batch.Info{ID: p1.id, File: in.display, Format: in.format, Queue: cfg.queue,
+		info, created, err = r.store.Begin(ctx, batch.Info{ID: p1.id, File: in.display, Format: in.format, Queue: cfg.queue,
 			Origin: origin(e), Lines: p1.lines, Rows: int(p1.rows), ValidRows: int(p1.rows - p1.invalid), InvalidRows: int(p1.invalid)})
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(e.stderr, "enqueue: interrupted; nothing queued")
-			return exitInterrupted
-		}
-		return lost(err)
+		return r.interruptedOrLost(err)
 	}
+	r.info = info
 	switch info.State {
 	case batch.StateCancelled:
-		fmt.Fprintf(e.stderr, "enqueue: %s was queued as batch %s on %s and that batch was cancelled, so nothing is queued again. Its record is kept until %s; to queue these rows anyway, change the file (any change makes a new batch).\n",
+		return exitf(exitUsage, "enqueue: %s was queued as batch %s on %s and that batch was cancelled, so nothing is queued again. Its record is kept until %s; to queue these rows anyway, change the file (any change makes a new batch).",
 			in.display, info.ID, info.Created.Local().Format(time.DateTime), info.Expires.Local().Format(time.DateTime))
-		return exitUsage
 	case batch.StateQueued:
 		fmt.Fprintf(e.stderr, "enqueue: %s was already queued as batch %s on %s; nothing is queued twice (the batch window ends %s)\n",
 			in.display, info.ID, info.Created.Local().Format(time.DateTime), info.Expires.Local().Format(time.DateTime))
@@ -328,32 +429,37 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 			fmt.Fprintf(e.stderr, "enqueue: batch %s: queueing %d rows to %s\n", info.ID, p1.rows-p1.invalid, cfg.queue)
 		}
 	}
+	return nil
+}
 
-	q := &queuer{ctx: ctx, store: store, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
-		guard: guard, id: info.ID, info: info, queue: cfg.queue, lines: p1.lines, concurrency: cfg.concurrency,
-		maxPending: cfg.maxPending, keepFinished: *cfg.keepFinished, skipInvalid: cfg.skipInvalid, problems: pp, stderr: e.stderr,
-		rdb: rdb, prefix: cfg.prefix(), durable: cfg.durable}
+// queueRows queues the batch's rows from the validated file, marks the
+// batch complete and prints the summary. It ends the run when the batch
+// was cancelled, Redis failed or the run was interrupted.
+func (r *enqueueRun) queueRows(ctx context.Context) (*queuer, error) {
+	cfg, e, in, info := r.cfg, r.e, r.in, r.info
+	q := &queuer{ctx: ctx, store: r.store, client: asynq.NewClientFromRedisClient(r.rdb), insp: asynq.NewInspectorFromRedisClient(r.rdb),
+		guard: r.guard, id: info.ID, info: info, queue: cfg.queue, lines: r.p1.lines, concurrency: cfg.concurrency,
+		maxPending: cfg.maxPending, keepFinished: *cfg.keepFinished, skipInvalid: cfg.skipInvalid, problems: r.pp, stderr: e.stderr,
+		rdb: r.rdb, prefix: cfg.prefix(), durable: cfg.durable}
 	f, err := os.Open(in.path)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
-		return exitUsage
+		return nil, exitf(exitUsage, "enqueue: %s", err)
 	}
 	if fi, err := f.Stat(); err != nil || fi.Size() != in.size || !fi.ModTime().Equal(in.modTime) {
 		f.Close()
-		fmt.Fprintf(e.stderr, "enqueue: %s changed after it was validated; nothing was queued from it: run the command again on the finished file\n", in.display)
-		return exitUsage
+		return nil, exitf(exitUsage, "enqueue: %s changed after it was validated; nothing was queued from it: run the command again on the finished file", in.display)
 	}
 	rr, err := newRowReader(f, in.display, in.format, in.enc)
 	if err != nil {
 		f.Close()
-		fmt.Fprintf(e.stderr, "enqueue: %s\n", err)
-		return exitUsage
+		return nil, exitf(exitUsage, "enqueue: %s", err)
 	}
 	qstart := time.Now()
-	prog := startProgress(e.stderr, terminal, "queueing", "rows", p1.rows, q.handled.Load)
+	prog := startProgress(e.stderr, r.terminal, "queueing", "rows", r.p1.rows, q.handled.Load)
 	qerr := q.run(rr)
 	prog.finish()
 	f.Close()
+	sum := &r.sum
 	sum.queueTime = time.Since(qstart)
 	sum.queued, sum.already = q.queued.Load(), q.already.Load()
 	if inv := q.invalid.Load(); inv > sum.invalid {
@@ -361,36 +467,40 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		sum.valid = sum.read - inv
 	}
 	if qerr == nil && ctx.Err() == nil && !q.cancelled.Load() {
-		err = guard.do(ctx, func(ctx context.Context) error {
-			_, err := store.Complete(ctx, info.ID)
+		err = r.guard.do(ctx, func(ctx context.Context) error {
+			_, err := r.store.Complete(ctx, info.ID)
 			return err
 		})
 		if err != nil && ctx.Err() == nil {
 			qerr = err
 		}
 	}
-	sum.elapsed = time.Since(start)
+	sum.elapsed = time.Since(r.start)
 	fmt.Fprintln(e.stdout, sum.line())
 
 	switch {
 	case q.cancelled.Load():
-		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled while it was being queued: queueing stopped, and the jobs this run had just queued were removed\n", info.ID)
-		return exitGaveUp
+		return nil, exitf(exitGaveUp, "enqueue: batch %s was cancelled while it was being queued: queueing stopped, and the jobs this run had just queued were removed", info.ID)
 	case qerr != nil && !errors.Is(qerr, context.Canceled):
 		if errors.Is(qerr, errRecordGone) || errors.Is(qerr, errFileChanged) {
-			fmt.Fprintf(e.stderr, "enqueue: %s\n", qerr)
-			return exitUsage
+			return nil, exitf(exitUsage, "enqueue: %s", qerr)
 		}
-		return lost(qerr)
+		return nil, r.lost(qerr)
 	case ctx.Err() != nil:
-		fmt.Fprintf(e.stderr, "enqueue: interrupted: %d rows queued by this run, %d were already queued, %d to go. Nothing is lost: run the same command again to queue the rest of batch %s:\n  %s\n",
-			sum.queued, sum.already, max(sum.valid-sum.queued-sum.already, 0), info.ID, resume)
-		return exitInterrupted
+		return nil, exitf(exitInterrupted, "enqueue: interrupted: %d rows queued by this run, %d were already queued, %d to go. Nothing is lost: run the same command again to queue the rest of batch %s:\n  %s",
+			sum.queued, sum.already, max(sum.valid-sum.queued-sum.already, 0), info.ID, r.resume)
 	}
+	return q, nil
+}
 
+// followBatch ends a run that queued its rows: rows that became invalid and
+// rows not confirmed by the replicas fail it; --wait follows the batch to
+// its end; --report writes the report.
+func (r *enqueueRun) followBatch(ctx context.Context, q *queuer) error {
+	cfg, e, info := r.cfg, r.e, r.info
 	code := exitOK
-	if sum.invalid > p1.invalid && !cfg.skipInvalid {
-		fmt.Fprintf(e.stderr, "enqueue: %d rows became invalid while queueing (see above) and were not queued\n", sum.invalid-p1.invalid)
+	if r.sum.invalid > r.p1.invalid && !cfg.skipInvalid {
+		fmt.Fprintf(e.stderr, "enqueue: %d rows became invalid while queueing (see above) and were not queued\n", r.sum.invalid-r.p1.invalid)
 		code = exitFailed
 	}
 	if n := q.unconfirmed.Load(); n > 0 {
@@ -399,27 +509,26 @@ func runEnqueue(ctx context.Context, args []string, e env) int {
 		code = exitFailed
 	}
 	if cfg.wait {
-		halts := &admin.Halts{Redis: rdb, Prefix: cfg.prefix()}
-		res, err := follow(ctx, store, halts, guard, info.ID, cfg.waitTimeout, e.stderr, terminal)
+		halts := &admin.Halts{Redis: r.rdb, Prefix: cfg.prefix()}
+		res, err := follow(ctx, r.store, halts, r.guard, info.ID, cfg.waitTimeout, e.stderr, r.terminal)
 		if c := waitOutcome(res, err, cfg.waitTimeout, info.ID, e); c != exitOK {
 			code = max(code, c)
 			if c == exitUsage || c == exitInterrupted {
-				return c
+				return exitWith(c)
 			}
 		}
 	}
 	if cfg.report != "" {
-		rp := &reporter{store: store, guard: guard, id: info.ID, showNumbers: cfg.showNumbers, validate: validate}
-		if err := rp.write(ctx, cfg.report, in, e.stdout); err != nil {
-			fmt.Fprintf(e.stderr, "enqueue: report: %s\n", mask.Text(err.Error()))
-			return exitUsage
+		rp := &reporter{store: r.store, guard: r.guard, id: info.ID, showNumbers: cfg.showNumbers, validate: r.validate}
+		if err := rp.write(ctx, cfg.report, r.in, e.stdout); err != nil {
+			return exitf(exitUsage, "enqueue: report: %s", mask.Text(err.Error()))
 		}
 		if cfg.report != "-" {
 			fmt.Fprintf(e.stderr, "enqueue: report written to %s\n", cfg.report)
 		}
 	}
-	adviseFixedPurge(e, q.fixed, start)
-	return code
+	adviseFixedPurge(e, q.fixed, r.start)
+	return exitWith(code)
 }
 
 // adviseFixedPurge says how to remove the dead letters that the queued rows

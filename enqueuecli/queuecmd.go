@@ -16,20 +16,9 @@ import (
 
 func runQueue(ctx context.Context, args []string, e env) int {
 	const name = "enqueue queue"
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) == 0 {
-			fmt.Fprint(e.stderr, queueHelp)
-			return exitUsage
-		}
-		fmt.Fprint(e.stdout, queueHelp)
-		return exitOK
-	}
-	verb := args[0]
-	switch verb {
-	case "pause", "resume", "probe", "status":
-	default:
-		fmt.Fprintf(e.stderr, "%s: unknown command %q: want pause, resume, probe or status (see enqueue queue --help)\n", name, verb)
-		return exitUsage
+	verb, code, ok := verbOf(e, name, queueHelp, args, "pause", "resume", "probe", "status")
+	if !ok {
+		return code
 	}
 	sc := newSub(name+" "+verb, e)
 	var newQueue bool
@@ -74,7 +63,14 @@ func runQueue(ctx context.Context, args []string, e env) int {
 	if verb == "probe" {
 		return queueProbe(ctx, e, c, sc.pos)
 	}
-	qs, hs, err := c.Status(ctx, sc.pos...)
+	return queueStatus(ctx, e, name, c, sc.pos)
+}
+
+// queueStatus prints the state of queues (every queue when none is named),
+// the workers and the halts. It fails when a queue with jobs waiting has
+// no live worker or a worker is halted.
+func queueStatus(ctx context.Context, e env, name string, c *admin.Control, queues []string) int {
+	qs, hs, err := c.Status(ctx, queues...)
 	if err != nil {
 		return fail(e, name, err)
 	}

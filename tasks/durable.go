@@ -50,16 +50,6 @@ func (e *NotReplicatedError) Error() string {
 
 func (e *NotReplicatedError) Unwrap() error { return ErrNotReplicated }
 
-// DurableMarkerKey is the key [WaitReplicas] writes before WAIT: it holds
-// nothing of use, expires after a minute, and sits in the cluster slot of
-// the queue's own keys.
-func DurableMarkerKey(prefix, queue string) string {
-	if prefix == "" {
-		prefix = DefaultKeyPrefix
-	}
-	return prefix + ":durable:{" + queue + "}"
-}
-
 // PrimaryID returns the replication id of the primary holding queue's keys
 // (INFO replication's master_replid). A replica promoted to primary takes a
 // new one, so [WaitReplicas] can tell a failover happened since.

@@ -10,22 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultKeyPrefix starts the name of every Redis key dyplsq itself keeps
-// (asynq keeps its own under "asynq:").
-const DefaultKeyPrefix = "dyplsq"
-
-// VersionKey returns the name of the one Redis counter that versions every
-// job: prefix + ":version" ("dyplsq:version" for the default prefix, used
-// when prefix is empty). Producers, the enqueue CLI and workers (for jobs
-// enqueued without a version) take versions from it, so versions follow the
-// order in which they were taken.
-func VersionKey(prefix string) string {
-	if prefix == "" {
-		prefix = DefaultKeyPrefix
-	}
-	return prefix + ":version"
-}
-
 // NextVersions takes a block of n consecutive versions from the counter at
 // [VersionKey](prefix) in one INCRBY and returns the first; the block is
 // first, first+1, ..., first+n-1. Versions start at 1.

@@ -131,114 +131,21 @@ func (e *ValidationError) Error() string {
 // [Update.Warnings] names them. With an unknown OperateType every value is
 // checked.
 func (u Update) Validate(now time.Time) error {
-	var ps []Problem
-	add := func(field, format string, args ...any) {
-		ps = append(ps, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
-	}
-
+	v := &validator{u: &u, damaged: map[string]bool{}, unused: map[string]bool{}}
 	// Text the API would receive damaged: nothing else is said about it.
-	damaged := map[string]bool{}
 	for _, f := range allColumns {
 		if r := textProblem(*FieldValue(&u, f)); r != "" {
-			add(f, "%s", r)
-			damaged[f] = true
+			v.add(f, "%s", r)
+			v.damaged[f] = true
 		}
 	}
-	unused := map[string]bool{}
 	for _, f := range u.Unused() {
-		unused[f] = true
+		v.unused[f] = true
 	}
-	check := func(f string) bool { return !damaged[f] && !unused[f] && *FieldValue(&u, f) != "" }
-
-	if u.PoolKey == "" && u.ProductType == "" {
-		add("PoolKey", "required when ProductType is empty: set PoolKey (the number pool key, e.g. FC123456) or ProductType")
-	}
-	if check("ProductType") && !slices.Contains(productTypes[:], u.ProductType) {
-		add("ProductType", "must be one of %s; got %s", strings.Join(productTypes[:], ", "), quote(u.ProductType))
-	}
-
-	switch {
-	case u.SubsId == "":
-		add("SubsId", "required: the binding id that BindAxb (or BindAxn, ...) returned")
-	case damaged["SubsId"]:
-	case !allDigits(u.SubsId):
-		c, pos := firstNonDigit(u.SubsId)
-		add("SubsId", "must be digits only (the binding id that BindAxb returned); got %d characters, first non-digit %s at position %d%s",
-			utf8.RuneCountInString(u.SubsId), c, pos, spreadsheetHint(u.SubsId))
-	}
-
-	switch {
-	case u.PhoneNoX == "":
-		add("PhoneNoX", "required: the X number of the binding")
-	case damaged["PhoneNoX"]:
-	case u.ProductType == "AXN_95" && strings.HasPrefix(u.PhoneNoX, "95") && allDigits(u.PhoneNoX):
-		if n := len(u.PhoneNoX); n < 5 || n > 12 {
-			add("PhoneNoX", "a 95 number must be 95 and 3 to 10 more digits; got %d digits %s", n, quote(mask.Stars(u.PhoneNoX)))
-		}
-	default:
-		if r := phoneProblem(u.PhoneNoX); r != "" {
-			if strings.HasPrefix(u.PhoneNoX, "95") && allDigits(u.PhoneNoX) {
-				r += "; a 95 X number is accepted with ProductType AXN_95"
-			}
-			add("PhoneNoX", "%s", r)
-		}
-	}
-
-	need := u.Field()
-	switch {
-	case u.OperateType == "":
-		add("OperateType", "required: one of %s", strings.Join(operateTypes[:], ", "))
-	case damaged["OperateType"]:
-	case need == "":
-		hint := ""
-		for _, op := range operateTypes {
-			if strings.EqualFold(op, u.OperateType) {
-				hint = fmt.Sprintf(" (did you mean %s? OperateType is case-sensitive)", op)
-			}
-		}
-		add("OperateType", "must be one of %s; got %s%s", strings.Join(operateTypes[:], ", "), quote(u.OperateType), hint)
-	case *FieldValue(&u, need) == "":
-		add(need, "required when OperateType is %s%s", u.OperateType, neededHint(need))
-	}
-
-	for _, f := range []string{"PhoneNoA", "PhoneNoB"} {
-		if check(f) {
-			if r := phoneProblem(*FieldValue(&u, f)); r != "" {
-				add(f, "%s", r)
-			}
-		}
-	}
-	if check("Expiration") {
-		if r := expirationProblem(u.Expiration, now); r != "" {
-			add("Expiration", "%s", r)
-		}
-	}
-	if check("GroupId") {
-		if r := groupIDProblem(u.GroupId); r != "" {
-			add("GroupId", "%s", r)
-		}
-	}
-	if check("CallRestrict") && !slices.Contains(callRestricts[:], u.CallRestrict) {
-		add("CallRestrict", "must be one of %s; got %s", strings.Join(callRestricts[:], ", "), quote(u.CallRestrict))
-	}
-	if check("CallDisplayType") && u.CallDisplayType != "1" {
-		add("CallDisplayType", "must be 1 (both sides see the X number; the API accepts no other value); got %s%s",
-			quote(u.CallDisplayType), spreadsheetHint(u.CallDisplayType))
-	}
-	for _, f := range []string{"IsRecordingEnabled", "ASRStatus"} {
-		if v := *FieldValue(&u, f); check(f) && v != "true" && v != "false" {
-			add(f, "must be true or false; got %s", quote(v))
-		}
-	}
-	if u.OperateType == "updateAsr" && u.ASRStatus == "true" && u.ASRModelId == "" {
-		add("ASRModelId", "required when OperateType is updateAsr and ASRStatus is true: the id of the speech recognition model to use")
-	}
-	if check("RingConfig") {
-		if r := ringConfigProblem(u.RingConfig); r != "" {
-			add("RingConfig", "%s", r)
-		}
-	}
-
+	v.binding()
+	v.operation()
+	v.values(now)
+	ps := v.ps
 	if len(ps) == 0 {
 		return nil
 	}
@@ -246,6 +153,126 @@ func (u Update) Validate(now time.Time) error {
 		return slices.Index(allColumns, a.Field) - slices.Index(allColumns, b.Field)
 	})
 	return &ValidationError{Problems: ps}
+}
+
+// validator collects the problems of one [Update.Validate].
+type validator struct {
+	u       *Update
+	ps      []Problem
+	damaged map[string]bool // fields whose text the API would receive damaged
+	unused  map[string]bool // fields the OperateType does not use
+}
+
+func (v *validator) add(field, format string, args ...any) {
+	v.ps = append(v.ps, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+// check reports whether field f has a value to check: set, used by the
+// OperateType, and not damaged.
+func (v *validator) check(f string) bool {
+	return !v.damaged[f] && !v.unused[f] && *FieldValue(v.u, f) != ""
+}
+
+// binding checks the fields naming the binding: PoolKey, ProductType,
+// SubsId and PhoneNoX.
+func (v *validator) binding() {
+	u := v.u
+	if u.PoolKey == "" && u.ProductType == "" {
+		v.add("PoolKey", "required when ProductType is empty: set PoolKey (the number pool key, e.g. FC123456) or ProductType")
+	}
+	if v.check("ProductType") && !slices.Contains(productTypes[:], u.ProductType) {
+		v.add("ProductType", "must be one of %s; got %s", strings.Join(productTypes[:], ", "), quote(u.ProductType))
+	}
+
+	switch {
+	case u.SubsId == "":
+		v.add("SubsId", "required: the binding id that BindAxb (or BindAxn, ...) returned")
+	case v.damaged["SubsId"]:
+	case !allDigits(u.SubsId):
+		c, pos := firstNonDigit(u.SubsId)
+		v.add("SubsId", "must be digits only (the binding id that BindAxb returned); got %d characters, first non-digit %s at position %d%s",
+			utf8.RuneCountInString(u.SubsId), c, pos, spreadsheetHint(u.SubsId))
+	}
+
+	switch {
+	case u.PhoneNoX == "":
+		v.add("PhoneNoX", "required: the X number of the binding")
+	case v.damaged["PhoneNoX"]:
+	case u.ProductType == "AXN_95" && strings.HasPrefix(u.PhoneNoX, "95") && allDigits(u.PhoneNoX):
+		if n := len(u.PhoneNoX); n < 5 || n > 12 {
+			v.add("PhoneNoX", "a 95 number must be 95 and 3 to 10 more digits; got %d digits %s", n, quote(mask.Stars(u.PhoneNoX)))
+		}
+	default:
+		if r := phoneProblem(u.PhoneNoX); r != "" {
+			if strings.HasPrefix(u.PhoneNoX, "95") && allDigits(u.PhoneNoX) {
+				r += "; a 95 X number is accepted with ProductType AXN_95"
+			}
+			v.add("PhoneNoX", "%s", r)
+		}
+	}
+}
+
+// operation checks OperateType and that the field it updates is set.
+func (v *validator) operation() {
+	u := v.u
+	need := u.Field()
+	switch {
+	case u.OperateType == "":
+		v.add("OperateType", "required: one of %s", strings.Join(operateTypes[:], ", "))
+	case v.damaged["OperateType"]:
+	case need == "":
+		hint := ""
+		for _, op := range operateTypes {
+			if strings.EqualFold(op, u.OperateType) {
+				hint = fmt.Sprintf(" (did you mean %s? OperateType is case-sensitive)", op)
+			}
+		}
+		v.add("OperateType", "must be one of %s; got %s%s", strings.Join(operateTypes[:], ", "), quote(u.OperateType), hint)
+	case *FieldValue(u, need) == "":
+		v.add(need, "required when OperateType is %s%s", u.OperateType, neededHint(need))
+	}
+}
+
+// values checks the values of the fields the OperateType uses.
+func (v *validator) values(now time.Time) {
+	u := v.u
+	for _, f := range []string{"PhoneNoA", "PhoneNoB"} {
+		if v.check(f) {
+			if r := phoneProblem(*FieldValue(u, f)); r != "" {
+				v.add(f, "%s", r)
+			}
+		}
+	}
+	if v.check("Expiration") {
+		if r := expirationProblem(u.Expiration, now); r != "" {
+			v.add("Expiration", "%s", r)
+		}
+	}
+	if v.check("GroupId") {
+		if r := groupIDProblem(u.GroupId); r != "" {
+			v.add("GroupId", "%s", r)
+		}
+	}
+	if v.check("CallRestrict") && !slices.Contains(callRestricts[:], u.CallRestrict) {
+		v.add("CallRestrict", "must be one of %s; got %s", strings.Join(callRestricts[:], ", "), quote(u.CallRestrict))
+	}
+	if v.check("CallDisplayType") && u.CallDisplayType != "1" {
+		v.add("CallDisplayType", "must be 1 (both sides see the X number; the API accepts no other value); got %s%s",
+			quote(u.CallDisplayType), spreadsheetHint(u.CallDisplayType))
+	}
+	for _, f := range []string{"IsRecordingEnabled", "ASRStatus"} {
+		if x := *FieldValue(u, f); v.check(f) && x != "true" && x != "false" {
+			v.add(f, "must be true or false; got %s", quote(x))
+		}
+	}
+	if u.OperateType == "updateAsr" && u.ASRStatus == "true" && u.ASRModelId == "" {
+		v.add("ASRModelId", "required when OperateType is updateAsr and ASRStatus is true: the id of the speech recognition model to use")
+	}
+	if v.check("RingConfig") {
+		if r := ringConfigProblem(u.RingConfig); r != "" {
+			v.add("RingConfig", "%s", r)
+		}
+	}
 }
 
 // commonFields are used by every OperateType: the binding, the operation,

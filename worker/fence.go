@@ -157,8 +157,8 @@ type fence struct {
 	stateTTL time.Duration // a job state's lifetime, and an intent's
 }
 
-func (f *fence) keys(subsID string) (fenceKey, lockKey string) {
-	return fmt.Sprintf("%s:{%s}:fence", f.prefix, subsID), fmt.Sprintf("%s:{%s}:lock", f.prefix, subsID)
+func (f *fence) keys(subsID string) (fk, lk string) {
+	return fenceKey(f.prefix, subsID), lockKey(f.prefix, subsID)
 }
 
 // beginResult is the fence's answer to a job that wants to call.
@@ -193,12 +193,20 @@ func (f *fence) commit(ctx context.Context, j *job, token, requestID string) (in
 		requestID, boolArg(j.versionInState()), tasks.FenceLifetime.Milliseconds()).Int64()
 }
 
+// How fence.end leaves the job's state ([attemptEnd.state]); the end
+// script compares ARGV[8] with these.
+const (
+	endRecord = "record" // clear the in-flight mark and record the attempt's failure
+	endDrop   = "drop"   // delete the state: the job ended
+	endKeep   = "keep"   // clear the in-flight mark only
+)
+
 // attemptEnd says how fence.end leaves the binding and the job's state.
 type attemptEnd struct {
 	token       string // the attempt's lock token; "" when it took none
 	hold        time.Duration
 	clearIntent bool   // nothing of this job can have been applied, or the job ended
-	state       string // "record", "drop" or "keep"
+	state       string // endRecord, endDrop or endKeep
 	counted     bool
 	ambiguous   bool
 	code, msg   string

@@ -20,14 +20,17 @@ import (
 )
 
 // Outcomes and the states on the way, as logs, results and metrics name them.
+// The outcomes a batch row shares are [batch]'s, defined there once.
 const (
-	OutcomeApplied    = "applied"
-	OutcomeSuperseded = "superseded"
-	OutcomeDead       = "dead"
-	OutcomeCancelled  = "cancelled"
+	OutcomeApplied    = batch.OutcomeApplied
+	OutcomeSuperseded = batch.OutcomeSuperseded
+	OutcomeDead       = batch.OutcomeDead
+	OutcomeCancelled  = batch.OutcomeCancelled
 	StateThrottled    = "throttled"
 	StateTransient    = "transient"
-	StateHalted       = "halted"
+	// StateHalted is also the reason of a halted job's retry, so its last
+	// error starts with it (admin and api read it there).
+	StateHalted = batch.OutcomeHalted
 )
 
 // MaxPayloadBytes is the largest payload a worker decodes (64 KiB); a
@@ -158,7 +161,7 @@ var errEnded = errors.New("job ended")
 func (h *handler) finish(ctx context.Context, j *job, l *lease, err error) error {
 	if l != nil && !l.ended {
 		// Every path ends its lease; this is the safety net.
-		h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
+		h.endLease(ctx, j, l, attemptEnd{state: endKeep, clearIntent: !j.ambiguous()})
 	}
 	var re *retryError
 	switch {
@@ -282,7 +285,7 @@ func (h *handler) cancelled(ctx context.Context, j *job, l *lease) error {
 		note = "its batch was cancelled (enqueue batch cancel): ended without another API call; an earlier attempt's outcome is unknown, so it may have been applied"
 		if checkable(j.u.OperateType) {
 			if !j.st.LastFailure.IsZero() && !h.pause(ctx, h.cfg.AmbiguousHold-h.now().Sub(j.st.LastFailure)) {
-				return &retryError{reason: "stopping", delay: jitter(time.Second)}
+				return &retryError{reason: retryStopping, delay: jitter(time.Second)}
 			}
 			held, rid, qerr := h.holds(ctx, j.u)
 			switch {
@@ -296,9 +299,9 @@ func (h *handler) cancelled(ctx context.Context, j *job, l *lease) error {
 			}
 		}
 	}
-	state := "drop"
+	state := endDrop
 	if j.versionInState() {
-		state = "keep"
+		state = endKeep
 	}
 	h.endLease(ctx, j, l, attemptEnd{state: state, clearIntent: clearIntent})
 	if _, err := h.batches.MarkOpen(context.WithoutCancel(ctx), j.u.Meta.Batch, j.u.Meta.Line,
@@ -358,11 +361,11 @@ func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
 	if h.limit != nil {
 		ok, wait, err := h.limit.wait(ctx, h.cfg.LimitWait, h.stop)
 		if err != nil || !ok {
-			h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
+			h.endLease(ctx, j, l, attemptEnd{state: endKeep, clearIntent: !j.ambiguous()})
 			if err != nil {
 				return nil, h.redisRetry(j, err)
 			}
-			return nil, &retryError{reason: "rate limited", delay: wait + jitter(50*time.Millisecond)}
+			return nil, &retryError{reason: retryRateLimited, delay: wait + jitter(50*time.Millisecond)}
 		}
 	}
 	return l, nil
@@ -430,41 +433,41 @@ func (h *handler) settle(ctx context.Context, j *job, l *lease, de *dypls.Error,
 		if de.Class != dypls.Permanent {
 			// The attempts ran out: the attempt counts, whatever the
 			// check finds, which is the job's last chance.
-			if _, err := h.endAttempt(ctx, j, l, de, s, "record"); err != nil {
+			if _, err := h.endAttempt(ctx, j, l, de, s, endRecord); err != nil {
 				return h.redisRetry(j, err)
 			}
 			return h.lastCheck(ctx, j, de, reasonAttempts)
 		}
 		return h.check(ctx, j, l, de)
 	case actRetryNotSent:
-		h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
-		return &retryError{reason: "not sent", delay: jitter(time.Second), err: de}
+		h.endLease(ctx, j, l, attemptEnd{state: endKeep, clearIntent: !j.ambiguous()})
+		return &retryError{reason: retryNotSent, delay: jitter(time.Second), err: de}
 	case actRetryThrottled:
-		if _, err := h.endAttempt(ctx, j, l, de, s, "record"); err != nil {
+		if _, err := h.endAttempt(ctx, j, l, de, s, endRecord); err != nil {
 			return h.redisRetry(j, err)
 		}
 		return h.throttled(ctx, j, de)
 	case actHalt:
 		wasProbe := l.probe
 		l.probe = false // consumed: trip doubles its interval
-		h.endLease(ctx, j, l, attemptEnd{state: "keep", clearIntent: !j.ambiguous()})
+		h.endLease(ctx, j, l, attemptEnd{state: endKeep, clearIntent: !j.ambiguous()})
 		return h.halted(ctx, j, de, wasProbe)
 	case actDead:
 		return h.die(ctx, j, l, reasonPermanent, de)
 	case actExhausted:
-		if _, err := h.endAttempt(ctx, j, l, de, s, "record"); err != nil {
+		if _, err := h.endAttempt(ctx, j, l, de, s, endRecord); err != nil {
 			return h.redisRetry(j, err)
 		}
 		return h.die(ctx, j, l, reasonAttempts, de)
 	}
 	// Transient: counted.
-	n, err := h.endAttempt(ctx, j, l, de, s, "record")
+	n, err := h.endAttempt(ctx, j, l, de, s, endRecord)
 	if err != nil {
 		return h.redisRetry(j, err)
 	}
 	h.metrics.Retries.WithLabelValues(StateTransient, de.Code).Inc()
 	h.logJob(zerolog.InfoLevel, j, StateTransient, de)
-	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
+	if err := h.mark(ctx, j, batch.OutcomeRetrying, de.Code, de.Message, de.RequestID); err != nil {
 		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated")
 	}
 	return &retryError{reason: StateTransient, failure: true, err: de,
@@ -575,15 +578,15 @@ func (h *handler) check(ctx context.Context, j *job, l *lease, de *dypls.Error) 
 	case actDead:
 		return h.die(ctx, j, l, reasonPermanent, de)
 	case actRetryThrottled:
-		h.endLease(ctx, j, l, attemptEnd{state: "keep"})
+		h.endLease(ctx, j, l, attemptEnd{state: endKeep})
 		return h.throttled(ctx, j, qerr)
 	case actHalt:
-		h.endLease(ctx, j, l, attemptEnd{state: "keep"})
+		h.endLease(ctx, j, l, attemptEnd{state: endKeep})
 		return h.halted(ctx, j, qerr, false)
 	}
-	h.endLease(ctx, j, l, attemptEnd{state: "keep"})
+	h.endLease(ctx, j, l, attemptEnd{state: endKeep})
 	h.logJob(zerolog.InfoLevel, j, StateTransient, qerr)
-	return &retryError{reason: "check failed", err: qerr,
+	return &retryError{reason: retryCheckFailed, err: qerr,
 		delay: fullJitter(j.st.Attempts, h.cfg.BackoffBase, h.cfg.BackoffMax)}
 }
 
@@ -594,7 +597,7 @@ func (h *handler) check(ctx context.Context, j *job, l *lease, de *dypls.Error) 
 func (h *handler) lastCheck(ctx context.Context, j *job, de *dypls.Error, reason string) error {
 	if !j.st.LastFailure.IsZero() {
 		if !h.pause(ctx, h.cfg.AmbiguousHold-h.now().Sub(j.st.LastFailure)) {
-			return &retryError{reason: "stopping", delay: jitter(time.Second), err: de}
+			return &retryError{reason: retryStopping, delay: jitter(time.Second), err: de}
 		}
 	}
 	held, rid, qerr := h.holds(ctx, j.u)
@@ -670,7 +673,7 @@ func (h *handler) throttled(ctx context.Context, j *job, de *dypls.Error) error 
 	}
 	h.metrics.Retries.WithLabelValues(StateThrottled, de.Code).Inc()
 	h.logJob(zerolog.DebugLevel, j, StateThrottled, de)
-	if err := h.mark(ctx, j, "retrying", de.Code, de.Message, de.RequestID); err != nil {
+	if err := h.mark(ctx, j, batch.OutcomeRetrying, de.Code, de.Message, de.RequestID); err != nil {
 		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated")
 	}
 	return &retryError{reason: StateThrottled, delay: jitter(d.delay), err: de}
@@ -751,7 +754,7 @@ func (h *handler) report(ctx context.Context, j *job, res Result) error {
 	if !j.versionInState() && !j.stateGone {
 		// A plain-asynq job keeps its state, which holds its version, until
 		// it expires: a crash before asynq hears of the end must find it.
-		_, _ = h.fence.end(context.WithoutCancel(ctx), j, attemptEnd{state: "drop"})
+		_, _ = h.fence.end(context.WithoutCancel(ctx), j, attemptEnd{state: endDrop})
 	}
 	return nil
 }
@@ -786,9 +789,9 @@ func (h *handler) die(ctx context.Context, j *job, l *lease, reason string, de *
 		// lease still held here follows a definite answer; one that
 		// ended after a call that may still be running keeps its hold).
 		// Its state goes too, unless it holds the job's version.
-		state := "drop"
+		state := endDrop
 		if j.versionInState() {
-			state = "keep"
+			state = endKeep
 		}
 		h.endLease(ctx, j, l, attemptEnd{state: state, clearIntent: true})
 	}
@@ -845,7 +848,7 @@ func (h *handler) stopping() bool {
 // redisRetry puts the job back when Redis failed under it; not counted.
 func (h *handler) redisRetry(j *job, err error) error {
 	redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("Redis error; the job will run again")
-	return &retryError{reason: "redis", delay: jitter(2 * time.Second), err: errors.New(mask.Text(err.Error()))}
+	return &retryError{reason: retryRedis, delay: jitter(2 * time.Second), err: errors.New(mask.Text(err.Error()))}
 }
 
 // expired reports whether the job is older than its max age, counted from

@@ -95,8 +95,8 @@ return redis.call('ZCARD', KEYS[1])`)
 func newLimiter(rdb redis.UniversalClient, prefix string, qps float64, now func() time.Time, onRate func(float64)) *limiter {
 	return &limiter{
 		rdb: rdb, rl: redis_rate.NewLimiter(rdb),
-		key: prefix + ":limit:UpdateSubscription", gcraKey: prefix + ":limit:UpdateSubscription:gcra",
-		spreadKey: prefix + ":limit:UpdateSubscription:throttled", spreadWindow: 5 * time.Second,
+		key: limitKey(prefix), gcraKey: limitGCRAKey(prefix),
+		spreadKey: limitSpreadKey(prefix), spreadWindow: 5 * time.Second,
 		cap: qps, min: math.Max(1, qps/100), window: 300 * time.Millisecond, recovery: 0.01,
 		refresh: 250 * time.Millisecond, onRate: onRate, nowFunc: now,
 	}

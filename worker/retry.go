@@ -10,10 +10,21 @@ import (
 	"github.com/dyplsq/dyplsq/dypls"
 )
 
+// Reasons of a retry besides the states ([StateThrottled],
+// [StateTransient], [StateHalted], [StateBusy]): the start of the job's
+// last error, as asynq and its UI show it.
+const (
+	retryStopping    = "stopping"     // the worker is shutting down
+	retryNotSent     = "not sent"     // the call never left
+	retryRateLimited = "rate limited" // the shared rate had no room within LimitWait
+	retryCheckFailed = "check failed" // the check with QuerySubscriptionDetail failed
+	retryRedis       = "redis"        // Redis failed around the attempt
+)
+
 // retryError asks asynq to run the job again after delay. A retry that is
 // not a failure (throttled, halted, busy) is not counted by asynq either.
 type retryError struct {
-	reason  string // "throttled", "transient", "halted", "busy", "redis"
+	reason  string // a state or one of the retry reasons above
 	delay   time.Duration
 	failure bool
 	err     error

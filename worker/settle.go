@@ -20,7 +20,9 @@ const (
 	actExhausted                    // counted attempts used up: dead
 )
 
-var actionNames = [...]string{"applied", "check", "throttled", "transient", "not sent", "halt", "dead", "exhausted"}
+// actionNames name the actions in logs and metrics; an action that ends
+// or retries the job is named as its outcome or retry reason.
+var actionNames = [...]string{OutcomeApplied, "check", StateThrottled, StateTransient, retryNotSent, "halt", OutcomeDead, "exhausted"}
 
 func (a action) String() string { return actionNames[a] }
 

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -38,13 +37,13 @@ type stateStore struct {
 }
 
 func (s *stateStore) key(subsID, taskID string) string {
-	return fmt.Sprintf("%s:{%s}:job:%s", s.prefix, subsID, taskID)
+	return jobStateKey(s.prefix, subsID, taskID)
 }
 
 // legacyKey is where workers before the requeue-proof layout kept the
 // state of generation gen; it is read once so an upgrade loses nothing.
 func (s *stateStore) legacyKey(subsID, taskID string, gen int) string {
-	return fmt.Sprintf("%s:{%s}:job:%s:%d", s.prefix, subsID, taskID, gen)
+	return legacyJobStateKey(s.prefix, subsID, taskID, gen)
 }
 
 // load reads the state of a job in requeue generation gen. It records the
@@ -152,7 +151,7 @@ func unixMilli(s string) time.Time {
 // minute without one. The count is shared by the fleet, so a binding backed off by
 // one worker is backed off by all.
 func (s *stateStore) throttledBinding(ctx context.Context, subsID string) (int, error) {
-	key := fmt.Sprintf("%s:{%s}:throttled", s.prefix, subsID)
+	key := bindingThrottledKey(s.prefix, subsID)
 	pipe := s.rdb.TxPipeline()
 	n := pipe.Incr(ctx, key)
 	pipe.PExpire(ctx, key, time.Minute)

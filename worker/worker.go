@@ -96,7 +96,7 @@ type Config struct {
 	TaskCheckInterval        time.Duration // default 100ms
 	DelayedTaskCheckInterval time.Duration // default 200ms: jobs back from a short delay (busy, throttled) wait at most this long more
 
-	KeyPrefix string // prefix of dyplsq's own Redis keys; default "dyplsq"
+	KeyPrefix string // prefix of dyplsq's own Redis keys; default [tasks.DefaultKeyPrefix]
 	WorkerID  string // default host:pid
 
 	// Logger is the process's logger, without a component: the worker
@@ -144,7 +144,7 @@ func (c Config) withDefaults(callTimeout time.Duration) Config {
 	def(&c.TaskCheckInterval, DefaultTaskCheckInterval)
 	def(&c.DelayedTaskCheckInterval, DefaultDelayedTaskCheckInterval)
 	if c.KeyPrefix == "" {
-		c.KeyPrefix = "dyplsq"
+		c.KeyPrefix = tasks.DefaultKeyPrefix
 	}
 	if c.WorkerID == "" {
 		host, _ := os.Hostname()

@@ -90,7 +90,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	monUser := s.String("MONITOR_USER", "monitor-user", "", "basic-auth user for the UI and /metrics (required off loopback)")
 	monPass := s.Secret("MONITOR_PASSWORD", "monitor-password", "basic-auth password")
 	monRO := s.Bool("MONITOR_READONLY", "monitor-readonly", true, "the UI cannot change tasks or queues")
-	keyPrefix := s.String("DYPLSQ_KEY_PREFIX", "key-prefix", "dyplsq", "advanced: prefix of dyplsq's own Redis keys; must match enqueue's")
+	keyPrefix := s.String("DYPLSQ_KEY_PREFIX", "key-prefix", tasks.DefaultKeyPrefix, "advanced: prefix of dyplsq's own Redis keys; must match enqueue's")
 	apiSet := addAPISettings(s)
 	if err := s.Parse(args, stdout); err != nil {
 		return nil, err

@@ -101,30 +101,66 @@ func runLimiter(ctx context.Context, env *Env) (Result, error) {
 	}
 	defer stopSim()
 
-	var (
-		workers []*worker.Worker
-		regs    []*prometheus.Registry
-		closers []func()
-	)
-	stopWorkers := func() {
-		for _, w := range workers {
-			w.Shutdown()
-		}
-		workers = nil
+	fleet := &limiterFleet{}
+	defer fleet.close()
+	if err := fleet.add(env, addr, queue, prefix); err != nil {
+		return Result{}, err
 	}
-	defer func() {
-		stopWorkers()
-		for _, c := range closers {
-			c()
+
+	start := time.Now()
+	for _, w := range fleet.workers {
+		if err := w.Start(); err != nil {
+			return Result{}, fmt.Errorf("start worker: %w", err)
 		}
-	}()
+	}
+	points, end, err := pollLimiter(ctx, env, sim, queue, fleet.regs[0], jobs, start)
+	if err != nil {
+		return Result{}, err
+	}
+	elapsed := end.Sub(start)
+	fleet.stop()
+	if st := sim.Stats(); st.Applied != jobs {
+		return Result{}, fmt.Errorf("simulator applied %d updates for %d jobs (%v)", st.Applied, jobs, st.Calls)
+	}
+
+	last := points[len(points)-1]
+	env.Logf("%-22s whole run: %d jobs in %s = %.0f OK/s (%.1f %% of quota); %d throttled of %d calls (%.2f %%), %d other answers",
+		name, jobs, elapsed.Round(time.Millisecond), float64(last.ok)/elapsed.Seconds(),
+		100*float64(last.ok)/elapsed.Seconds()/limiterQuota, last.throttled, last.ok+last.throttled+last.other,
+		pct(last.throttled, last.ok+last.throttled+last.other), last.other)
+
+	w, err := steadyWindow(points, jobs < limiterShortJobs, elapsed)
+	if err != nil {
+		return Result{}, err
+	}
+	goodput := float64(w.ok) / w.window.Seconds()
+	what := "steady window"
+	if w.short {
+		what = fmt.Sprintf("short run (%d jobs < %d): whole run", jobs, limiterShortJobs)
+	}
+	env.Logf("%-22s %s %.1fs–%.1fs: goodput %.0f OK/s = %.1f %% of quota (want ≥ 95 %%); throttled %d of %d calls = %.2f %% (want < 2 %%)",
+		name, what, w.from.Seconds(), w.to.Seconds(), goodput, 100*goodput/limiterQuota, w.thr, w.calls, pct(w.thr, w.calls))
+	return Result{Value: 100 * goodput / limiterQuota, Count: jobs, Elapsed: elapsed}, nil
+}
+
+// limiterFleet is the benchmark's workers, their metric registries, and
+// what closes their clients.
+type limiterFleet struct {
+	workers []*worker.Worker
+	regs    []*prometheus.Registry
+	closers []func()
+}
+
+// add creates the limiterWorkers workers serving queue, each with its own
+// API client to the simulator at addr and its own Redis client.
+func (f *limiterFleet) add(env *Env, addr, queue, prefix string) error {
 	for i := 1; i <= limiterWorkers; i++ {
 		api, err := newAPI(addr)
 		if err != nil {
-			return Result{}, err
+			return err
 		}
 		rdb := env.newRedis()
-		closers = append(closers, api.Close, func() { _ = rdb.Close() })
+		f.closers = append(f.closers, api.Close, func() { _ = rdb.Close() })
 		reg := prometheus.NewRegistry()
 		w, err := worker.New(worker.Config{
 			Queues:      map[string]int{queue: 1},
@@ -136,17 +172,33 @@ func runLimiter(ctx context.Context, env *Env) (Result, error) {
 			Registry:    reg,
 		}, rdb, api)
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		workers, regs = append(workers, w), append(regs, reg)
+		f.workers, f.regs = append(f.workers, w), append(f.regs, reg)
 	}
+	return nil
+}
 
-	start := time.Now()
-	for _, w := range workers {
-		if err := w.Start(); err != nil {
-			return Result{}, fmt.Errorf("start worker: %w", err)
-		}
+// stop shuts the workers down.
+func (f *limiterFleet) stop() {
+	for _, w := range f.workers {
+		w.Shutdown()
 	}
+	f.workers = nil
+}
+
+// close stops the workers and closes their clients.
+func (f *limiterFleet) close() {
+	f.stop()
+	for _, c := range f.closers {
+		c()
+	}
+}
+
+// pollLimiter waits until the jobs on queue are completed, sampling the
+// limiter every limiterSample, and returns the samples (the first one
+// zero) and when the last job completed.
+func pollLimiter(ctx context.Context, env *Env, sim *dyplsim.Sim, queue string, reg *prometheus.Registry, jobs int, start time.Time) ([]limiterPoint, time.Time, error) {
 	points := []limiterPoint{{}}
 	poll := time.NewTicker(completionPoll)
 	defer poll.Stop()
@@ -156,24 +208,24 @@ func runLimiter(ctx context.Context, env *Env) (Result, error) {
 		select {
 		case <-ctx.Done():
 			last := points[len(points)-1]
-			return Result{}, fmt.Errorf("%d of %d jobs completed after %s: %w", last.completed, jobs, time.Since(start).Round(time.Second), ctx.Err())
+			return nil, end, fmt.Errorf("%d of %d jobs completed after %s: %w", last.completed, jobs, time.Since(start).Round(time.Second), ctx.Err())
 		case <-poll.C:
 		}
 		_, completed, archived, err := env.queueCounts(ctx, queue)
 		if err != nil {
-			return Result{}, err
+			return nil, end, err
 		}
 		if archived > 0 {
-			return Result{}, fmt.Errorf("%d job(s) archived (dead); %d of %d completed", archived, completed, jobs)
+			return nil, end, fmt.Errorf("%d job(s) archived (dead); %d of %d completed", archived, completed, jobs)
 		}
 		done := completed >= int64(jobs)
 		if done {
 			end = time.Now()
 		}
 		if done || !time.Now().Before(next) {
-			p, err := sampleLimiter(ctx, env, sim, queue, regs[0], start)
+			p, err := sampleLimiter(ctx, env, sim, queue, reg, start)
 			if err != nil {
-				return Result{}, err
+				return nil, end, err
 			}
 			if done {
 				p.at = end.Sub(start)
@@ -184,55 +236,45 @@ func runLimiter(ctx context.Context, env *Env) (Result, error) {
 			next = next.Add(limiterSample)
 		}
 	}
-	elapsed := end.Sub(start)
-	stopWorkers()
-	if st := sim.Stats(); st.Applied != jobs {
-		return Result{}, fmt.Errorf("simulator applied %d updates for %d jobs (%v)", st.Applied, jobs, st.Calls)
-	}
+	return points, end, nil
+}
 
-	last := points[len(points)-1]
-	env.Logf("%-22s whole run: %d jobs in %s = %.0f OK/s (%.1f %% of quota); %d throttled of %d calls (%.2f %%), %d other answers",
-		name, jobs, elapsed.Round(time.Millisecond), float64(last.ok)/elapsed.Seconds(),
-		100*float64(last.ok)/elapsed.Seconds()/limiterQuota, last.throttled, last.ok+last.throttled+last.other,
-		pct(last.throttled, last.ok+last.throttled+last.other), last.other)
+// limiterWindow is the part of a run the limiter benchmark judges.
+type limiterWindow struct {
+	ok, thr, calls int
+	window         time.Duration
+	from, to       time.Duration
+	short          bool // a short run: the whole run is judged
+}
 
-	// The steady window: whole samples that start at 5 s or later and end
-	// with jobs still pending (the workers had work the whole second).
-	var (
-		ok, thr, calls int
-		window         time.Duration
-		from, to       time.Duration
-	)
-	short := jobs < limiterShortJobs
+// steadyWindow sums the samples of the steady window: whole samples that
+// start at limiterSteadyFrom or later and end with jobs still pending (the
+// workers had work the whole second). A short run is judged whole.
+func steadyWindow(points []limiterPoint, short bool, elapsed time.Duration) (limiterWindow, error) {
+	w := limiterWindow{short: short}
 	if short {
-		ok, thr, calls, window, from, to = last.ok, last.throttled, last.ok+last.throttled+last.other, elapsed, 0, elapsed
-	} else {
-		for i := 1; i < len(points); i++ {
-			a, b := points[i-1], points[i]
-			if a.at < limiterSteadyFrom || b.pending == 0 {
-				continue
-			}
-			if window == 0 {
-				from = a.at
-			}
-			to = b.at
-			ok += b.ok - a.ok
-			thr += b.throttled - a.throttled
-			calls += (b.ok + b.throttled + b.other) - (a.ok + a.throttled + a.other)
-			window += b.at - a.at
-		}
-		if window == 0 {
-			return Result{}, fmt.Errorf("no steady window: the queue emptied before %s", limiterSteadyFrom+limiterSample)
-		}
+		last := points[len(points)-1]
+		w.ok, w.thr, w.calls, w.window, w.from, w.to = last.ok, last.throttled, last.ok+last.throttled+last.other, elapsed, 0, elapsed
+		return w, nil
 	}
-	goodput := float64(ok) / window.Seconds()
-	what := "steady window"
-	if short {
-		what = fmt.Sprintf("short run (%d jobs < %d): whole run", jobs, limiterShortJobs)
+	for i := 1; i < len(points); i++ {
+		a, b := points[i-1], points[i]
+		if a.at < limiterSteadyFrom || b.pending == 0 {
+			continue
+		}
+		if w.window == 0 {
+			w.from = a.at
+		}
+		w.to = b.at
+		w.ok += b.ok - a.ok
+		w.thr += b.throttled - a.throttled
+		w.calls += (b.ok + b.throttled + b.other) - (a.ok + a.throttled + a.other)
+		w.window += b.at - a.at
 	}
-	env.Logf("%-22s %s %.1fs–%.1fs: goodput %.0f OK/s = %.1f %% of quota (want ≥ 95 %%); throttled %d of %d calls = %.2f %% (want < 2 %%)",
-		name, what, from.Seconds(), to.Seconds(), goodput, 100*goodput/limiterQuota, thr, calls, pct(thr, calls))
-	return Result{Value: 100 * goodput / limiterQuota, Count: jobs, Elapsed: elapsed}, nil
+	if w.window == 0 {
+		return w, fmt.Errorf("no steady window: the queue emptied before %s", limiterSteadyFrom+limiterSample)
+	}
+	return w, nil
 }
 
 // formatLimiterPoint describes the second from a to b.
