@@ -1,9 +1,12 @@
-// Package monitor is the worker's HTTP surface: the asynq web UI
-// (asynqmon) under /monitoring/, Prometheus metrics at /metrics, and the
-// /healthz and /readyz probes.
+// Package monitor is the worker's HTTP surface: the dyplsq page under
+// /dyplsq/ (batches, dead letters by code, halted workers, the shared rate
+// limit, a lookup by SubsId; where / leads), the asynq web UI (asynqmon)
+// under /monitoring/, Prometheus metrics at /metrics, and the /healthz and
+// /readyz probes.
 //
 // Phone numbers never leave it in clear: task payloads and results go
-// through [PayloadFormatter] and [ResultFormatter], and every response of
+// through [PayloadFormatter] and [ResultFormatter], the dyplsq page masks
+// every text it reads from Redis, and every response of
 // the UI's JSON API (error messages included, which asynqmon shows as
 // stored) passes through [mask.Text] before it is written. With User and
 // Password set, every route but the probes asks for HTTP basic auth;
@@ -55,6 +58,9 @@ type Config struct {
 	// see only the reason of an error implementing [PublicReasoner] (a bare
 	// "not ready" otherwise); callers with them see the whole error.
 	Ready func(ctx context.Context) error
+	// KeyPrefix starts dyplsq's own Redis keys (DYPLSQ_KEY_PREFIX), which
+	// the dyplsq page reads; "" means "dyplsq".
+	KeyPrefix string
 	// Logger receives the server's own log lines, which add
 	// component=monitor: it should carry no component itself. Credentials
 	// are never logged.

@@ -188,7 +188,7 @@ func TestMonitor(t *testing.T) {
 		if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
 			t.Fatalf("GET /monitoring/: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 		}
-		if rec := do(t, h, "GET", "/", true); rec.Code != http.StatusFound || rec.Header().Get("Location") != "/monitoring/" {
+		if rec := do(t, h, "GET", "/", true); rec.Code != http.StatusFound || rec.Header().Get("Location") != PagePath {
 			t.Errorf("GET /: %d %s", rec.Code, rec.Header().Get("Location"))
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
@@ -25,7 +26,9 @@ type Server struct {
 	cfg     Config
 	log     zerolog.Logger
 	handler http.Handler
+	page    *page
 	closers []func() error // what New opened and Shutdown closes
+	stop    chan struct{}  // closed by Shutdown: stops the page's sampling
 
 	mu        sync.Mutex
 	srv       *http.Server
@@ -38,7 +41,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With().Str("component", "monitor").Logger()}
+	s := &Server{cfg: cfg, log: cfg.Logger.With().Str("component", "monitor").Logger(), stop: make(chan struct{})}
 	shared, isShared := cfg.RedisConnOpt.(SharedRedis)
 	if isShared && shared.Client == nil {
 		return nil, errors.New("monitor: SharedRedis has no client")
@@ -78,8 +81,28 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("monitor: register asynq queue metrics: %w", err)
 	}
 
+	rdb, err := s.pageRedis(shared, isShared)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.page = newPage(rdb, insp, cfg.KeyPrefix, reg, s.log)
 	s.handler = s.routes(ui, metricsHandler(reg, s.log))
 	return s, nil
+}
+
+// pageRedis returns the client the dyplsq page reads: the shared one, or
+// one of its own on RedisConnOpt, which Shutdown closes.
+func (s *Server) pageRedis(shared SharedRedis, isShared bool) (redis.UniversalClient, error) {
+	if isShared {
+		return shared.Client, nil
+	}
+	rdb, ok := s.cfg.RedisConnOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, errors.New("monitor: RedisConnOpt does not make a go-redis client")
+	}
+	s.closers = append(s.closers, rdb.Close)
+	return rdb, nil
 }
 
 // newUI builds the asynqmon handler, turning its panics on bad options
@@ -100,7 +123,8 @@ func (s *Server) routes(ui, metrics http.Handler) http.Handler {
 	private := http.NewServeMux()
 	private.Handle(RootPath+"/", uiHandler(ui, s.cfg.ReadOnly))
 	private.Handle("GET /metrics", metrics)
-	private.Handle("GET /{$}", http.RedirectHandler(RootPath+"/", http.StatusFound))
+	private.Handle("GET "+PagePath+"{$}", s.page)
+	private.Handle("GET /{$}", http.RedirectHandler(PagePath, http.StatusFound))
 
 	var guarded http.Handler = private
 	var authorized func(*http.Request) bool
@@ -156,6 +180,7 @@ func (s *Server) Start() (addr string, err error) {
 		ErrorLog:          log.New(s.log, "", 0),
 	}
 	s.srv = srv
+	go s.page.run(s.stop)
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error().Err(err).Msg("monitor stopped serving")
@@ -163,7 +188,7 @@ func (s *Server) Start() (addr string, err error) {
 	}()
 	addr = l.Addr().String()
 	s.log.Info().Str("addr", addr).Bool("auth", s.cfg.User != "").Bool("read_only", s.cfg.ReadOnly).
-		Msg("monitor listening: " + RootPath + "/, /metrics, /healthz, /readyz")
+		Msg("monitor listening: " + PagePath + ", " + RootPath + "/, /metrics, /healthz, /readyz")
 	return addr, nil
 }
 
@@ -184,6 +209,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) close() {
 	s.closeOnce.Do(func() {
+		close(s.stop)
 		for _, c := range s.closers {
 			if err := c(); err != nil {
 				s.log.Warn().Err(err).Msg("monitor: close")

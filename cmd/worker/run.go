@@ -239,6 +239,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mc.Inspector = w.Inspector()
 	mc.Ready = w.Ready
 	mc.Logger = base
+	mc.KeyPrefix = cfg.worker.KeyPrefix
 	mon, err := monitor.New(mc)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker: %s\n", err)
