@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/dypls"
 	"github.com/dyplsq/dyplsq/dyplsim"
@@ -107,6 +108,7 @@ func TestChaosBrowserUI(t *testing.T) {
 		Registry:     reg,
 		Inspector:    w.Inspector(),
 		Ready:        w.Ready,
+		KeyPrefix:    ns,
 		Logger:       log,
 	})
 	if err != nil {
@@ -369,6 +371,59 @@ func TestChaosBrowserUI(t *testing.T) {
 		return true
 	})
 	saveScreenshot(t, bctx, artifacts, "batch-rows")
+
+	// (e) The dyplsq page: refused without credentials; with them, a batch
+	// still running, the finished one, the dead letters by code with their
+	// numbers masked, and a halted worker.
+	running := batch.NewHasher("csv")
+	_, _ = running.Write([]byte(ns + " running"))
+	runningID := running.ID()
+	bs := &batch.Store{Redis: rdb, Prefix: ns}
+	if _, _, err := bs.Begin(ctx, batch.Info{ID: runningID, File: "running.csv", Format: "csv", Queue: bulk, Lines: 6, Rows: 5, ValidRows: 5}); err != nil {
+		t.Fatal(err)
+	}
+	var entries []batch.Entry
+	for line := 2; line <= 6; line++ {
+		entries = append(entries, batch.Entry{Line: line, Outcome: batch.OutcomePending})
+	}
+	if _, err := bs.Record(ctx, runningID, entries); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := (&admin.Halts{Redis: rdb, Prefix: ns}).Report(ctx, admin.Halt{Worker: ns + "-halted", Host: "host-halted", PID: 4242,
+		Code: "isv.ACCOUNT_ABNORMAL", Message: "account of 137****1111 is abnormal", Hint: worker.HaltHint("isv.ACCOUNT_ABNORMAL"),
+		Since: now, UpdatedAt: now, NextProbe: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(bctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{}}); err != nil {
+		t.Fatal(err)
+	}
+	netlog.reset()
+	_, navErr = chromedp.Run(bctx, chromedp.NavigateResponse(base+monitor.PagePath))
+	if r := netlog.response(base + monitor.PagePath); r.status != 401 {
+		t.Fatalf("GET %s without credentials: HTTP %d, want 401 (navigation error: %v)", monitor.PagePath, r.status, navErr)
+	}
+	if _, err := chromedp.Call(bctx, network.SetExtraHTTPHeaders,
+		network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+monitor.PagePath)); err != nil {
+		t.Fatalf("open %s: %v", monitor.PagePath, err)
+	}
+	wantPage := []string{runningID, "0 of 5 ended", m[1], "3 of 3 ended", "isv.BIND_CONFLICT", "isv.SUBS_NOT_EXIST",
+		ns + "-halted", "isv.ACCOUNT_ABNORMAL", "137****1111", conflictAM}
+	p = waitPage(t, bctx, 20*time.Second, "the dyplsq page showing "+strings.Join(wantPage, ", "), func(p page) bool {
+		for _, s := range wantPage {
+			if !strings.Contains(p.Text, s) {
+				return false
+			}
+		}
+		return true
+	})
+	if full := regexp.MustCompile(`(?:^|[^0-9])1[0-9]{10}(?:[^0-9]|$)`).FindString(p.HTML); full != "" {
+		t.Errorf("the dyplsq page shows a whole number %s", full)
+	}
+	saveScreenshot(t, bctx, artifacts, "dyplsq")
 }
 
 // saveScreenshot writes a full-page PNG of the tab into dir and logs where.
