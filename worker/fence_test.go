@@ -130,7 +130,9 @@ func TestFenceOffLosesTheNewest(t *testing.T) {
 			u1.OutId = "older"
 			u2 := u1
 			u2.OutId = "newer"
-			e.sim.AddFault(dyplsim.FaultRule{SubsId: u1.SubsId, Kind: "latency", Delay: 500 * time.Millisecond, Count: 1})
+			// Slow enough that the newer call, enqueued after the older one is
+			// taken, lands first even on a loaded machine.
+			e.sim.AddFault(dyplsim.FaultRule{SubsId: u1.SubsId, Kind: "latency", Delay: 2 * time.Second, Count: 1})
 			e.start()
 			// The older job's call is under way and slow when the newer
 			// one is enqueued.
