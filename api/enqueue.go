@@ -56,6 +56,18 @@ func unavailable(err error) *httpError {
 		"Redis did not answer: what was queued is recorded; send the same request again with the same Idempotency-Key"}
 }
 
+// unavailableIn is unavailable for a request that may have queued some of
+// its items in batch id: it says where to see them, and how to retry
+// without queueing them twice.
+func unavailableIn(id, key string, err error) *httpError {
+	e := unavailable(err)
+	if key == "" {
+		e.message = "Redis did not answer: some items may be queued, in batch " + id +
+			" (GET /v1/batches/" + id + "); send the request again with an Idempotency-Key to be sure nothing is queued twice"
+	}
+	return e
+}
+
 // queued is one item on its way into asynq.
 type queued struct {
 	u        tasks.Update
@@ -111,11 +123,16 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 		q.dupOther = q.prior == batch.OutcomeDuplicate
 		qs[i] = q
 	}
-	if err := s.enqueueAll(ctx, id, queue, qs); err != nil {
-		return nil, unavailable(err)
+	// Once items go into asynq, a client that hangs up does not stop the
+	// request half-way, and whatever was queued is recorded even when a
+	// later item fails.
+	wctx := context.WithoutCancel(ctx)
+	qerr := s.enqueueAll(wctx, id, queue, qs)
+	if err := s.record(wctx, id, qs); err != nil {
+		return nil, unavailableIn(id, key, err)
 	}
-	if err := s.record(ctx, id, qs); err != nil {
-		return nil, unavailable(err)
+	if qerr != nil {
+		return nil, unavailableIn(id, key, qerr)
 	}
 	if _, err := s.batches.Complete(ctx, id); err != nil {
 		return nil, unavailable(err)

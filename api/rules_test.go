@@ -47,6 +47,17 @@ func TestInvalidItemRejectsTheWholeRequest(t *testing.T) {
 	if n := e.queued(e.live); n != 0 {
 		t.Fatalf("%d tasks queued, want none", n)
 	}
+	// Two items under one IdempotencyKey: the second is refused by index.
+	a, b := item(1), item(2)
+	a["IdempotencyKey"], b["IdempotencyKey"] = "order-7", "order-7"
+	r = e.do("POST", "/v1/updates", bearer(token), body(t, []map[string]any{a, b}), nil)
+	if ae := decode[apiErr](t, r); r.status != 422 || len(ae.Error.Details) != 1 || ae.Error.Details[0].Field != "IdempotencyKey" ||
+		*ae.Error.Details[0].Index != 1 {
+		t.Fatalf("repeated key: %d %s", r.status, r.body)
+	}
+	if n := e.queued(e.live); n != 0 {
+		t.Fatalf("%d tasks queued, want none", n)
+	}
 }
 
 func TestIdempotencyKeyQueuesNothingTwice(t *testing.T) {

@@ -136,6 +136,7 @@ func splitItems(body []byte) ([]json.RawMessage, string) {
 func (s *Server) decodeItems(raws []json.RawMessage, now time.Time) ([]tasks.Update, []detail) {
 	items := make([]tasks.Update, len(raws))
 	var problems []detail
+	keys := map[string]int{} // IdempotencyKey → the first item that has it
 	for i, raw := range raws {
 		at := func(field, reason string) {
 			idx := i
@@ -159,6 +160,13 @@ func (s *Server) decodeItems(raws []json.RawMessage, now time.Time) ([]tasks.Upd
 			}
 			for _, p := range ve.Problems {
 				at(p.Field, p.Reason)
+			}
+		}
+		if k := strings.TrimSpace(u.IdempotencyKey); k != "" {
+			if first, ok := keys[k]; ok {
+				at("IdempotencyKey", "the same as item "+itoa(first)+"'s: one request cannot queue two updates under one key")
+			} else {
+				keys[k] = i
 			}
 		}
 		items[i] = u

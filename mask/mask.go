@@ -36,8 +36,9 @@ func Text(s string) string {
 		return s
 	}
 	// UUIDs (RequestIds, task ids) can hold a phone-shaped digit run in a
-	// group: they stay whole.
-	ids := uuidShape.FindAllStringIndex(s, -1)
+	// group: they stay whole, but only a UUID standing on its own, so that
+	// digits glued before one ("13800138000-aaaa-…") are not hidden in it.
+	ids := standaloneUUIDs(s)
 	if len(ids) == 0 {
 		return maskAll(s)
 	}
@@ -51,6 +52,23 @@ func Text(s string) string {
 	}
 	b.WriteString(maskAll(s[last:]))
 	return b.String()
+}
+
+// standaloneUUIDs returns the spans of the UUIDs in s that no letter or
+// digit touches on either side.
+func standaloneUUIDs(s string) [][]int {
+	ids := uuidShape.FindAllStringIndex(s, -1)
+	out := ids[:0]
+	for _, m := range ids {
+		if (m[0] == 0 || !alnum(s[m[0]-1])) && (m[1] == len(s) || !alnum(s[m[1]])) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func alnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 var uuidShape = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`)

@@ -236,3 +236,18 @@ func TestTextIDsAndRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestTextUUIDsStandAlone: a UUID stays whole, but digits glued to one are
+// not taken into it: a number before a UUID-shaped tail is masked.
+func TestTextUUIDsStandAlone(t *testing.T) {
+	for in, want := range map[string]string{
+		"RequestId 8B24B221-8C92-0BE1-DD24-6D76BAC2B5D6 ok":   "RequestId 8B24B221-8C92-0BE1-DD24-6D76BAC2B5D6 ok",
+		"task 13800138-0000-4000-8000-000000000000":           "task 13800138-0000-4000-8000-000000000000",
+		"/v1/updates/13800138000-aaaa-bbbb-cccc-ddddeeeeffff": "/v1/updates/138****8000-aaaa-bbbb-cccc-ddddeeeeffff",
+		"x13800138000-aaaa-bbbb-cccc-ddddeeeeffff":            "x138****8000-aaaa-bbbb-cccc-ddddeeeeffff",
+	} {
+		if got := Text(in); got != want {
+			t.Errorf("Text(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
