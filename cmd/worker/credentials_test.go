@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -41,11 +43,12 @@ func TestWorkerTakesCredentialsFromTheChain(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
+	monAddr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := safebuf.Log(t)
 	done := make(chan int)
 	go func() {
-		args := []string{"--queues", ns + "-live:1", "--monitor-addr", fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))}
+		args := []string{"--queues", ns + "-live:1", "--monitor-addr", monAddr}
 		done <- run(ctx, args, os.Getenv, io.Discard, logs)
 	}()
 	defer func() {
@@ -86,5 +89,26 @@ func TestWorkerTakesCredentialsFromTheChain(t *testing.T) {
 	}
 	if strings.Contains(out, "CAIS") || strings.Contains(out, "halted") {
 		t.Errorf("a token in the logs, or a halt:\n%s", out)
+	}
+	// Nor in what the monitor serves: readiness, metrics, the dyplsq page.
+	var cur struct{ AccessKeySecret string }
+	if r, err := http.Get("http://" + simAddr + "/_sim/credentials"); err == nil {
+		_ = json.NewDecoder(r.Body).Decode(&cur)
+		r.Body.Close()
+	}
+	for _, path := range []string{"/readyz", "/metrics", "/dyplsq/"} {
+		r, err := http.Get("http://" + monAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, r.StatusCode, body)
+		}
+		b := string(body)
+		if strings.Contains(b, "CAIS") || strings.Contains(b, "STS.") || cur.AccessKeySecret != "" && strings.Contains(b, cur.AccessKeySecret) {
+			t.Errorf("GET %s shows a token, an STS AccessKeyId or the secret:\n%s", path, b)
+		}
 	}
 }
