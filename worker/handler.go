@@ -284,13 +284,13 @@ func (h *handler) cancelled(ctx context.Context, j *job, l *lease) error {
 		clearIntent = false
 		note = "its batch was cancelled (enqueue batch cancel): ended without another API call; an earlier attempt's outcome is unknown, so it may have been applied"
 		if checkable(j.u.OperateType) {
-			if !j.st.LastFailure.IsZero() && !h.pause(ctx, h.cfg.AmbiguousHold-h.now().Sub(j.st.LastFailure)) {
+			held, rid, qerr, ok := h.readInDoubt(ctx, j)
+			if !ok {
 				return &retryError{reason: retryStopping, delay: jitter(time.Second)}
 			}
-			held, rid, qerr := h.holds(ctx, j.u)
 			switch {
 			case qerr == nil && held:
-				return h.commit(ctx, j, l, rid, "an earlier attempt whose outcome was unknown had applied it: QuerySubscriptionDetail shows the wanted number")
+				return h.commit(ctx, j, l, rid, noteFoundApplied)
 			case qerr == nil:
 				clearIntent = true
 				note = "its batch was cancelled (enqueue batch cancel): ended without another API call; QuerySubscriptionDetail shows that an earlier attempt, whose outcome was unknown, did not apply it"
@@ -574,7 +574,7 @@ func (h *handler) check(ctx context.Context, j *job, l *lease, de *dypls.Error) 
 	held, rid, qerr := h.holds(ctx, j.u)
 	switch settleCheck(check{err: qerr, held: held}) {
 	case actApplied:
-		return h.commit(ctx, j, l, rid, "an earlier attempt whose outcome was unknown had applied it: QuerySubscriptionDetail shows the wanted number")
+		return h.commit(ctx, j, l, rid, noteFoundApplied)
 	case actDead:
 		return h.die(ctx, j, l, reasonPermanent, de)
 	case actRetryThrottled:
@@ -595,20 +595,35 @@ func (h *handler) check(ctx context.Context, j *job, l *lease, de *dypls.Error) 
 // AmbiguousHold since the job's last failure, so that a call the provider
 // may still be applying is seen.
 func (h *handler) lastCheck(ctx context.Context, j *job, de *dypls.Error, reason string) error {
-	if !j.st.LastFailure.IsZero() {
-		if !h.pause(ctx, h.cfg.AmbiguousHold-h.now().Sub(j.st.LastFailure)) {
-			return &retryError{reason: retryStopping, delay: jitter(time.Second), err: de}
-		}
+	held, rid, qerr, ok := h.readInDoubt(ctx, j)
+	if !ok {
+		return &retryError{reason: retryStopping, delay: jitter(time.Second), err: de}
 	}
-	held, rid, qerr := h.holds(ctx, j.u)
 	if qerr == nil && held {
-		return h.commit(ctx, j, nil, rid, "an earlier attempt whose outcome was unknown had applied it: QuerySubscriptionDetail shows the wanted number")
+		return h.commit(ctx, j, nil, rid, noteFoundApplied)
 	}
 	if qerr != nil {
 		de = &dypls.Error{Code: de.Code, Message: de.Message + fmt.Sprintf(" (an attempt's outcome is unknown and QuerySubscriptionDetail failed: %s)", qerr.Code),
 			RequestID: de.RequestID, Class: de.Class}
 	}
 	return h.die(ctx, j, nil, reason, de)
+}
+
+// noteFoundApplied is the note of a job found applied by reading the
+// binding after an attempt of unknown outcome.
+const noteFoundApplied = "an earlier attempt whose outcome was unknown had applied it: QuerySubscriptionDetail shows the wanted number"
+
+// readInDoubt reads the binding of a job an earlier attempt of which may
+// have applied it: it first waits until that call can no longer be
+// applying (AmbiguousHold after the last failure), then reports whether
+// the binding holds the job's value. ok is false when the worker stops or
+// ctx ends during the wait.
+func (h *handler) readInDoubt(ctx context.Context, j *job) (held bool, requestID string, qerr *dypls.Error, ok bool) {
+	if !j.st.LastFailure.IsZero() && !h.pause(ctx, h.cfg.AmbiguousHold-h.now().Sub(j.st.LastFailure)) {
+		return false, "", nil, false
+	}
+	held, requestID, qerr = h.holds(ctx, j.u)
+	return held, requestID, qerr, true
 }
 
 // pause waits d, and reports false if the worker stops or ctx ends first.
