@@ -338,17 +338,7 @@ func settleCalledRows(ctx context.Context, store *batch.Store, insp *asynq.Inspe
 	if st.Retrying+st.Halted == 0 {
 		return st, nil
 	}
-	const page = 4 * chunkLines
-	for first := 1; first <= st.Lines && ctx.Err() == nil; first += page {
-		var rs []batch.Row
-		err := guard.do(ctx, func(ctx context.Context) error {
-			var err error
-			rs, err = store.Rows(ctx, st.ID, first, min(first+page-1, st.Lines))
-			return err
-		})
-		if err != nil {
-			return st, err
-		}
+	err := rowPages(ctx, store, guard, st, func(rs []batch.Row, _ int) bool {
 		for _, r := range rs {
 			if r.Outcome == batch.OutcomeRetrying || r.Outcome == batch.OutcomeHalted {
 				// A task waiting for its retry runs now; one already
@@ -356,6 +346,10 @@ func settleCalledRows(ctx context.Context, store *batch.Store, insp *asynq.Inspe
 				_ = insp.RunTask(st.Queue, r.TaskID)
 			}
 		}
+		return true
+	})
+	if err != nil {
+		return st, err
 	}
 	for st.Retrying+st.Halted > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond)
@@ -431,25 +425,17 @@ func removeCancelledJobs(ctx context.Context, e env, store *batch.Store, insp *a
 		}()
 	}
 	prog := startProgress(e.stderr, isTerminal(e.stderr), "removing jobs", "lines", int64(st.Lines), scanned.Load)
-	const page = 4 * chunkLines
-	for first := 1; first <= st.Lines && ctx.Err() == nil && firstErr == nil; first += page {
-		last := min(first+page-1, st.Lines)
-		var rs []batch.Row
-		err := guard.do(ctx, func(ctx context.Context) error {
-			var err error
-			rs, err = store.Rows(ctx, st.ID, first, last)
-			return err
-		})
-		if err != nil {
-			errOnce.Do(func() { firstErr = err })
-			break
-		}
+	err := rowPages(ctx, store, guard, st, func(rs []batch.Row, last int) bool {
 		for _, r := range rs {
 			if r.Outcome == batch.OutcomeCancelled && r.Code == "" {
 				work <- r.TaskID
 			}
 		}
 		scanned.Store(int64(last))
+		return firstErr == nil
+	})
+	if err != nil {
+		errOnce.Do(func() { firstErr = err })
 	}
 	close(work)
 	wg.Wait()
@@ -458,6 +444,29 @@ func removeCancelledJobs(ctx context.Context, e env, store *batch.Store, insp *a
 		firstErr = ctx.Err()
 	}
 	return removed.Load(), firstErr
+}
+
+// rowPages reads the rows of batch st a page of lines at a time, through
+// guard, and hands each page to fn with its last line, until every line
+// is read, ctx ends or fn returns false.
+func rowPages(ctx context.Context, store *batch.Store, guard *redisGuard, st batch.Status, fn func(rs []batch.Row, last int) bool) error {
+	const page = 4 * chunkLines
+	for first := 1; first <= st.Lines && ctx.Err() == nil; first += page {
+		last := min(first+page-1, st.Lines)
+		var rs []batch.Row
+		err := guard.do(ctx, func(ctx context.Context) error {
+			var err error
+			rs, err = store.Rows(ctx, st.ID, first, last)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !fn(rs, last) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // isActiveRefusal reports asynq's refusal to delete a task being run.
