@@ -42,6 +42,12 @@ type AcceptedItem struct {
 	// again, or an IdempotencyKey already used): nothing was added.
 	Duplicate bool     `json:"duplicate"`
 	Warnings  []detail `json:"warnings,omitempty"`
+	// Durable is set when the request asked for ?durable=N: true once N
+	// Redis replicas held the item (and every item of the request), false
+	// when they did not in time; the item is queued either way, and
+	// DurableError says why it is not confirmed.
+	Durable      *bool    `json:"durable,omitempty"`
+	DurableError *Problem `json:"durableError,omitempty"`
 }
 
 // httpError is a failure with its HTTP status and error code.
@@ -83,8 +89,10 @@ type queued struct {
 }
 
 // enqueue queues items as one batch of queue and answers with their task
-// ids and versions.
-func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Update, queue, key string) (*Accepted, *httpError) {
+// ids and versions; with durable, once replicas hold them, or saying they
+// did not.
+func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Update, queue, key string,
+	durable *tasks.Durability) (*Accepted, *httpError) {
 	token := info(r).token
 	id, err := batchID(token, key)
 	if err != nil {
@@ -123,6 +131,12 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 		q.dupOther = q.prior == batch.OutcomeDuplicate
 		qs[i] = q
 	}
+	primary := ""
+	if durable != nil {
+		if primary, err = tasks.PrimaryID(ctx, s.cfg.Redis, s.cfg.KeyPrefix, queue); err != nil {
+			return nil, unavailable(err)
+		}
+	}
 	// Once items go into asynq, a client that hangs up does not stop the
 	// request half-way, and whatever was queued is recorded even when a
 	// later item fails.
@@ -137,7 +151,17 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 	if _, err := s.batches.Complete(ctx, id); err != nil {
 		return nil, unavailable(err)
 	}
-	return s.accepted(id, queue, first, qs), nil
+	acc := s.accepted(id, queue, first, qs)
+	if durable != nil {
+		// The record and the batch's end come last: replicas holding them
+		// hold every item.
+		problem := s.confirm(wctx, queue, primary, *durable)
+		for i := range acc.Items {
+			ok := problem == nil
+			acc.Items[i].Durable, acc.Items[i].DurableError = &ok, problem
+		}
+	}
+	return acc, nil
 }
 
 // batchID names the batch of a request: derived from the token's name and

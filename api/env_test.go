@@ -54,7 +54,13 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*api.Config)) *env {
 	t.Helper()
-	e := &env{t: t, ns: redistest.Namespace(t), rdb: redistest.Client(t), logs: safebuf.Log(t), reg: prometheus.NewRegistry()}
+	return newEnvOn(t, redistest.Client(t), mod)
+}
+
+// newEnvOn is newEnv with the API (and the worker) on rdb.
+func newEnvOn(t *testing.T, rdb redis.UniversalClient, mod func(*api.Config)) *env {
+	t.Helper()
+	e := &env{t: t, ns: redistest.Namespace(t), rdb: rdb, logs: safebuf.Log(t), reg: prometheus.NewRegistry()}
 	e.live, e.bulk = e.ns+"-live", e.ns+"-bulk"
 	e.insp = asynq.NewInspectorFromRedisClient(e.rdb)
 	t.Cleanup(e.cleanupRedis)

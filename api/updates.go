@@ -27,6 +27,11 @@ func (s *Server) postUpdates(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, http.StatusBadRequest, "bad_request", "queue must be live or bulk", nil)
 		return
 	}
+	durable, msg := durableOf(r.URL.Query())
+	if msg != "" {
+		fail(w, r, http.StatusBadRequest, "bad_request", msg, nil)
+		return
+	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxKeyLength || !printableKey(key) {
 		fail(w, r, http.StatusBadRequest, "bad_request", "Idempotency-Key must be 1 to 255 printable ASCII characters", nil)
@@ -54,12 +59,15 @@ func (s *Server) postUpdates(w http.ResponseWriter, r *http.Request) {
 			itoa(len(problems))+" problem(s) in the request: nothing was queued; fix them and send it again", problems)
 		return
 	}
-	res, apiErr := s.enqueue(r.Context(), r, items, queue, key)
+	res, apiErr := s.enqueue(r.Context(), r, items, queue, key, durable)
 	if apiErr != nil {
 		fail(w, r, apiErr.status, apiErr.code, apiErr.message, nil)
 		return
 	}
 	info(r).batch = res.BatchID
+	if e := res.Items[0].DurableError; e != nil {
+		info(r).code = e.Code // queued all the same: the request log says it
+	}
 	writeJSON(w, http.StatusAccepted, res)
 }
 
