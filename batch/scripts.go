@@ -8,8 +8,8 @@ import (
 )
 
 // luaPrelude defines, for every script, the outcome names by their 4-bit
-// code, the codes the scripts treat specially, and the helpers that read and
-// write a line's code in the rows string.
+// code, the codes the scripts treat specially, the helpers that read and
+// write a line's code in the rows string, and writeback (luaWriteBack).
 //
 // The rows string holds 4 bits per line, line L in byte L/2 (high nibble
 // for an even L, low nibble for an odd one): the layout of BITFIELD u4 at
@@ -29,7 +29,7 @@ var luaPrelude = func() string {
 	retrying, _ := outcomeCode(OutcomeRetrying)
 	halted, _ := outcomeCode(OutcomeHalted)
 	return fmt.Sprintf("local names = {%s}\nlocal PENDING, CANCELLED, INVALID, RETRYING, HALTED, BUCKET = %d, %d, %d, %d, %d, %d\n",
-		strings.Join(names, ", "), pending, cancelled, invalid, retrying, halted, BucketLines) + luaNibbles + luaNow
+		strings.Join(names, ", "), pending, cancelled, invalid, retrying, halted, BucketLines) + luaNibbles + luaNow + luaWriteBack
 }()
 
 // luaNow reads Redis's clock, in Unix milliseconds as a decimal string:
@@ -54,6 +54,28 @@ end
 local function setnibble(v, l, c)
 	if l % 2 == 0 then return c * 16 + v % 16 end
 	return v - v % 16 + c
+end
+`
+
+// luaWriteBack writes back what a script changed in a batch's rows, counters
+// and detail buckets, as recordScript and cancelOpenScript do after
+// updating them in Lua tables:
+//   - bytes[dlo..dhi] (bytes[1] is byte first of the rows string) to the
+//     rows string, KEYS[2], with one SETRANGE, when dlo is set (something
+//     changed);
+//   - each increment of incr (field to amount) to the batch hash, KEYS[1],
+//     with HINCRBY;
+//   - the expiry exp (Unix ms), with PEXPIREAT, to each detail bucket KEYS[bi]
+//     for bi a key of touched.
+const luaWriteBack = `
+local function writeback(bytes, first, dlo, dhi, incr, touched, exp)
+	if dlo then
+		local out = {}
+		for k = dlo, dhi do out[#out + 1] = string.char(bytes[k]) end
+		redis.call('SETRANGE', KEYS[2], first + dlo - 1, table.concat(out))
+	end
+	for k, v in pairs(incr) do redis.call('HINCRBY', KEYS[1], k, v) end
+	for bi in pairs(touched) do redis.call('PEXPIREAT', KEYS[bi], exp) end
 end
 `
 
@@ -167,13 +189,7 @@ for i = 2, #ARGV, 5 do
 		n = n + 1
 	end
 end
-if dlo then
-	local out = {}
-	for k = dlo, dhi do out[#out + 1] = string.char(bytes[k]) end
-	redis.call('SETRANGE', KEYS[2], lo + dlo - 1, table.concat(out))
-end
-for k, v in pairs(incr) do redis.call('HINCRBY', KEYS[1], k, v) end
-for bi in pairs(touched) do redis.call('PEXPIREAT', KEYS[bi], exp) end
+writeback(bytes, lo, dlo, dhi, incr, touched, exp)
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIREAT', KEYS[2], exp) end
 return {n, cancelled and 1 or 0}
 `)
@@ -258,12 +274,6 @@ for l = lo, hi do
 		n = n + 1
 	end
 end
-if dlo then
-	local out = {}
-	for k = dlo, dhi do out[#out + 1] = string.char(bytes[k]) end
-	redis.call('SETRANGE', KEYS[2], blo + dlo - 1, table.concat(out))
-end
-for k, v in pairs(incr) do redis.call('HINCRBY', KEYS[1], k, v) end
-for bi in pairs(touched) do redis.call('PEXPIREAT', KEYS[bi], exp) end
+writeback(bytes, blo, dlo, dhi, incr, touched, exp)
 return n
 `)

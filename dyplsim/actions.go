@@ -197,14 +197,15 @@ func quoteShort(s string) string {
 	return strconv.Quote(s)
 }
 
-// updateSubscription serves UpdateSubscription.
+// updateSubscription serves UpdateSubscription: it finds the binding, checks
+// the call against it, sets what the OperateType names and reports the
+// update applied.
 func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
 	poolKey := q.get("PoolKey")
 	if r, ok := checkPoolParams(poolKey, q.get("ProductType")); !ok {
 		return r
 	}
 	x, op := q.get("PhoneNoX"), q.get("OperateType")
-	nowU := now.Unix()
 
 	st := &s.st
 	st.mu.Lock()
@@ -213,155 +214,255 @@ func (s *Sim) updateSubscription(q *apiRequest, now time.Time) result {
 	if !ok {
 		return r
 	}
+	if r, ok := checkUpdate(q, b, op, now.Unix()); !ok {
+		return r
+	}
+	if r, ok := s.setOperand(q, b, x, op, now); !ok {
+		return r
+	}
+	return s.applied(q, b, op)
+}
+
+// checkUpdate checks what an UpdateSubscription asks of the binding b
+// whatever its OperateType: a supported OperateType, a live binding for the
+// OperateTypes an expired binding refuses, and a well-formed RingConfig.
+func checkUpdate(q *apiRequest, b *binding, op string, now int64) (result, bool) {
 	switch op {
 	case opUpdateNoA, opUpdateNoB, opUpdateExpire, opUpdateAxgGroup, opUpdateCallRestrict,
 		opUpdateCallDisplayType, opUpdateOutId, opUpdateIsRecordingEnabled, opUpdateAsr:
 	default:
-		return fail(codeIllegalArgument, "OperateType "+quoteShort(op)+" is not supported")
+		return fail(codeIllegalArgument, "OperateType "+quoteShort(op)+" is not supported"), false
 	}
-	if !b.live(nowU) && (op == opUpdateNoA || op == opUpdateNoB || op == opUpdateExpire) {
-		return fail(codeForbiddenAction, op+": the binding has expired")
+	if !b.live(now) && (op == opUpdateNoA || op == opUpdateNoB || op == opUpdateExpire) {
+		return fail(codeForbiddenAction, op+": the binding has expired"), false
 	}
 	// RingConfig travels with any OperateType. Parameters the OperateType
 	// does not use (an Expiration with updateNoA, ASRStatus with anything
 	// but updateAsr) are ignored.
 	if q.has("RingConfig") {
 		if msg := checkRingConfig(q.get("RingConfig")); msg != "" {
-			return fail(codeIllegalArgument, msg)
+			return fail(codeIllegalArgument, msg), false
 		}
 	}
-	apply := func() result {
-		if q.has("RingConfig") {
-			b.RingConfig = q.get("RingConfig")
-		}
-		if s.cfg.OnApply != nil {
-			s.cfg.OnApply(Applied{SubsId: b.SubsId, OperateType: op, Value: q.get(valueParam[op]), At: s.clock()})
-		}
-		return result{code: codeOK, msg: "OK", applied: true}
-	}
-
-	switch op {
-	case opUpdateNoA, opUpdateNoB:
-		field, cur := "PhoneNoA", b.PhoneNoA
-		if op == opUpdateNoB {
-			field, cur = "PhoneNoB", b.PhoneNoB
-		}
-		v := q.get(field)
-		if v == "" {
-			return fail(codeIllegalArgument, field+" is required for "+op)
-		}
-		if !validPhone(v) {
-			return fail(codeMobileIllegal, field+" must be digits only: a mobile number or a landline with area code")
-		}
-		if v == cur {
-			if s.cfg.SameValueConflicts {
-				return fail(codeBindConflict, field+" is already bound with this X number")
-			}
-			return apply()
-		}
-		if st.conflict(x, v, b.SubsId, nowU) {
-			return fail(codeBindConflict, field+" is already bound with this X number in another binding")
-		}
-		st.unindex(b)
-		if op == opUpdateNoA {
-			b.PhoneNoA = v
-		} else {
-			b.PhoneNoB = v
-		}
-		st.index(b)
-	case opUpdateExpire:
-		v := q.get("Expiration")
-		if v == "" {
-			return fail(codeIllegalArgument, "Expiration is required for updateExpire")
-		}
-		t, r, ok := parseExpiration(v, now)
-		if !ok {
-			return r
-		}
-		b.expire = t.Unix()
-		b.ExpireDate = t.Format(DateLayout)
-	case opUpdateAxgGroup:
-		v := q.get("GroupId")
-		if v == "" {
-			return fail(codeIllegalArgument, "GroupId is required for updateAxgGroup")
-		}
-		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 || v[0] < '0' || v[0] > '9' {
-			return fail(codeIllegalArgument, "GroupId must be a positive integer")
-		}
-		b.GroupId = v
-	case opUpdateCallRestrict:
-		switch v := q.get("CallRestrict"); v {
-		case "CONTROL_AX_DISABLE", "CONTROL_BX_DISABLE":
-			b.CallRestrict = v
-		case "CONTROL_CLEAR_DISABLE":
-			b.CallRestrict = ""
-		case "":
-			return fail(codeIllegalArgument, "CallRestrict is required for updateCallRestrict")
-		default:
-			return fail(codeIllegalArgument, "CallRestrict must be CONTROL_AX_DISABLE, CONTROL_BX_DISABLE or CONTROL_CLEAR_DISABLE")
-		}
-	case opUpdateCallDisplayType:
-		switch v := q.get("CallDisplayType"); v {
-		case "1":
-			b.CallDisplayType = 1
-		case "":
-			return fail(codeIllegalArgument, "CallDisplayType is required for updateCallDisplayType")
-		default:
-			return fail(codeIllegalArgument, "CallDisplayType must be 1")
-		}
-	case opUpdateOutId:
-		v := q.get("OutId")
-		if v == "" {
-			return fail(codeIllegalArgument, "OutId is required for updateOutId")
-		}
-		b.OutId = v
-	case opUpdateIsRecordingEnabled:
-		v := q.get("IsRecordingEnabled")
-		if v == "" {
-			return fail(codeIllegalArgument, "IsRecordingEnabled is required for updateIsRecordingEnabled")
-		}
-		rec, ok := parseBool(v)
-		if !ok {
-			return fail(codeIllegalArgument, "IsRecordingEnabled must be true or false")
-		}
-		b.NeedRecord = rec
-	case opUpdateAsr:
-		v := q.get("ASRStatus")
-		if v == "" {
-			return fail(codeIllegalArgument, "ASRStatus is required for updateAsr")
-		}
-		on, ok := parseBool(v)
-		if !ok {
-			return fail(codeIllegalArgument, "ASRStatus must be true or false")
-		}
-		m := q.get("ASRModelId")
-		if on && m == "" {
-			return fail(codeIllegalArgument, "ASRModelId is required when ASRStatus is true")
-		}
-		b.ASRStatus = on
-		if m != "" {
-			b.ASRModelId = m
-		}
-	}
-	return apply()
+	return result{}, true
 }
 
-// bindAxb serves BindAxb.
+// applied ends an UpdateSubscription that takes effect: it stores the
+// RingConfig that came with it, tells Config.OnApply and answers OK.
+func (s *Sim) applied(q *apiRequest, b *binding, op string) result {
+	if q.has("RingConfig") {
+		b.RingConfig = q.get("RingConfig")
+	}
+	if s.cfg.OnApply != nil {
+		s.cfg.OnApply(Applied{SubsId: b.SubsId, OperateType: op, Value: q.get(valueParam[op]), At: s.clock()})
+	}
+	return result{code: codeOK, msg: "OK", applied: true}
+}
+
+// setOperand checks the parameter the OperateType op sets and sets it on
+// the binding b. It returns the failure and false when the call is refused;
+// the binding is then unchanged.
+func (s *Sim) setOperand(q *apiRequest, b *binding, x, op string, now time.Time) (result, bool) {
+	switch op {
+	case opUpdateNoA, opUpdateNoB:
+		return s.updateNumber(q, b, x, op, now.Unix())
+	case opUpdateExpire:
+		return updateExpire(q, b, now)
+	case opUpdateAxgGroup:
+		return updateAxgGroup(q, b)
+	case opUpdateCallRestrict:
+		return updateCallRestrict(q, b)
+	case opUpdateCallDisplayType:
+		return updateCallDisplayType(q, b)
+	case opUpdateOutId:
+		return updateOutID(q, b)
+	case opUpdateIsRecordingEnabled:
+		return updateIsRecordingEnabled(q, b)
+	case opUpdateAsr:
+		return updateAsr(q, b)
+	}
+	return result{}, true
+}
+
+// updateNumber sets PhoneNoA (updateNoA) or PhoneNoB (updateNoB). The number
+// the binding already holds is accepted without change, or refused as a
+// conflict with Config.SameValueConflicts; a number bound with the same X
+// number in another live binding is a conflict.
+func (s *Sim) updateNumber(q *apiRequest, b *binding, x, op string, now int64) (result, bool) {
+	field, cur := "PhoneNoA", b.PhoneNoA
+	if op == opUpdateNoB {
+		field, cur = "PhoneNoB", b.PhoneNoB
+	}
+	v := q.get(field)
+	if v == "" {
+		return fail(codeIllegalArgument, field+" is required for "+op), false
+	}
+	if !validPhone(v) {
+		return fail(codeMobileIllegal, field+" must be digits only: a mobile number or a landline with area code"), false
+	}
+	if v == cur {
+		if s.cfg.SameValueConflicts {
+			return fail(codeBindConflict, field+" is already bound with this X number"), false
+		}
+		return result{}, true
+	}
+	st := &s.st
+	if st.conflict(x, v, b.SubsId, now) {
+		return fail(codeBindConflict, field+" is already bound with this X number in another binding"), false
+	}
+	st.unindex(b)
+	if op == opUpdateNoA {
+		b.PhoneNoA = v
+	} else {
+		b.PhoneNoB = v
+	}
+	st.index(b)
+	return result{}, true
+}
+
+// updateExpire sets the binding's expiry from Expiration.
+func updateExpire(q *apiRequest, b *binding, now time.Time) (result, bool) {
+	v := q.get("Expiration")
+	if v == "" {
+		return fail(codeIllegalArgument, "Expiration is required for updateExpire"), false
+	}
+	t, r, ok := parseExpiration(v, now)
+	if !ok {
+		return r, false
+	}
+	b.expire = t.Unix()
+	b.ExpireDate = t.Format(DateLayout)
+	return result{}, true
+}
+
+// updateAxgGroup sets GroupId, a positive integer.
+func updateAxgGroup(q *apiRequest, b *binding) (result, bool) {
+	v := q.get("GroupId")
+	if v == "" {
+		return fail(codeIllegalArgument, "GroupId is required for updateAxgGroup"), false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 || v[0] < '0' || v[0] > '9' {
+		return fail(codeIllegalArgument, "GroupId must be a positive integer"), false
+	}
+	b.GroupId = v
+	return result{}, true
+}
+
+// updateCallRestrict sets CallRestrict; CONTROL_CLEAR_DISABLE clears it.
+func updateCallRestrict(q *apiRequest, b *binding) (result, bool) {
+	switch v := q.get("CallRestrict"); v {
+	case "CONTROL_AX_DISABLE", "CONTROL_BX_DISABLE":
+		b.CallRestrict = v
+	case "CONTROL_CLEAR_DISABLE":
+		b.CallRestrict = ""
+	case "":
+		return fail(codeIllegalArgument, "CallRestrict is required for updateCallRestrict"), false
+	default:
+		return fail(codeIllegalArgument, "CallRestrict must be CONTROL_AX_DISABLE, CONTROL_BX_DISABLE or CONTROL_CLEAR_DISABLE"), false
+	}
+	return result{}, true
+}
+
+// updateCallDisplayType sets CallDisplayType, which can only be 1.
+func updateCallDisplayType(q *apiRequest, b *binding) (result, bool) {
+	switch v := q.get("CallDisplayType"); v {
+	case "1":
+		b.CallDisplayType = 1
+	case "":
+		return fail(codeIllegalArgument, "CallDisplayType is required for updateCallDisplayType"), false
+	default:
+		return fail(codeIllegalArgument, "CallDisplayType must be 1"), false
+	}
+	return result{}, true
+}
+
+// updateOutID sets OutId.
+func updateOutID(q *apiRequest, b *binding) (result, bool) {
+	v := q.get("OutId")
+	if v == "" {
+		return fail(codeIllegalArgument, "OutId is required for updateOutId"), false
+	}
+	b.OutId = v
+	return result{}, true
+}
+
+// updateIsRecordingEnabled sets NeedRecord from IsRecordingEnabled.
+func updateIsRecordingEnabled(q *apiRequest, b *binding) (result, bool) {
+	v := q.get("IsRecordingEnabled")
+	if v == "" {
+		return fail(codeIllegalArgument, "IsRecordingEnabled is required for updateIsRecordingEnabled"), false
+	}
+	rec, ok := parseBool(v)
+	if !ok {
+		return fail(codeIllegalArgument, "IsRecordingEnabled must be true or false"), false
+	}
+	b.NeedRecord = rec
+	return result{}, true
+}
+
+// updateAsr sets ASRStatus and, when given, ASRModelId (required to turn
+// ASR on).
+func updateAsr(q *apiRequest, b *binding) (result, bool) {
+	v := q.get("ASRStatus")
+	if v == "" {
+		return fail(codeIllegalArgument, "ASRStatus is required for updateAsr"), false
+	}
+	on, ok := parseBool(v)
+	if !ok {
+		return fail(codeIllegalArgument, "ASRStatus must be true or false"), false
+	}
+	m := q.get("ASRModelId")
+	if on && m == "" {
+		return fail(codeIllegalArgument, "ASRModelId is required when ASRStatus is true"), false
+	}
+	b.ASRStatus = on
+	if m != "" {
+		b.ASRModelId = m
+	}
+	return result{}, true
+}
+
+// bindAxb serves BindAxb: it reads the new binding from the call, then
+// picks its pool and X number and stores it.
 func (s *Sim) bindAxb(q *apiRequest, now time.Time) result {
 	poolKey := q.get("PoolKey")
 	if r, ok := checkPoolParams(poolKey, q.get("ProductType")); !ok {
 		return r
 	}
-	a, bNo, x := q.get("PhoneNoA"), q.get("PhoneNoB"), q.get("PhoneNoX")
+	nb, exp, r, ok := newBinding(q, now)
+	if !ok {
+		return r
+	}
+
+	st := &s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p, x, r, ok := st.chooseX(poolKey, q.get("PhoneNoX"), nb.PhoneNoA, nb.PhoneNoB, now.Unix())
+	if !ok {
+		return r
+	}
+	nb.PoolKey = p.key
+	nb.PhoneNoX = x
+	nb.SubsId = st.newSubsID()
+	bd := &binding{Binding: nb, expire: exp.Unix()}
+	st.bindings[nb.SubsId] = bd
+	st.index(bd)
+	return result{code: codeOK, msg: "OK", kind: resultBind, subsID: nb.SubsId, secretNo: x}
+}
+
+// newBinding checks the parameters of a BindAxb and returns the binding
+// they describe (without pool, X number or SubsId) and its expiry.
+func newBinding(q *apiRequest, now time.Time) (Binding, time.Time, result, bool) {
+	a, bNo := q.get("PhoneNoA"), q.get("PhoneNoB")
 	if !validPhone(a) {
-		return fail(codeMobileIllegal, "PhoneNoA must be digits only: a mobile number or a landline with area code")
+		return Binding{}, time.Time{}, fail(codeMobileIllegal, "PhoneNoA must be digits only: a mobile number or a landline with area code"), false
 	}
 	if bNo != "" && !validPhone(bNo) {
-		return fail(codeMobileIllegal, "PhoneNoB must be digits only: a mobile number or a landline with area code")
+		return Binding{}, time.Time{}, fail(codeMobileIllegal, "PhoneNoB must be digits only: a mobile number or a landline with area code"), false
 	}
 	exp, r, ok := parseExpiration(q.get("Expiration"), now)
 	if !ok {
-		return r
+		return Binding{}, time.Time{}, r, false
 	}
 	nb := Binding{
 		PhoneNoA:     a,
@@ -372,23 +473,34 @@ func (s *Sim) bindAxb(q *apiRequest, now time.Time) result {
 		ASRModelId:   q.get("ASRModelId"),
 		CallRestrict: q.get("CallRestrict"),
 	}
+	if r, ok := readBindOptions(q, &nb); !ok {
+		return Binding{}, time.Time{}, r, false
+	}
+	return nb, exp, result{}, true
+}
+
+// readBindOptions checks a BindAxb's optional parameters and sets them on
+// nb: CallRestrict (already copied, CONTROL_CLEAR_DISABLE meaning none),
+// CallDisplayType, CallTimeout (checked only), IsRecordingEnabled and
+// ASRStatus.
+func readBindOptions(q *apiRequest, nb *Binding) (result, bool) {
 	switch nb.CallRestrict {
 	case "", "CONTROL_AX_DISABLE", "CONTROL_BX_DISABLE":
 	case "CONTROL_CLEAR_DISABLE":
 		nb.CallRestrict = ""
 	default:
-		return fail(codeIllegalArgument, "CallRestrict must be CONTROL_AX_DISABLE or CONTROL_BX_DISABLE")
+		return fail(codeIllegalArgument, "CallRestrict must be CONTROL_AX_DISABLE or CONTROL_BX_DISABLE"), false
 	}
 	if v := q.get("CallDisplayType"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return fail(codeIllegalArgument, "CallDisplayType must be a number")
+			return fail(codeIllegalArgument, "CallDisplayType must be a number"), false
 		}
 		nb.CallDisplayType = n
 	}
 	if v := q.get("CallTimeout"); v != "" {
 		if n, err := strconv.Atoi(v); err != nil || n < 5 || n > 20 {
-			return fail(codeIllegalArgument, "CallTimeout must be 5 to 20 seconds")
+			return fail(codeIllegalArgument, "CallTimeout must be 5 to 20 seconds"), false
 		}
 	}
 	for _, f := range [...]struct {
@@ -398,56 +510,50 @@ func (s *Sim) bindAxb(q *apiRequest, now time.Time) result {
 		if q.has(f.name) {
 			v, ok := parseBool(q.get(f.name))
 			if !ok {
-				return fail(codeIllegalArgument, f.name+" must be true or false")
+				return fail(codeIllegalArgument, f.name+" must be true or false"), false
 			}
 			*f.dst = v
 		}
 	}
+	return result{}, true
+}
 
-	nowU := now.Unix()
-	st := &s.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
+// chooseX picks the pool and X number of a new binding of the numbers a
+// and b (b may be empty): the X number asked for, which must be in the pool
+// (PoolKey, else the pool owning it) and free of a live binding with a or
+// b, or else a free number drawn from the pool (PoolKey, else the default
+// pool). st.mu must be held.
+func (st *state) chooseX(poolKey, x, a, b string, now int64) (*pool, string, result, bool) {
 	var p *pool
 	if poolKey != "" {
 		if p = st.pools[poolKey]; p == nil {
-			return fail(codePoolKeyNotExists, "number pool does not exist")
+			return nil, "", fail(codePoolKeyNotExists, "number pool does not exist"), false
 		}
 	}
 	taken := func(x string) bool {
-		return st.conflict(x, a, "", nowU) || bNo != "" && st.conflict(x, bNo, "", nowU)
+		return st.conflict(x, a, "", now) || b != "" && st.conflict(x, b, "", now)
 	}
 	if x != "" {
 		if p == nil {
 			p = st.poolOwning(x)
 		}
 		if p == nil || !p.owns(x) {
-			return fail(codeNoNotExist, "the X number is not in this pool")
+			return nil, "", fail(codeNoNotExist, "the X number is not in this pool"), false
 		}
 		if taken(x) {
-			return fail(codeBindConflict, "PhoneNoA or PhoneNoB is already bound with this X number")
+			return nil, "", fail(codeBindConflict, "PhoneNoA or PhoneNoB is already bound with this X number"), false
 		}
-	} else {
-		if p == nil {
-			p = st.pools[DefaultPoolKey]
-		}
-		for range 64 {
-			if c := p.pick(st.rng); c != "" && !taken(c) {
-				x = c
-				break
-			}
-		}
-		if x == "" {
-			return fail(codeNoAvailable, "no available number in the pool")
+		return p, x, result{}, true
+	}
+	if p == nil {
+		p = st.pools[DefaultPoolKey]
+	}
+	for range 64 {
+		if c := p.pick(st.rng); c != "" && !taken(c) {
+			return p, c, result{}, true
 		}
 	}
-	nb.PoolKey = p.key
-	nb.PhoneNoX = x
-	nb.SubsId = st.newSubsID()
-	bd := &binding{Binding: nb, expire: exp.Unix()}
-	st.bindings[nb.SubsId] = bd
-	st.index(bd)
-	return result{code: codeOK, msg: "OK", kind: resultBind, subsID: nb.SubsId, secretNo: x}
+	return nil, "", fail(codeNoAvailable, "no available number in the pool"), false
 }
 
 // querySubscriptionDetail serves QuerySubscriptionDetail.

@@ -99,8 +99,6 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-func (c Config) burst() int   { return defaultBurst(c.QPS, c.Burst) }
-func (c Config) qburst() int  { return defaultBurst(c.QueryQPS, c.QueryBurst) }
 func (c Config) tstatus() int { return defaultInt(c.ThrottleStatus, 400) }
 func (c Config) ncap() int    { return defaultInt(c.NonceCapacity, DefaultNonceCapacity) }
 func (c Config) businessThrottle() bool {

@@ -647,108 +647,137 @@ func (s *Sim) abort(c *call) {
 
 // fault applies a fault rule to a call that passed the gateway.
 func (s *Sim) fault(c *call, act action, f FaultRule) {
-	applied := false
-	runApply := func() {
-		if res := s.business(act, c.q, s.clock()); res.applied {
-			applied = true
-		}
-	}
-	switch f.kind() {
+	switch k := f.kind(); k {
 	case FaultLatency:
-		if !s.sleep(c.r.Context(), f.Delay, false) {
-			s.abort(c)
-			return
-		}
-		s.answer(c, s.business(act, c.q, s.clock()))
+		s.faultLatency(c, act, f.Delay)
 	case FaultHang:
-		d := f.Delay
-		if d == 0 {
-			d = DefaultHangDelay
-		}
-		if !s.sleep(c.r.Context(), d, true) {
-			s.record(c, StatHang, false)
-			select {
-			case <-s.closed:
-				dropConn(c.w)
-			default: // the client is gone; returning closes the connection
-			}
-			return
-		}
-		s.answer(c, s.business(act, c.q, s.clock()))
+		s.faultHang(c, act, f.Delay)
 	case FaultDrop:
 		s.record(c, StatDrop, false)
 		dropConn(c.w)
 	case FaultDropAfter:
-		runApply()
+		applied := s.applyUnseen(c, act)
 		s.record(c, StatDropAfter, applied)
 		dropConn(c.w)
-	case FaultCode:
-		if f.Apply {
-			runApply()
+	case FaultCode, FaultGateway, FaultHTTP, FaultEmpty:
+		// An answer that does not say whether the call applied, which it
+		// did with Apply.
+		applied := f.Apply && s.applyUnseen(c, act)
+		switch k {
+		case FaultCode:
+			s.faultCode(c, f, applied)
+		case FaultGateway:
+			s.faultGateway(c, f, applied)
+		case FaultHTTP:
+			s.faultHTTP(c, f, applied)
+		case FaultEmpty:
+			s.faultEmpty(c, applied)
 		}
-		code := f.Code
-		if code == "" {
-			code = "isp.SYSTEM_ERROR"
-		}
-		msg := f.Message
-		if msg == "" {
-			msg = messageFor(code)
-		}
-		c.q.out = appendResult(c.q.out[:0], c.xml, c.action, c.reqID, fail(code, msg))
-		writeBody(c.w, http.StatusOK, c.xml, c.reqID, c.q.out)
-		s.record(c, code, applied)
-	case FaultGateway:
-		if f.Apply {
-			runApply()
-		}
-		code, status, msg := f.Code, f.Status, f.Message
-		if code == "" {
-			code = "ServiceUnavailable"
-		}
-		d, known := gatewayDefaults[code]
-		if status == 0 {
-			status = 400
-			if known {
-				status = d.status
-			} else if code == "ServiceUnavailable" {
-				status = 503
-			}
-		}
-		if msg == "" {
-			msg = code
-			if known {
-				msg = d.msg
-			}
-		}
-		c.q.out = appendGatewayError(c.q.out[:0], c.xml, c.reqID, code, msg)
-		writeBody(c.w, status, c.xml, c.reqID, c.q.out)
-		s.record(c, code, applied)
-	case FaultHTTP:
-		if f.Apply {
-			runApply()
-		}
-		status := f.Status
-		if status == 0 {
-			status = http.StatusBadGateway
-		}
-		body := f.Body
-		if body == "" {
-			body = fmt.Sprintf("<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
-				status, http.StatusText(status), status, http.StatusText(status))
-		}
-		c.w.Header()["Content-Type"] = contentTypeHTML
-		c.w.WriteHeader(status)
-		c.w.Write([]byte(body))
-		s.record(c, StatHTTP+strconv.Itoa(status), applied)
-	case FaultEmpty:
-		if f.Apply {
-			runApply()
-		}
-		c.w.Header()["Content-Type"] = contentTypeJSON
-		c.w.Header().Set("Content-Length", "0")
-		c.w.WriteHeader(http.StatusOK)
-		s.record(c, StatEmpty, applied)
 	}
+}
+
+// applyUnseen serves the call without answering it, and reports whether it
+// applied.
+func (s *Sim) applyUnseen(c *call, act action) bool {
+	return s.business(act, c.q, s.clock()).applied
+}
+
+// faultLatency answers the call after delay d, or aborts it if the
+// simulator closes first.
+func (s *Sim) faultLatency(c *call, act action, d time.Duration) {
+	if !s.sleep(c.r.Context(), d, false) {
+		s.abort(c)
+		return
+	}
+	s.answer(c, s.business(act, c.q, s.clock()))
+}
+
+// faultHang answers the call after delay d (0: DefaultHangDelay) unless the
+// client goes away or the simulator closes first; then it is never served.
+func (s *Sim) faultHang(c *call, act action, d time.Duration) {
+	if d == 0 {
+		d = DefaultHangDelay
+	}
+	if !s.sleep(c.r.Context(), d, true) {
+		s.record(c, StatHang, false)
+		select {
+		case <-s.closed:
+			dropConn(c.w)
+		default: // the client is gone; returning closes the connection
+		}
+		return
+	}
+	s.answer(c, s.business(act, c.q, s.clock()))
+}
+
+// faultCode answers HTTP 200 with the rule's business code (default
+// isp.SYSTEM_ERROR) and message (default the code's own).
+func (s *Sim) faultCode(c *call, f FaultRule, applied bool) {
+	code := f.Code
+	if code == "" {
+		code = "isp.SYSTEM_ERROR"
+	}
+	msg := f.Message
+	if msg == "" {
+		msg = messageFor(code)
+	}
+	c.q.out = appendResult(c.q.out[:0], c.xml, c.action, c.reqID, fail(code, msg))
+	writeBody(c.w, http.StatusOK, c.xml, c.reqID, c.q.out)
+	s.record(c, code, applied)
+}
+
+// faultGateway answers a gateway error: the rule's code (default
+// ServiceUnavailable), with the status and message the gateway gives that
+// code unless the rule sets them.
+func (s *Sim) faultGateway(c *call, f FaultRule, applied bool) {
+	code, status, msg := f.Code, f.Status, f.Message
+	if code == "" {
+		code = "ServiceUnavailable"
+	}
+	d, known := gatewayDefaults[code]
+	if status == 0 {
+		status = 400
+		if known {
+			status = d.status
+		} else if code == "ServiceUnavailable" {
+			status = 503
+		}
+	}
+	if msg == "" {
+		msg = code
+		if known {
+			msg = d.msg
+		}
+	}
+	c.q.out = appendGatewayError(c.q.out[:0], c.xml, c.reqID, code, msg)
+	writeBody(c.w, status, c.xml, c.reqID, c.q.out)
+	s.record(c, code, applied)
+}
+
+// faultHTTP answers a bare HTTP error, as a load balancer would: the rule's
+// status (default 502) and raw body (default a non-JSON HTML page).
+func (s *Sim) faultHTTP(c *call, f FaultRule, applied bool) {
+	status := f.Status
+	if status == 0 {
+		status = http.StatusBadGateway
+	}
+	body := f.Body
+	if body == "" {
+		body = fmt.Sprintf("<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d %s</h1></center>\r\n</body>\r\n</html>\r\n",
+			status, http.StatusText(status), status, http.StatusText(status))
+	}
+	c.w.Header()["Content-Type"] = contentTypeHTML
+	c.w.WriteHeader(status)
+	c.w.Write([]byte(body))
+	s.record(c, StatHTTP+strconv.Itoa(status), applied)
+}
+
+// faultEmpty answers HTTP 200 with an empty body.
+func (s *Sim) faultEmpty(c *call, applied bool) {
+	c.w.Header()["Content-Type"] = contentTypeJSON
+	c.w.Header().Set("Content-Length", "0")
+	c.w.WriteHeader(http.StatusOK)
+	s.record(c, StatEmpty, applied)
 }
 
 // dropConn closes the client connection without an answer.

@@ -88,16 +88,18 @@ func verbOf(e env, name, help string, args []string, verbs ...string) (verb stri
 }
 
 // fail prints err for a subcommand and returns the exit status.
-func fail(e env, name string, err error) int {
+func fail(e env, name string, err error) int { return exitCode(e, failure(name, err)) }
+
+// failure is the end of subcommand name by err: none after help, an
+// interruption, else a usage error, with its message after name.
+func failure(name string, err error) error {
 	if errors.Is(err, envflag.ErrHelp) {
-		return exitOK
+		return nil
 	}
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(e.stderr, "%s: interrupted\n", name)
-		return exitInterrupted
+		return exitf(exitInterrupted, "%s: interrupted", name)
 	}
-	fmt.Fprintf(e.stderr, "%s: %s\n", name, mask.Text(err.Error()))
-	return exitUsage
+	return exitf(exitUsage, "%s: %s", name, mask.Text(err.Error()))
 }
 
 func runBatch(ctx context.Context, args []string, e env) int {
@@ -135,7 +137,7 @@ func runBatch(ctx context.Context, args []string, e env) int {
 	guard.out = e.stderr
 	store := &batch.Store{Redis: rdb, Prefix: sc.prefix()}
 	if verb == "cancel" {
-		return cancelBatch(ctx, e, store, rdb, guard, sc.pos[0])
+		return exitCode(e, cancelBatch(ctx, e, store, rdb, guard, sc.pos[0]))
 	}
 	if len(sc.pos) == 0 {
 		list, err := store.List(ctx, 0)
@@ -168,7 +170,7 @@ func runBatch(ctx context.Context, args []string, e env) int {
 	}
 	halts := &admin.Halts{Redis: rdb, Prefix: sc.prefix()}
 	res, err := follow(ctx, store, halts, guard, id, waitTimeout, e.stderr, isTerminal(e.stderr))
-	return waitOutcome(res, err, waitTimeout, id, e)
+	return exitCode(e, waitOutcome(res, err, waitTimeout, id, e))
 }
 
 func printBatch(e env, st batch.Status) {
@@ -212,8 +214,9 @@ const cancelMessage = "cancelled by enqueue batch cancel before it was called"
 // that the counts it prints are final. Then it ends the batch's other open
 // rows cancelled in the record, a page of lines per script, and last, as
 // cleanup, deletes their jobs from asynq (without it the workers would end
-// them one by one, still without a call).
-func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.UniversalClient, guard *redisGuard, id string) int {
+// them one by one, still without a call). It returns an *exitError when it
+// ends otherwise than with the counts printed.
+func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.UniversalClient, guard *redisGuard, id string) error {
 	const name = "enqueue batch cancel"
 	start := time.Now()
 	var prev string
@@ -226,11 +229,11 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		return err
 	})
 	if err != nil {
-		return fail(e, name, fmt.Errorf("%s: %w", id, err))
+		return failure(name, fmt.Errorf("%s: %w", id, err))
 	}
 	st, err := store.Status(ctx, id)
 	if err != nil {
-		return fail(e, name, err)
+		return failure(name, err)
 	}
 	if prev == batch.StateQueueing {
 		fmt.Fprintf(e.stderr, "%s: batch %s was still being queued: an enqueue still running stops at its next chunk of rows and removes what it just queued; those rows are counted cancelled as it stops, after the counts below (run batch status for the final ones)\n", name, id)
@@ -243,7 +246,7 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		return err
 	})
 	if err != nil {
-		return fail(e, name, err)
+		return failure(name, err)
 	}
 	if n := len(running); n > 0 {
 		fmt.Fprintf(e.stderr, "%s: waiting for the %s being run at the cancel to finish\n", name, rows(int64(n), "row", "rows"))
@@ -251,8 +254,7 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 	deadline := time.Now().Add(cancelSettle)
 	awaitRunning(ctx, insp, st.Queue, running, deadline)
 	if err := ctx.Err(); err != nil {
-		fmt.Fprintf(e.stderr, "%s: interrupted; batch %s is cancelled all the same: no row not yet called will be. Run the same command again for the counts\n", name, id)
-		return exitInterrupted
+		return exitf(exitInterrupted, "%s: interrupted; batch %s is cancelled all the same: no row not yet called will be. Run the same command again for the counts", name, id)
 	}
 	keep := make([]int, 0, len(running))
 	for _, line := range running {
@@ -269,19 +271,18 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		st, err = settleCalledRows(ctx, store, insp, guard, st, deadline.Add(cancelSettle))
 	}
 	if err != nil {
-		return fail(e, name, fmt.Errorf("%w (batch %s is cancelled all the same: no row not yet called will be; run the same command again for the counts)", err, id))
+		return failure(name, fmt.Errorf("%w (batch %s is cancelled all the same: no row not yet called will be; run the same command again for the counts)", err, id))
 	}
 	printCancelled(e, id, st, time.Since(start), len(keep))
 	removed, err := removeCancelledJobs(ctx, e, store, insp, guard, st)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "%s: cleanup: %s; %d jobs were removed. The batch is cancelled all the same: workers end its jobs left in the queue without a call. Run the same command again to remove them\n",
+		return exitf(exitUsage, "%s: cleanup: %s; %d jobs were removed. The batch is cancelled all the same: workers end its jobs left in the queue without a call. Run the same command again to remove them",
 			name, mask.Text(err.Error()), removed)
-		return exitUsage
 	}
 	if removed > 0 {
 		fmt.Fprintf(e.stdout, "removed %d of its jobs from queue %s\n", removed, st.Queue)
 	}
-	return exitOK
+	return nil
 }
 
 // awaitRunning waits until none of the running rows' tasks (task id →

@@ -511,12 +511,12 @@ func (r *enqueueRun) followBatch(ctx context.Context, q *queuer) error {
 	if cfg.wait {
 		halts := &admin.Halts{Redis: r.rdb, Prefix: cfg.prefix()}
 		res, err := follow(ctx, r.store, halts, r.guard, info.ID, cfg.waitTimeout, e.stderr, r.terminal)
-		if c := waitOutcome(res, err, cfg.waitTimeout, info.ID, e); c != exitOK {
-			code = max(code, c)
-			if c == exitUsage || c == exitInterrupted {
-				return exitWith(c)
-			}
+		// Printed now: the report and its notes come after it.
+		c := exitCode(e, waitOutcome(res, err, cfg.waitTimeout, info.ID, e))
+		if c == exitUsage || c == exitInterrupted {
+			return exitWith(c)
 		}
+		code = max(code, c)
 	}
 	if cfg.report != "" {
 		rp := &reporter{store: r.store, guard: r.guard, id: info.ID, showNumbers: cfg.showNumbers, validate: r.validate}
@@ -552,39 +552,33 @@ func adviseFixedPurge(e env, f fixedRows, start time.Time) {
 		until.UTC().Format(time.RFC3339Nano), shellQuote(strings.Join(ids, ",")))
 }
 
-// waitOutcome prints the end of --wait and returns its exit status.
-func waitOutcome(res followResult, err error, timeout time.Duration, id string, e env) int {
+// waitOutcome prints the outcome table at the end of --wait and returns how
+// the wait ended: nil when every row ended and none is dead, else an
+// *exitError saying why.
+func waitOutcome(res followResult, err error, timeout time.Duration, id string, e env) error {
 	switch {
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(e.stderr, "enqueue: stopped following batch %s; its jobs go on. Follow it again with: enqueue batch status --wait %s\n", id, id)
-		return exitInterrupted
+		return exitf(exitInterrupted, "enqueue: stopped following batch %s; its jobs go on. Follow it again with: enqueue batch status --wait %s", id, id)
 	case errors.Is(err, batch.ErrNotFound):
-		fmt.Fprintf(e.stderr, "enqueue: batch %s: %s\n", id, err)
-		return exitUsage
+		return exitf(exitUsage, "enqueue: batch %s: %s", id, err)
 	case err != nil:
-		fmt.Fprintf(e.stderr, "enqueue: %s\nThe jobs go on. Follow the batch again with: enqueue batch status --wait %s\n", mask.Text(err.Error()), id)
-		return exitUsage
+		return exitf(exitUsage, "enqueue: %s\nThe jobs go on. Follow the batch again with: enqueue batch status --wait %s", mask.Text(err.Error()), id)
 	}
 	outcomeTable(e.stdout, res.st)
 	switch {
 	case len(res.halts) > 0:
-		fmt.Fprintf(e.stderr, "enqueue: stopped waiting: %s\nFix the cause, then follow the batch again with: enqueue batch status --wait %s\n", haltReason(res.halts), id)
-		return exitGaveUp
+		return exitf(exitGaveUp, "enqueue: stopped waiting: %s\nFix the cause, then follow the batch again with: enqueue batch status --wait %s", haltReason(res.halts), id)
 	case res.timeout:
-		fmt.Fprintf(e.stderr, "enqueue: gave up waiting after %s (--wait-timeout): %d of %d rows have not ended (pending %d, retrying %d, halted %d). They go on; follow them with: enqueue batch status --wait %s\n",
+		return exitf(exitGaveUp, "enqueue: gave up waiting after %s (--wait-timeout): %d of %d rows have not ended (pending %d, retrying %d, halted %d). They go on; follow them with: enqueue batch status --wait %s",
 			timeout, res.st.Queued-res.st.Ended(), res.st.Queued, res.st.Pending, res.st.Retrying, res.st.Halted, id)
-		return exitGaveUp
 	case res.st.State == batch.StateInterrupted:
-		fmt.Fprintf(e.stderr, "enqueue: every row queued has ended, but batch %s was not queued to the end: the enqueue that queued it stopped. Run it again to queue the rest\n", id)
-		return exitGaveUp
+		return exitf(exitGaveUp, "enqueue: every row queued has ended, but batch %s was not queued to the end: the enqueue that queued it stopped. Run it again to queue the rest", id)
 	case res.st.State == batch.StateCancelled:
-		fmt.Fprintf(e.stderr, "enqueue: batch %s was cancelled\n", id)
-		return exitGaveUp
+		return exitf(exitGaveUp, "enqueue: batch %s was cancelled", id)
 	case res.st.Dead > 0:
-		fmt.Fprintf(e.stderr, "enqueue: %s dead; see them with: enqueue dlq list --batch %s%s\n", rows(res.st.Dead, "row is", "rows are"), id, deadHint(res.st, id))
-		return exitFailed
+		return exitf(exitFailed, "enqueue: %s dead; see them with: enqueue dlq list --batch %s%s", rows(res.st.Dead, "row is", "rows are"), id, deadHint(res.st, id))
 	}
-	return exitOK
+	return nil
 }
 
 // rows says "1 row is" or "N rows are".

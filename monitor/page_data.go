@@ -11,6 +11,7 @@ import (
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/mask"
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // view is what the page template shows. Every string in it is masked.
@@ -202,7 +203,7 @@ func (p *page) loadLimiter(ctx context.Context) (limiterView, string) {
 		}
 		v.Shares = append(v.Shares, sv)
 	}
-	m, err := p.rdb.HGetAll(ctx, p.prefix+":limit:"+limitedAction).Result()
+	m, err := p.rdb.HGetAll(ctx, tasks.LimitKey(p.prefix)).Result()
 	if err != nil {
 		return v, errText(err)
 	}

@@ -56,17 +56,16 @@ func (p *page) lookup(ctx context.Context, subs string) *lookupView {
 		v.Err = "not a SubsId: letters, digits, '.', '_' and '-' only, at most 64"
 		return v
 	}
-	tag := p.prefix + ":{" + subs + "}"
-	fence, err := p.rdb.HGetAll(ctx, tag+":fence").Result()
+	fence, err := p.rdb.HGetAll(ctx, tasks.FenceKey(p.prefix, subs)).Result()
 	if err != nil {
 		v.Err = errText(err)
 		return v
 	}
 	fields := parseFence(fence)
-	if ttl, err := p.rdb.PTTL(ctx, tag+":lock").Result(); err == nil && ttl > 0 {
+	if ttl, err := p.rdb.PTTL(ctx, tasks.LockKey(p.prefix, subs)).Result(); err == nil && ttl > 0 {
 		v.Lock = "held by an attempt, " + ttl.Round(time.Millisecond).String() + " left"
 	}
-	jobs, err := p.jobStates(ctx, tag)
+	jobs, err := p.jobStates(ctx, subs)
 	if err == nil {
 		var dead []jobView
 		dead, err = p.deadOf(ctx, subs)
@@ -133,8 +132,8 @@ func parseFence(m map[string]string) map[string]*fieldView {
 // jobStates reads the binding's job states (jobs not ended, or ended
 // without a version of their own) and finds each job in asynq for its
 // field, version and state.
-func (p *page) jobStates(ctx context.Context, tag string) ([]jobView, error) {
-	keys, err := p.scan(ctx, tag+":job:*")
+func (p *page) jobStates(ctx context.Context, subs string) ([]jobView, error) {
+	keys, err := p.scan(ctx, tasks.JobStateKey(p.prefix, subs, "*"))
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +143,7 @@ func (p *page) jobStates(ctx context.Context, tag string) ([]jobView, error) {
 	}
 	var out []jobView
 	for _, k := range keys {
-		task := strings.TrimPrefix(k, tag+":job:")
+		task := strings.TrimPrefix(k, tasks.JobStateKey(p.prefix, subs, ""))
 		if strings.Contains(task, ":") {
 			continue // an earlier layout's key, read by the worker once
 		}

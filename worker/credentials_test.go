@@ -101,8 +101,7 @@ func TestCredentialsSourceFailsHaltsAndResumes(t *testing.T) {
 	e := newEnv(t, dyplsim.Config{Seed: 5, STSLifetime: 400 * time.Millisecond}, nil)
 	e.useCredentialsURI(`{"ExpirationSkew":"1h"}`)
 	w := e.start()
-	first := seed(1, "updateOutId")
-	first.OutId = "before"
+	first := outIDUpdate(1, "before")
 	if r := result(t, e.waitState(e.enqueue(first), 10*time.Second, asynq.TaskStateCompleted)); r.Outcome != worker.OutcomeApplied {
 		t.Fatalf("first job %+v", r)
 	}
@@ -110,8 +109,7 @@ func TestCredentialsSourceFailsHaltsAndResumes(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the credentials in use expire
 	var ids []string
 	for i := 2; i <= 5; i++ {
-		u := seed(i, "updateOutId")
-		u.OutId = "during"
+		u := outIDUpdate(i, "during")
 		ids = append(ids, e.enqueue(u))
 	}
 	eventually(t, 10*time.Second, "the worker to halt", func() bool { return w.Halt().Halted })

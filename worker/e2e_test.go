@@ -15,8 +15,7 @@ import (
 
 func TestApplied(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
+	e := newStartedEnv(t)
 	u := seed(1, "updateNoA")
 	u.PhoneNoA = "13812340001"
 	id := e.enqueue(u)
@@ -41,8 +40,7 @@ func TestThrottledThenApplied(t *testing.T) {
 	e.start()
 	var ids []string
 	for i := 1; i <= 15; i++ {
-		u := seed(i, "updateOutId")
-		u.OutId = "order-1"
+		u := outIDUpdate(i, "order-1")
 		ids = append(ids, e.enqueue(u))
 	}
 	for _, id := range ids {
@@ -77,8 +75,7 @@ func TestTransientThenApplied(t *testing.T) {
 func TestTransientUntilAttemptsRunOut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.MaxAttempts = 3 })
-	u := seed(3, "updateOutId")
-	u.OutId = "x"
+	u := outIDUpdate(3, "x")
 	e.sim.AddFault(dyplsim.FaultRule{SubsId: u.SubsId, Kind: "code", Code: "isp.SYSTEM_ERROR"})
 	e.start()
 	id := e.enqueue(u)
@@ -127,8 +124,7 @@ func TestHaltAndResume(t *testing.T) {
 	w := e.start()
 	var ids []string
 	for i := 1; i <= 5; i++ {
-		u := seed(i, "updateOutId")
-		u.OutId = "halt-test"
+		u := outIDUpdate(i, "halt-test")
 		ids = append(ids, e.enqueue(u))
 	}
 	eventually(t, 10*time.Second, "the worker to halt", func() bool { return w.Halt().Halted })
@@ -167,8 +163,7 @@ func TestHaltAndResume(t *testing.T) {
 func TestThrottledOnLastAttemptIsNotDead(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.MaxAttempts = 2 })
-	u := seed(6, "updateOutId")
-	u.OutId = "last"
+	u := outIDUpdate(6, "last")
 	// One counted failure, then throttling, then success.
 	e.sim.AddFault(dyplsim.FaultRule{SubsId: u.SubsId, Kind: "code", Code: "isp.SYSTEM_ERROR", Count: 1})
 	e.sim.AddFault(dyplsim.FaultRule{SubsId: u.SubsId, Kind: "code", Code: "isv.FLOW_LIMIT", Count: 3})
@@ -185,8 +180,7 @@ func TestThrottledOnLastAttemptIsNotDead(t *testing.T) {
 
 func TestMalformedPayloadIsDeadAndWorkerGoesOn(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
+	e := newStartedEnv(t)
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	bad := []struct{ typ, payload string }{
 		{tasks.TypeUpdateSubscription, `not json at all 13812345678`},
@@ -201,8 +195,7 @@ func TestMalformedPayloadIsDeadAndWorkerGoesOn(t *testing.T) {
 		}
 		badIDs = append(badIDs, info.ID)
 	}
-	u := seed(7, "updateOutId")
-	u.OutId = "after-bad"
+	u := outIDUpdate(7, "after-bad")
 	good := e.enqueue(u)
 	for _, id := range badIDs {
 		e.waitState(id, 10*time.Second, asynq.TaskStateArchived)
@@ -228,8 +221,7 @@ func TestShutdownWithCallsInFlightLosesNothing(t *testing.T) {
 	w := e.start()
 	var ids []string
 	for i := 1; i <= 20; i++ {
-		u := seed(i, "updateOutId")
-		u.OutId = "shutdown"
+		u := outIDUpdate(i, "shutdown")
 		ids = append(ids, e.enqueue(u))
 	}
 	// Wait until calls are in flight, then shut down as SIGTERM does.
@@ -255,8 +247,7 @@ func TestShutdownWithCallsInFlightLosesNothing(t *testing.T) {
 func TestMaxAge(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.MaxAge = 300 * time.Millisecond; c.MaxAttempts = 100 })
-	u := seed(8, "updateOutId")
-	u.OutId = "old"
+	u := outIDUpdate(8, "old")
 	e.sim.AddFault(dyplsim.FaultRule{SubsId: u.SubsId, Kind: "code", Code: "isv.FLOW_LIMIT"})
 	e.start()
 	id := e.enqueue(u)

@@ -158,7 +158,7 @@ type fence struct {
 }
 
 func (f *fence) keys(subsID string) (fk, lk string) {
-	return fenceKey(f.prefix, subsID), lockKey(f.prefix, subsID)
+	return tasks.FenceKey(f.prefix, subsID), tasks.LockKey(f.prefix, subsID)
 }
 
 // beginResult is the fence's answer to a job that wants to call.

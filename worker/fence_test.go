@@ -126,8 +126,7 @@ func TestFenceOffLosesTheNewest(t *testing.T) {
 			if !fenced {
 				e.rdb.AddHook(worker.BrokenFence("off"))
 			}
-			u1 := seed(4, "updateOutId")
-			u1.OutId = "older"
+			u1 := outIDUpdate(4, "older")
 			u2 := u1
 			u2.OutId = "newer"
 			// Slow enough that the newer call, enqueued after the older one is
@@ -156,10 +155,8 @@ func TestFenceOffLosesTheNewest(t *testing.T) {
 
 func TestSupersededWithoutACall(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
-	u1 := seed(5, "updateOutId")
-	u1.OutId = "first"
+	e := newStartedEnv(t)
+	u1 := outIDUpdate(5, "first")
 	r1, err := e.prod.Enqueue(e.ctx, u1, asynq.ProcessIn(time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -190,8 +187,7 @@ func TestSupersededWithoutACall(t *testing.T) {
 // version when first picked up.
 func TestJobWithoutVersionGetsOne(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
+	e := newStartedEnv(t)
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	b := dyplsim.SeedBinding(6)
 	payload := fmt.Sprintf(`{"PoolKey":%q,"SubsId":%q,"PhoneNoX":%q,"OperateType":"updateOutId","OutId":"plain"}`, b.PoolKey, b.SubsId, b.PhoneNoX)
@@ -219,8 +215,7 @@ func TestPileForOneBinding(t *testing.T) {
 	}
 	var others []string
 	for b := 8; b <= 15; b++ {
-		u := seed(b, "updateOutId")
-		u.OutId = "other"
+		u := outIDUpdate(b, "other")
 		others = append(others, e.enqueue(u))
 	}
 	e.start()

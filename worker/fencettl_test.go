@@ -18,10 +18,8 @@ import (
 // for every job that may still run (tasks.VersionWindow + JOB_MAX_AGE).
 func TestFenceLifetime(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
-	u := seed(3, "updateOutId")
-	u.OutId = "ttl"
+	e := newStartedEnv(t)
+	u := outIDUpdate(3, "ttl")
 	e.waitState(e.enqueue(u), 10*time.Second, asynq.TaskStateCompleted)
 	ttl, err := e.rdb.PTTL(context.Background(), e.ns+":{"+u.SubsId+"}:fence").Result()
 	if err != nil {

@@ -72,8 +72,7 @@ func (e *env) bindingOf(subsID string) dyplsim.Binding {
 func TestRequeueKeepsTheVersionOfAPlainJob(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dyplsim.Config{}, nil)
-	old := seed(1, "updateOutId")
-	old.OutId = "older"
+	old := outIDUpdate(1, "older")
 	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", Params: map[string]string{"OutId": "older"},
 		Code: "isv.INVALID_PARAMETERS", Count: 1})
 	e.start()
@@ -102,10 +101,8 @@ func TestRequeueKeepsTheVersionOfAPlainJob(t *testing.T) {
 // its version, so a newer update applied meanwhile still wins.
 func TestRedeliveredPlainJobKeepsItsVersion(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
-	old := seed(2, "updateOutId")
-	old.OutId = "older"
+	e := newStartedEnv(t)
+	old := outIDUpdate(2, "older")
 	task := plainTask(t, old)
 	id := e.enqueueTask(task, asynq.TaskID("plain-"+e.ns))
 	first := result(t, e.waitState(id, 10*time.Second, asynq.TaskStateCompleted))
@@ -134,10 +131,8 @@ func TestRedeliveredPlainJobKeepsItsVersion(t *testing.T) {
 // the RequestId of the call that applied it.
 func TestAlreadyAppliedKeepsItsRequestId(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
-	u := seed(3, "updateOutId")
-	u.OutId = "once"
+	e := newStartedEnv(t)
+	u := outIDUpdate(3, "once")
 	r, err := e.prod.Enqueue(e.ctx, u)
 	if err != nil {
 		t.Fatal(err)
@@ -210,8 +205,7 @@ func TestCommitRefusedByRedisNeverLetsAnOlderJobWin(t *testing.T) {
 			}}
 			e.rdb.AddHook(hook)
 			e.start()
-			old := seed(4, "updateOutId")
-			old.OutId = "older"
+			old := outIDUpdate(4, "older")
 			newer := old
 			newer.OutId = "newer"
 			ro, err := e.prod.Enqueue(e.ctx, old, asynq.ProcessIn(1500*time.Millisecond))
@@ -321,8 +315,7 @@ func TestBindingStaysLockedWhileACallMayStillApply(t *testing.T) {
 func TestAsynqRetryLimitEndsDeadWithTheTrueReason(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.MaxAttempts = 5 })
-	u := seed(8, "updateOutId")
-	u.OutId = "never"
+	u := outIDUpdate(8, "never")
 	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", SubsId: u.SubsId, Kind: "http", Status: 500})
 	e.start()
 	id := e.enqueueTask(plainTask(t, u), asynq.MaxRetry(1))
@@ -337,8 +330,7 @@ func TestAsynqRetryLimitEndsDeadWithTheTrueReason(t *testing.T) {
 // asynq try, is dead with a code that says so.
 func TestUnreadableSchemaOnTheLastTryIsDeadWithItsReason(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
+	e := newStartedEnv(t)
 	payload := `{"SubsId":"1000000000000009","PhoneNoX":"17000000008","OperateType":"updateOutId","OutId":"x","_meta":{"schema":99}}`
 	id := e.enqueueTask(asynq.NewTask(tasks.TypeUpdateSubscription, []byte(payload)), asynq.MaxRetry(0))
 	e.waitState(id, 10*time.Second, asynq.TaskStateArchived)
@@ -416,8 +408,7 @@ func TestLostBeginReplyStillApplies(t *testing.T) {
 	hook.left.Store(1)
 	e.rdb.AddHook(hook)
 	e.start()
-	u := seed(11, "updateOutId")
-	u.OutId = "after-a-lost-reply"
+	u := outIDUpdate(11, "after-a-lost-reply")
 	r := result(t, e.waitState(e.enqueue(u), 25*time.Second, asynq.TaskStateCompleted))
 	if r.Outcome != worker.OutcomeApplied || hook.left.Load() >= 0 {
 		t.Fatalf("result %+v (lost replies left %d)", r, hook.left.Load())

@@ -79,8 +79,7 @@ func haltWithLongProbe(t *testing.T, e *env) (*worker.Worker, []string) {
 	w := e.start()
 	var ids []string
 	for i := 1; i <= 3; i++ {
-		u := seed(i, "updateOutId")
-		u.OutId = "probe-now"
+		u := outIDUpdate(i, "probe-now")
 		ids = append(ids, e.enqueue(u))
 	}
 	eventually(t, 10*time.Second, "the worker to halt", func() bool { return w.Halt().Halted })

@@ -99,6 +99,15 @@ func newEnvOn(t *testing.T, rdb redis.UniversalClient, simCfg dyplsim.Config, mo
 	return e
 }
 
+// newStartedEnv is newEnv with the simulator's and the worker's test
+// settings unchanged, and its worker started.
+func newStartedEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t, dyplsim.Config{}, nil)
+	e.start()
+	return e
+}
+
 // start starts a worker with the env's config.
 func (e *env) start() *worker.Worker {
 	e.t.Helper()
@@ -138,6 +147,13 @@ func (e *env) cleanupRedis() {
 func seed(i int, op string) tasks.Update {
 	b := dyplsim.SeedBinding(i)
 	return tasks.Update{PoolKey: b.PoolKey, SubsId: b.SubsId, PhoneNoX: b.PhoneNoX, OperateType: op}
+}
+
+// outIDUpdate returns an updateOutId of sample binding i to outID.
+func outIDUpdate(i int, outID string) tasks.Update {
+	u := seed(i, "updateOutId")
+	u.OutId = outID
+	return u
 }
 
 func (e *env) enqueue(u tasks.Update) string {

@@ -23,8 +23,7 @@ import (
 // line shows a phone number, even with its control characters removed.
 func TestHostileQueueContent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
+	e := newStartedEnv(t)
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	b := dyplsim.SeedBinding(3)
 	valid := `{"PoolKey":"` + b.PoolKey + `","SubsId":"` + b.SubsId + `","PhoneNoX":"` + b.PhoneNoX + `","OperateType":"updateNoA","PhoneNoA":"13800138000"}`
@@ -47,8 +46,7 @@ func TestHostileQueueContent(t *testing.T) {
 		}
 		ids[i] = info.ID
 	}
-	u := seed(7, "updateOutId")
-	u.OutId = "after-hostile"
+	u := outIDUpdate(7, "after-hostile")
 	good := e.enqueue(u)
 	for i, h := range hostile {
 		e.waitState(ids[i], 20*time.Second, asynq.TaskStateArchived)

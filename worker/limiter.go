@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // limiter caps UpdateSubscription calls per second across every worker
@@ -95,7 +97,7 @@ return redis.call('ZCARD', KEYS[1])`)
 func newLimiter(rdb redis.UniversalClient, prefix string, qps float64, now func() time.Time, onRate func(float64)) *limiter {
 	return &limiter{
 		rdb: rdb, rl: redis_rate.NewLimiter(rdb),
-		key: limitKey(prefix), gcraKey: limitGCRAKey(prefix),
+		key: tasks.LimitKey(prefix), gcraKey: limitGCRAKey(prefix),
 		spreadKey: limitSpreadKey(prefix), spreadWindow: 5 * time.Second,
 		cap: qps, min: math.Max(1, qps/100), window: 300 * time.Millisecond, recovery: 0.01,
 		refresh: 250 * time.Millisecond, onRate: onRate, nowFunc: now,

@@ -30,8 +30,7 @@ func logLines(t *testing.T, e *env, msg string) []map[string]any {
 // that repeats a key.
 func TestDeadJobLogKeepsTheAPIMessage(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
+	e := newStartedEnv(t)
 	u := seed(9999, "updateNoA") // no such binding
 	u.PhoneNoA = "13800001111"
 	id := e.enqueue(u)
@@ -55,10 +54,8 @@ func TestDeadJobLogKeepsTheAPIMessage(t *testing.T) {
 // milliseconds, and asynq does not warn again about the same death.
 func TestDeadJobLogStyle(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
-	u := seed(9997, "updateOutId") // no such binding
-	u.OutId = "style"
+	e := newStartedEnv(t)
+	u := outIDUpdate(9997, "style") // no such binding
 	id := e.enqueue(u)
 	e.waitState(id, 10*time.Second, asynq.TaskStateArchived)
 	var lines []map[string]any
@@ -96,8 +93,7 @@ func TestThrottlesAndRateChangesAtDebug(t *testing.T) {
 	e.start()
 	var ids []string
 	for i := 1; i <= 6; i++ {
-		u := seed(i, "updateOutId")
-		u.OutId = "throttled"
+		u := outIDUpdate(i, "throttled")
 		ids = append(ids, e.enqueue(u))
 	}
 	for _, id := range ids {

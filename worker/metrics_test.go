@@ -58,8 +58,7 @@ func TestJobsCountedOncePerJob(t *testing.T) {
 	e := newEnv(t, dyplsim.Config{}, nil)
 	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", Kind: "code", Code: "isp.SYSTEM_ERROR", Count: 2})
 	e.start()
-	u := seed(11, "updateOutId")
-	u.OutId = "once"
+	u := outIDUpdate(11, "once")
 	e.waitState(e.enqueue(u), 10*time.Second, asynq.TaskStateCompleted)
 	if n := series(t, e.reg, "dyplsq_jobs_total", nil); n != 1 {
 		t.Errorf("dyplsq_jobs_total sums to %v for one job, want 1", n)
@@ -84,10 +83,8 @@ func TestJobsCountedOncePerJob(t *testing.T) {
 // purge does not lower (dyplsq_dead_letters is a gauge).
 func TestDeadLettersCreatedCounter(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
-	u := seed(9998, "updateOutId") // no such binding
-	u.OutId = "dead"
+	e := newStartedEnv(t)
+	u := outIDUpdate(9998, "dead") // no such binding
 	id := e.enqueue(u)
 	e.waitState(id, 10*time.Second, asynq.TaskStateArchived)
 	e.deadRecord(id)
@@ -105,8 +102,7 @@ func TestDeadLettersCreatedCounter(t *testing.T) {
 		t.Fatalf("after a purge: %v, want still 1", n)
 	}
 	// A job archived by an operator gets its record from the sweep.
-	u2 := seed(12, "updateOutId")
-	u2.OutId = "archived"
+	u2 := outIDUpdate(12, "archived")
 	r, err := e.prod.Enqueue(e.ctx, u2)
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +137,7 @@ func TestHaltAndLimiterGauges(t *testing.T) {
 	}
 	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", Kind: "code", Code: "isv.ACCOUNT_ABNORMAL", Message: "account in arrears", Count: 1})
 	before := time.Now()
-	u := seed(13, "updateOutId")
-	u.OutId = "halt"
+	u := outIDUpdate(13, "halt")
 	id := e.enqueue(u)
 	eventually(t, 10*time.Second, "dyplsq_halted{code=isv.ACCOUNT_ABNORMAL} = 1", func() bool {
 		return series(t, e.reg, "dyplsq_halted", map[string]string{"code": "isv.ACCOUNT_ABNORMAL"}) == 1

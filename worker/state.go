@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // jobState is what dyplsq remembers about one job between attempts, in a
@@ -37,7 +39,7 @@ type stateStore struct {
 }
 
 func (s *stateStore) key(subsID, taskID string) string {
-	return jobStateKey(s.prefix, subsID, taskID)
+	return tasks.JobStateKey(s.prefix, subsID, taskID)
 }
 
 // legacyKey is where workers before the requeue-proof layout kept the

@@ -21,8 +21,7 @@ import (
 func TestArchiveClickGetsARecord(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dyplsim.Config{}, nil)
-	u := seed(9, "updateOutId")
-	u.OutId = "later"
+	u := outIDUpdate(9, "later")
 	r, err := e.prod.Enqueue(e.ctx, u, asynq.ProcessIn(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -56,10 +55,8 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 
 func TestMetricsSeries(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dyplsim.Config{}, nil)
-	e.start()
-	u := seed(10, "updateOutId")
-	u.OutId = "m"
+	e := newStartedEnv(t)
+	u := outIDUpdate(10, "m")
 	e.waitState(e.enqueue(u), 10*time.Second, asynq.TaskStateCompleted)
 	mfs, err := e.reg.Gather()
 	if err != nil {

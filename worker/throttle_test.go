@@ -40,8 +40,7 @@ func TestThrottlingOnOneBindingKeepsTheSharedRate(t *testing.T) {
 	// Spread over four bindings, throttling is the account's: the rate goes down.
 	var ids []string
 	for i := 2; i <= 5; i++ {
-		u := seed(i, "updateOutId")
-		u.OutId = "spread"
+		u := outIDUpdate(i, "spread")
 		e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", SubsId: u.SubsId, Code: "isv.FLOW_LIMIT", Count: 1})
 		ids = append(ids, e.enqueue(u))
 	}
@@ -68,8 +67,7 @@ func TestRetryForOutlastsAnOutage(t *testing.T) {
 	})
 	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", Kind: dyplsim.FaultGateway, Status: 503, Code: "ServiceUnavailable"})
 	e.start()
-	u := seed(7, "updateOutId")
-	u.OutId = "outage"
+	u := outIDUpdate(7, "outage")
 	id := e.enqueue(u)
 	eventually(t, 10*time.Second, "five failed attempts", func() bool {
 		return e.sim.Stats().Calls["UpdateSubscription"]["ServiceUnavailable"] >= 5

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
@@ -68,11 +67,11 @@ func (a apiSettings) config(keyPrefix string) (*api.Config, error) {
 		LiveQueue: *a.live, BulkQueue: *a.bulk, KeyPrefix: keyPrefix}, nil
 }
 
-// startAPI starts the HTTP API when configured; the returned stop is never
-// nil.
-func startAPI(cfg *api.Config, rdb redis.UniversalClient, reg prometheus.Registerer, log zerolog.Logger, stderr io.Writer) (func(context.Context), bool) {
+// startAPI starts the HTTP API when configured. Unless it returns an error,
+// the stop it returns is not nil.
+func startAPI(cfg *api.Config, rdb redis.UniversalClient, reg prometheus.Registerer, log zerolog.Logger) (func(context.Context), error) {
 	if cfg == nil {
-		return func(context.Context) {}, true
+		return func(context.Context) {}, nil
 	}
 	c := *cfg
 	c.Redis, c.Registry, c.Logger = rdb, reg, log
@@ -85,9 +84,8 @@ func startAPI(cfg *api.Config, rdb redis.UniversalClient, reg prometheus.Registe
 				scheme = "https"
 			}
 			log.Info().Str("component", "api").Str("api", scheme+"://"+addr+"/v1/").Int("tokens", len(c.Tokens)).Msg("HTTP API started")
-			return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, true
+			return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, nil
 		}
 	}
-	fmt.Fprintf(stderr, "worker: API_ADDR %s: %s\n", cfg.Addr, err)
-	return nil, false
+	return nil, fmt.Errorf("API_ADDR %s: %s", cfg.Addr, err)
 }

@@ -173,19 +173,21 @@ func parseQueues(s string) (map[string]int, error) {
 	return out, nil
 }
 
+// run reads the settings, connects to Redis and Dyplsapi, starts the
+// worker, the monitor and the HTTP API, and serves until ctx is done. It
+// returns the process exit status: 0 after --help or a clean shutdown, 2 if
+// the settings are wrong or the worker could not start.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := parse(args, getenv, stdout)
 	if errors.Is(err, envflag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %s\n", mask.Text(err.Error()))
-		return 2
+		return failed(stderr, mask.Text(err.Error()))
 	}
 	log, err := logging.New(cfg.logLevel, cfg.logFmt, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %s\n", err)
-		return 2
+		return failed(stderr, err.Error())
 	}
 	// The worker and the monitor add their own component; the lines of
 	// this command itself say worker.
@@ -193,44 +195,84 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log = log.With().Str("component", "worker").Logger()
 	redis.SetLogger(logging.RedisLogger{L: base.With().Str("component", "go-redis").Logger()})
 
-	rdb, err := redisconn.Open(cfg.redis)
+	rdb, err := openRedis(ctx, cfg.redis, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %s\n", err)
-		return 2
+		return failed(stderr, err.Error())
 	}
 	defer rdb.Close()
+	warnUnusedQueues(rdb, cfg.worker.Queues, log)
+
+	api, err := dypls.New(cfg.api)
+	if err != nil {
+		return failed(stderr, err.Error())
+	}
+	defer api.Close()
+	logCredentialSource(log, api)
+
+	svc, err := startServices(cfg, rdb, api, base)
+	if err != nil {
+		return failed(stderr, err.Error())
+	}
+	log.Info().Str("redis", cfg.redis.String()).Str("endpoint", cfg.api.Endpoint).
+		Interface("queues", cfg.worker.Queues).Int("concurrency", cfg.worker.Concurrency).
+		Str("monitor", "http://"+svc.monAddr+"/monitoring/").Msg("worker started")
+
+	<-ctx.Done()
+	log.Info().Msg("shutting down: no new jobs; waiting for calls in flight")
+	svc.shutdown()
+	log.Info().Msg("worker stopped")
+	return 0
+}
+
+// failed prints why the worker cannot run and returns its exit status, 2.
+func failed(stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "worker: %s\n", msg)
+	return 2
+}
+
+// openRedis connects to Redis, checks that it answers within 10 seconds,
+// and logs what Redis's settings put at risk.
+func openRedis(ctx context.Context, cfg redisconn.Config, log zerolog.Logger) (redis.UniversalClient, error) {
+	rdb, err := redisconn.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = rdb.Ping(pingCtx).Err()
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: cannot reach Redis at %s: %s\n", cfg.redis, mask.Text(err.Error()))
-		return 2
+		rdb.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s: %s", cfg, mask.Text(err.Error()))
 	}
 	if warns, err := redisconn.Warnings(ctx, rdb); err == nil {
 		for _, w := range warns {
 			log.Warn().Msg(w)
 		}
 	}
+	return rdb, nil
+}
 
-	warnUnusedQueues(rdb, cfg.worker.Queues, log)
+// services are what the worker command serves: the worker, the monitor
+// (listening on monAddr) and the HTTP API.
+type services struct {
+	w       *worker.Worker
+	mon     *monitor.Server
+	monAddr string
+	stopAPI func(context.Context)
+}
 
-	api, err := dypls.New(cfg.api)
-	if err != nil {
-		fmt.Fprintf(stderr, "worker: %s\n", err)
-		return 2
-	}
-	defer api.Close()
-	logCredentialSource(log, api)
-
+// startServices starts the monitor, the HTTP API (when configured) and the
+// worker, which share one Prometheus registry. When one cannot start, those
+// started before it are stopped.
+func startServices(cfg *config, rdb redis.UniversalClient, api *dypls.Client, log zerolog.Logger) (*services, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	wc := cfg.worker
-	wc.Logger = base
+	wc.Logger = log
 	wc.Registry = reg
 	w, err := worker.New(wc, rdb, api)
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %s\n", err)
-		return 2
+		return nil, err
 	}
 
 	mc := cfg.monitor
@@ -238,44 +280,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mc.Registry = reg
 	mc.Inspector = w.Inspector()
 	mc.Ready = w.Ready
-	mc.Logger = base
+	mc.Logger = log
 	mc.KeyPrefix = cfg.worker.KeyPrefix
 	mon, err := monitor.New(mc)
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %s\n", err)
-		return 2
+		return nil, err
 	}
 	addr, err := mon.Start()
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: MONITOR_ADDR %s: %s\n", cfg.monitor.Addr, err)
-		return 2
+		return nil, fmt.Errorf("MONITOR_ADDR %s: %s", cfg.monitor.Addr, err)
 	}
-	stopAPI, ok := startAPI(cfg.httpAPI, rdb, reg, base, stderr)
-	if !ok {
+	stopAPI, err := startAPI(cfg.httpAPI, rdb, reg, log)
+	if err != nil {
 		_ = mon.Shutdown(context.Background())
-		return 2
+		return nil, err
 	}
 	if err := w.Start(); err != nil {
-		fmt.Fprintf(stderr, "worker: start: %s\n", mask.Text(err.Error()))
 		stopAPI(context.Background())
 		_ = mon.Shutdown(context.Background())
-		return 2
+		return nil, fmt.Errorf("start: %s", mask.Text(err.Error()))
 	}
-	log.Info().Str("redis", cfg.redis.String()).Str("endpoint", cfg.api.Endpoint).
-		Interface("queues", cfg.worker.Queues).Int("concurrency", cfg.worker.Concurrency).
-		Str("monitor", "http://"+addr+"/monitoring/").Msg("worker started")
+	return &services{w: w, mon: mon, monAddr: addr, stopAPI: stopAPI}, nil
+}
 
-	<-ctx.Done()
-	log.Info().Msg("shutting down: no new jobs; waiting for calls in flight")
+// shutdown stops the HTTP API first (no new enqueues), then the worker,
+// which waits for the calls in flight, then the monitor.
+func (s *services) shutdown() {
 	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
-	stopAPI(actx) // no new enqueues first
+	s.stopAPI(actx)
 	acancel()
-	w.Shutdown()
+	s.w.Shutdown()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	_ = mon.Shutdown(sctx)
-	log.Info().Msg("worker stopped")
-	return 0
+	_ = s.mon.Shutdown(sctx)
 }
 
 // credentialSources lists the default chain's sources for --help.
