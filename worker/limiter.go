@@ -37,9 +37,9 @@ type limiter struct {
 	spreadWindow time.Duration // how long a throttled SubsId counts
 
 	// The reservoir: tokens the shared bucket granted to this worker in
-	// one script call for the jobs waiting here at the time, good until
-	// tokensBy (tokenLife), so that a token is either used at once or
-	// never. One fetch runs at a time (fetched closes when it ends);
+	// one script call for the jobs waiting here at the time and those its
+	// recent rate says will come within tokenLife, good until tokensBy,
+	// so that a token is either used at once or never. One fetch runs at a time (fetched closes when it ends);
 	// jobs that arrive meanwhile wait for its tokens rather than each
 	// calling Redis. A fetch that found the bucket empty tells every job
 	// the same retry time (emptyTill) until then. These times are the
@@ -218,7 +218,10 @@ func (l *limiter) take(ctx context.Context) (bool, time.Duration, error) {
 		l.mu.Lock()
 	}
 	l.tokens = 0
-	n := min(maxFetch, max(1, l.waiting))
+	// Enough for the jobs waiting now and for those this worker will
+	// bring within a token's life at its rate of the last second.
+	ahead := int(math.Ceil(float64(l.recentCalls()) * tokenLife.Seconds()))
+	n := min(maxFetch, max(1, l.waiting, ahead))
 	ch := make(chan struct{})
 	l.fetched = ch
 	l.mu.Unlock()
@@ -280,6 +283,17 @@ func (l *limiter) count(throttled bool) {
 	} else {
 		l.calls[slot%10]++
 	}
+}
+
+// recentCalls returns this worker's calls in the last second. The caller
+// holds l.mu.
+func (l *limiter) recentCalls() int {
+	slot := l.nowFunc().UnixMilli() / 100
+	n := 0
+	for s := max(l.slot-9, slot-9); s <= l.slot; s++ {
+		n += l.calls[s%10]
+	}
+	return n
 }
 
 // lookback is the window in 100 ms buckets (1 to 10).

@@ -31,6 +31,9 @@ const (
 	// latencyIdleWindow is how long the Redis commands of the idle worker
 	// are counted once the stream has ended.
 	latencyIdleWindow = 3 * time.Second
+	// latencyReps: one run holds 6,000 samples; two runs show whether the
+	// machine's load moved them.
+	latencyReps = 2
 )
 
 // latencyScenarios measure enqueue-to-applied latency under a steady 200
@@ -43,7 +46,7 @@ func latencyScenarios() []Scenario {
 		{
 			Name: "naive/latency/r200", Group: "latency",
 			Figure: "naive asynq worker, asynq's default intervals: enqueue to applied, p99, 200 jobs/s, calls of 5 ms",
-			Unit:   "ms", Timeout: latencyDuration + 60*time.Second,
+			Unit:   "ms", Timeout: latencyDuration + 60*time.Second, MaxReps: latencyReps,
 			Run: func(ctx context.Context, env *Env) (Result, error) { return runLatency(ctx, env, false) },
 		},
 		{
@@ -52,6 +55,7 @@ func latencyScenarios() []Scenario {
 			Unit:     "ms",
 			Baseline: "naive/latency/r200",
 			Timeout:  latencyDuration + 60*time.Second,
+			MaxReps:  latencyReps,
 			Run:      func(ctx context.Context, env *Env) (Result, error) { return runLatency(ctx, env, true) },
 		},
 	}

@@ -200,6 +200,10 @@ func runAll(ctx context.Context, env *Env, sel []Scenario, reps int) ([]row, err
 			rows[i].Err = errors.New("not run")
 			continue
 		}
+		reps := reps
+		if sc.MaxReps > 0 {
+			reps = min(reps, sc.MaxReps)
+		}
 		for rep := 1; rep <= reps; rep++ {
 			res, err := runOnce(ctx, env, sc)
 			if err == nil && !(res.Value > 0) {

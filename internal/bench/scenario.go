@@ -30,6 +30,9 @@ type Scenario struct {
 	Baseline string
 	// Timeout bounds one repetition; zero means DefaultTimeout.
 	Timeout time.Duration
+	// MaxReps caps the repetitions of a long scenario whose one run
+	// already holds many samples; zero means -reps.
+	MaxReps int
 	// Run performs one repetition. ctx carries the timeout; env gives the
 	// bench Redis and helpers. Run must release everything it started
 	// (servers, clients, goroutines) before returning.
