@@ -38,6 +38,20 @@ type limiter struct {
 	spreadKey    string        // SubsIds throttled lately, by Redis's time
 	spreadWindow time.Duration // how long a throttled SubsId counts
 
+	// The reservoir: tokens the shared bucket granted to this worker in
+	// one script call for the jobs waiting here at the time and those its
+	// recent rate says will come within tokenLife, good until tokensBy,
+	// so that a token is either used at once or never. One fetch runs at a time (fetched closes when it ends);
+	// jobs that arrive meanwhile wait for its tokens rather than each
+	// calling Redis. A fetch that found the bucket empty tells every job
+	// the same retry time (emptyTill) until then. These times are the
+	// process's monotonic clock.
+	tokens    int
+	tokensBy  time.Time
+	emptyTill time.Time
+	waiting   int
+	fetched   chan struct{} // non-nil while a fetch runs
+
 	mu      sync.Mutex
 	rate    float64
 	readAt  time.Time
@@ -132,27 +146,35 @@ func (l *limiter) set(r float64, at time.Time) {
 	}
 }
 
+// tokenLife is how long a token fetched for a waiting job stays good: a
+// token not used by then is dropped, never saved for a burst later.
+const tokenLife = 10 * time.Millisecond
+
+// maxFetch caps the tokens one script call takes for the jobs waiting.
+const maxFetch = 32
+
 // wait takes one call's token, sleeping while the wait is short. It
 // returns ok=false and the wait left when the token is further away than
 // maxWait (the job goes back to the queue rather than hold its slot).
 func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan struct{}) (ok bool, retryIn time.Duration, err error) {
 	deadline := l.nowFunc().Add(maxWait)
+	l.mu.Lock()
+	l.waiting++
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.waiting--
+		l.mu.Unlock()
+	}()
 	for {
-		rate, err := l.current(ctx)
+		got, retry, err := l.take(ctx)
 		if err != nil {
 			return false, 0, err
 		}
-		// redis_rate takes whole events per period: express the rate per 10 s.
-		lim := redis_rate.Limit{Rate: max(1, int(rate*10)), Period: 10 * time.Second, Burst: max(1, int(rate/20))}
-		res, err := l.rl.Allow(ctx, l.gcraKey, lim)
-		if err != nil {
-			return false, 0, err
-		}
-		if res.Allowed > 0 {
+		if got {
 			l.count(false)
 			return true, 0, nil
 		}
-		retry := res.RetryAfter
 		if l.nowFunc().Add(retry).After(deadline) {
 			return false, retry, nil
 		}
@@ -167,6 +189,80 @@ func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan s
 			return false, retry, nil
 		}
 	}
+}
+
+// take takes a token from the reservoir, or fetches tokens for the jobs
+// waiting now from the shared bucket; when none is to be had it returns
+// how long until one may be.
+func (l *limiter) take(ctx context.Context) (bool, time.Duration, error) {
+	l.mu.Lock()
+	for {
+		now := time.Now() // monotonic: a clock step must not stretch a token's life
+		if l.tokens > 0 && now.Before(l.tokensBy) {
+			l.tokens--
+			l.mu.Unlock()
+			return true, 0, nil
+		}
+		if left := l.emptyTill.Sub(now); left > 0 {
+			l.mu.Unlock()
+			return false, left, nil
+		}
+		if l.fetched == nil {
+			break
+		}
+		ch := l.fetched
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false, 0, ctx.Err()
+		}
+		l.mu.Lock()
+	}
+	l.tokens = 0
+	// Enough for the jobs waiting now and for those this worker will
+	// bring within a token's life at its rate of the last second.
+	ahead := int(math.Ceil(float64(l.recentCalls()) * tokenLife.Seconds()))
+	n := min(maxFetch, max(1, l.waiting, ahead))
+	ch := make(chan struct{})
+	l.fetched = ch
+	l.mu.Unlock()
+
+	got, retry, rate, err := l.fetch(ctx, n)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fetched = nil
+	close(ch)
+	if err != nil {
+		return false, 0, err
+	}
+	if got == 0 {
+		// Come back when the next token is due, plus a moment for more
+		// to gather if more jobs wait: one call then serves them all.
+		more := time.Duration(float64(n-1) / rate * float64(time.Second))
+		retry = max(retry, time.Millisecond) + min(more, tokenLife)
+		l.emptyTill = time.Now().Add(retry)
+		return false, retry, nil
+	}
+	l.tokens, l.tokensBy = got-1, time.Now().Add(tokenLife)
+	return true, 0, nil
+}
+
+// fetch takes up to n tokens from the shared bucket at the effective rate,
+// which it returns too.
+func (l *limiter) fetch(ctx context.Context, n int) (int, time.Duration, float64, error) {
+	rate, err := l.current(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// redis_rate takes whole events per period: express the rate per 10 s.
+	lim := redis_rate.Limit{Rate: max(1, int(rate*10)), Period: 10 * time.Second, Burst: max(1, int(rate/20))}
+	res, err := l.rl.AllowAtMost(ctx, l.gcraKey, lim, n)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return res.Allowed, res.RetryAfter, rate, nil
 }
 
 // count records a local call (throttled or not) in 100 ms buckets covering
@@ -191,6 +287,17 @@ func (l *limiter) count(throttled bool) {
 	}
 }
 
+// recentCalls returns this worker's calls in the last second. The caller
+// holds l.mu.
+func (l *limiter) recentCalls() int {
+	slot := l.nowFunc().UnixMilli() / 100
+	n := 0
+	for s := max(l.slot-9, slot-9); s <= l.slot; s++ {
+		n += l.calls[s%10]
+	}
+	return n
+}
+
 // lookback is the window in 100 ms buckets (1 to 10).
 func (l *limiter) lookback() int64 {
 	return min(10, max(1, int64(l.window/(100*time.Millisecond))))
@@ -203,6 +310,7 @@ func (l *limiter) lookback() int64 {
 func (l *limiter) throttled(ctx context.Context) error {
 	l.count(true)
 	l.mu.Lock()
+	l.tokens = 0 // fetched at a rate the provider just refused
 	// The share is measured over the last window only, so that it reflects
 	// the rate since the previous cut rather than before it.
 	var calls, thr int

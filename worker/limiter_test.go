@@ -2,8 +2,12 @@ package worker
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/internal/redistest"
 )
@@ -64,4 +68,75 @@ func TestLimiterIgnoresWorkerClocks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countCalls counts the commands that name key, as Redis receives them.
+type countCalls struct {
+	key string
+	n   atomic.Int64
+}
+
+func (c *countCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *countCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		for _, a := range cmd.Args() {
+			if s, ok := a.(string); ok && s == c.key {
+				c.n.Add(1)
+				break
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *countCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLimiterSharesOneFetchAmongWaitingJobs: jobs waiting for a token at
+// once are served by one script call for all of them, the shared rate
+// still holds across two workers, and no token outlives its moment.
+func TestLimiterSharesOneFetchAmongWaitingJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prefix := redistest.Namespace(t)
+	const qps, jobs, run = 400.0, 40, 2 * time.Second
+	counter := &countCalls{key: "rate:" + limitGCRAKey(prefix)} // redis_rate's own prefix
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 { // two workers, a Redis client and a limiter each
+		rdb := redistest.Client(t)
+		rdb.AddHook(counter)
+		l := newLimiter(rdb, prefix, qps, time.Now, nil)
+		t.Cleanup(func() { rdb.Del(context.Background(), counter.key, limitKey(prefix)) })
+		for range jobs / 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for end := time.Now().Add(run); time.Now().Before(end); {
+					ok, _, err := l.wait(ctx, time.Second, nil)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ok {
+						granted.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	// The bucket holds qps/20 tokens at the start; the goroutines start
+	// and stop within a few tens of ms of each other.
+	if g, most := granted.Load(), int64(qps*(run.Seconds()+0.1)+qps/20); g > most {
+		t.Errorf("%d tokens granted in %s at %.0f/s, want at most %d", g, run, qps, most)
+	} else if least := int64(0.4 * qps * run.Seconds()); g < least {
+		// (Loose: under -race on a loaded machine the goroutines run late.)
+		t.Errorf("%d tokens granted in %s at %.0f/s, want at least %d", g, run, qps, least)
+	}
+	// Each job asking for itself made about 36 calls per token here.
+	if calls, g := counter.n.Load(), granted.Load(); calls > g {
+		t.Errorf("%d script calls on the bucket for %d tokens, want at most one per token", calls, g)
+	}
+	t.Logf("%d tokens, %d script calls on the bucket", granted.Load(), counter.n.Load())
 }

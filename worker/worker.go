@@ -93,7 +93,7 @@ type Config struct {
 	// ShutdownTimeout is how long in-flight jobs may finish on shutdown;
 	// default twice the API call timeout plus 5 s.
 	ShutdownTimeout          time.Duration
-	TaskCheckInterval        time.Duration // default 100ms
+	TaskCheckInterval        time.Duration // default 20ms: how long an idle worker waits before it looks at its queues again; see BENCHMARKS.md, "Latency"
 	DelayedTaskCheckInterval time.Duration // default 200ms: jobs back from a short delay (busy, throttled) wait at most this long more
 
 	KeyPrefix string // prefix of dyplsq's own Redis keys; default [tasks.DefaultKeyPrefix]

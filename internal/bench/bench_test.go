@@ -103,6 +103,19 @@ func TestRunPrintsAndWritesTableAndStopsRedis(t *testing.T) {
 			t.Errorf("no row with figures for %s in:\n%s", sc.Name, stdout.String())
 		}
 	}
+	// Extra figures get rows of their own, compared with the baseline's
+	// row of the same name.
+	for _, want := range []string{
+		"| `dyplsq/worker/c50/redis-cpu` |", "× `naive/worker/c50/redis-cpu` |",
+		"| `dyplsq/worker/c50/process-cpu` |", "× `naive/worker/c50/process-cpu` |",
+		"| `naive/worker/c50/redis-cmds` |",
+		"| `dyplsq/latency/r200/p50` |", "× `naive/latency/r200/p50` |",
+		"| `dyplsq/latency/r200/idle-redis-cmds` |",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("no %q in:\n%s", want, stdout.String())
+		}
+	}
 	if !strings.Contains(stdout.String(), "| scenario | figure | unit | median | min | max | reps | ratio to baseline |") {
 		t.Errorf("no table header in:\n%s", stdout.String())
 	}

@@ -209,28 +209,39 @@ func (w warnWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 
 // cpuMark is the CPU time used so far by this process (worker, SDK,
 // simulator) and by the bench Redis server.
-type cpuMark struct{ proc, redis time.Duration }
+type cpuMark struct {
+	proc, redis time.Duration
+	cmds        int64 // Redis's total_commands_processed
+}
 
-// cpuNow reads a cpuMark; the Redis part is 0 when INFO cpu says nothing.
+// cpuNow reads a cpuMark; the Redis parts are 0 when INFO says nothing.
 func (e *Env) cpuNow(ctx context.Context) cpuMark {
 	m := cpuMark{proc: processCPU()}
-	if info, err := e.Redis.InfoMap(ctx, "cpu").Result(); err == nil {
+	if info, err := e.Redis.InfoMap(ctx, "cpu", "stats").Result(); err == nil {
 		for _, k := range []string{"used_cpu_sys", "used_cpu_user"} {
 			if v, err := strconv.ParseFloat(info["CPU"][k], 64); err == nil {
 				m.redis += time.Duration(v * float64(time.Second))
 			}
 		}
+		m.cmds, _ = strconv.ParseInt(info["Stats"]["total_commands_processed"], 10, 64)
 	}
 	return m
 }
 
-// logCPU logs the CPU time per job between two marks: a figure that other
-// load on the machine moves much less than a rate.
-func (e *Env) logCPU(name string, from, to cpuMark, jobs int) {
+// logCPU logs the CPU time and Redis commands per job between two marks
+// (figures that other load on the machine moves much less than a rate) and
+// returns them as extra figures: process-cpu, redis-cpu, redis-cmds.
+func (e *Env) logCPU(name string, from, to cpuMark, jobs int) []Extra {
 	if jobs <= 0 || to.proc <= from.proc {
-		return
+		return nil
 	}
 	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(jobs) }
-	e.Logf("%-22s CPU per job: %.0f µs in this process (worker, SDK, simulator), %.0f µs in redis-server",
-		name, per(to.proc-from.proc), per(to.redis-from.redis))
+	cmds := float64(to.cmds-from.cmds) / float64(jobs)
+	e.Logf("%-22s per job: %.0f µs CPU in this process (worker, SDK, simulator), %.0f µs in redis-server, %.1f Redis commands",
+		name, per(to.proc-from.proc), per(to.redis-from.redis), cmds)
+	return []Extra{
+		{Name: "process-cpu", Unit: "µs/job", Value: per(to.proc - from.proc)},
+		{Name: "redis-cpu", Unit: "µs/job", Value: per(to.redis - from.redis)},
+		{Name: "redis-cmds", Unit: "cmds/job", Value: cmds},
+	}
 }

@@ -14,6 +14,7 @@ type row struct {
 	Scenario Scenario
 	Values   []float64 // one per successful repetition
 	Err      error     // why the scenario stopped, if it did
+	extras   []row     // figures of Result.Also, until withExtras lays them out
 }
 
 // summary is the median, min and max of a row's values.

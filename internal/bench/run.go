@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -199,6 +200,10 @@ func runAll(ctx context.Context, env *Env, sel []Scenario, reps int) ([]row, err
 			rows[i].Err = errors.New("not run")
 			continue
 		}
+		reps := reps
+		if sc.MaxReps > 0 {
+			reps = min(reps, sc.MaxReps)
+		}
 		for rep := 1; rep <= reps; rep++ {
 			res, err := runOnce(ctx, env, sc)
 			if err == nil && !(res.Value > 0) {
@@ -216,10 +221,12 @@ func runAll(ctx context.Context, env *Env, sel []Scenario, reps int) ([]row, err
 				break
 			}
 			rows[i].Values = append(rows[i].Values, res.Value)
+			rows[i].extras = addExtras(rows[i].extras, sc, res.Also)
 			env.Logf("%-22s rep %d/%d  %s %s  (%d in %s)", sc.Name, rep, reps,
 				formatValue(res.Value), sc.Unit, res.Count, res.Elapsed.Round(time.Millisecond))
 		}
 	}
+	rows = withExtras(rows)
 	// Leave an external Redis as found (a private one is simply stopped).
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -332,4 +339,49 @@ func loadAverage() string {
 		return ""
 	}
 	return f[0]
+}
+
+// addExtras appends the extra figures of one repetition of sc to the rows
+// that collect them, creating a row on an extra's first appearance.
+func addExtras(extras []row, sc Scenario, also []Extra) []row {
+	for _, x := range also {
+		name := sc.Name + "/" + x.Name
+		k := slices.IndexFunc(extras, func(r row) bool { return r.Scenario.Name == name })
+		if k < 0 {
+			extras = append(extras, row{Scenario: Scenario{
+				Name: name, Group: sc.Group, Figure: sc.Figure + ": " + x.Name, Unit: x.Unit,
+			}})
+			if sc.Baseline != "" {
+				extras[len(extras)-1].Scenario.Baseline = sc.Baseline + "/" + x.Name
+			}
+			k = len(extras) - 1
+		}
+		extras[k].Values = append(extras[k].Values, x.Value)
+	}
+	return extras
+}
+
+// withExtras puts each row's extra rows right after it, dropping a
+// baseline that reported no such extra (no ratio then).
+func withExtras(rows []row) []row {
+	var out []row
+	names := make(map[string]bool)
+	for _, r := range rows {
+		names[r.Scenario.Name] = true
+		for _, x := range r.extras {
+			names[x.Scenario.Name] = true
+		}
+	}
+	for _, r := range rows {
+		extras := r.extras
+		r.extras = nil
+		out = append(out, r)
+		for _, x := range extras {
+			if !names[x.Scenario.Baseline] {
+				x.Scenario.Baseline = ""
+			}
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -30,6 +30,9 @@ type Scenario struct {
 	Baseline string
 	// Timeout bounds one repetition; zero means DefaultTimeout.
 	Timeout time.Duration
+	// MaxReps caps the repetitions of a long scenario whose one run
+	// already holds many samples; zero means -reps.
+	MaxReps int
 	// Run performs one repetition. ctx carries the timeout; env gives the
 	// bench Redis and helpers. Run must release everything it started
 	// (servers, clients, goroutines) before returning.
@@ -44,6 +47,18 @@ type Result struct {
 	Count int
 	// Elapsed is the measured interval the figure derives from.
 	Elapsed time.Duration
+	// Also holds further figures of the same repetition (CPU per job, a
+	// second percentile). Each becomes a row of its own, named
+	// Scenario.Name + "/" + Extra.Name, compared with the baseline's row
+	// of the same extra name when the baseline reports one.
+	Also []Extra
+}
+
+// Extra is one further figure of a repetition; see [Result.Also].
+type Extra struct {
+	Name  string // e.g. "redis-cpu"; unique within the scenario
+	Unit  string // e.g. "µs/job"
+	Value float64
 }
 
 // Rate returns a Result of count items per second over elapsed.
@@ -65,6 +80,7 @@ func scenarios() []Scenario {
 	all = append(all, workerDrainScenarios()...)
 	all = append(all, dyplsimSDKScenarios()...)
 	all = append(all, limiterScenarios()...)
+	all = append(all, latencyScenarios()...)
 	return all
 }
 

@@ -26,49 +26,77 @@ const drainConcurrency = 50
 // shows only its cost (Redis round trips per call).
 const limitedQPS = 1e6
 
+// The latency-bound regime: each call takes 20 ms ± 5 ms at the simulator,
+// as calls to the real endpoint do, and 200 jobs run at once.
+const (
+	slowConcurrency = 200
+	slowLatency     = 15 * time.Millisecond
+	slowJitter      = 10 * time.Millisecond
+)
+
+// drainSpec is one worker drain scenario's setting.
+type drainSpec struct {
+	name        string
+	concurrency int
+	qps         float64 // dyplsq only: DYPLS_QPS; 0 means no limiter
+	latency     time.Duration
+	jitter      time.Duration
+}
+
 // workerDrainScenarios measures real jobs run to completion against the
-// simulator (no quota, no latency) through the real SDK: the naive worker
-// a user would hand-write on asynq, and dyplsq's worker without and with
-// its shared rate limiter.
+// simulator (no quota) through the real SDK: the naive worker a user would
+// hand-write on asynq, and dyplsq's worker without and with its shared
+// rate limiter; first with an instant simulator (CPU-bound: what each job
+// costs), then with calls of 20 ± 5 ms and concurrency 200 (the
+// latency-bound regime of a real endpoint).
 func workerDrainScenarios() []Scenario {
+	naive := func(sp drainSpec) func(context.Context, *Env) (Result, error) {
+		return func(ctx context.Context, env *Env) (Result, error) { return runNaiveDrain(ctx, env, sp) }
+	}
+	dyplsq := func(sp drainSpec) func(context.Context, *Env) (Result, error) {
+		return func(ctx context.Context, env *Env) (Result, error) { return runWorkerDrain(ctx, env, sp) }
+	}
+	slow := func(name string, qps float64) drainSpec {
+		return drainSpec{name: name, concurrency: slowConcurrency, qps: qps, latency: slowLatency, jitter: slowJitter}
+	}
 	return []Scenario{
 		{
-			Name:     "naive/worker/c50",
-			Group:    "naive/worker",
-			Figure:   "naive asynq worker (Decode, SDK call to dyplsim), concurrency 50",
-			Unit:     "tasks/s",
-			Baseline: "asynq/drain/c50",
-			Timeout:  90 * time.Second,
-			Run:      runNaiveDrain,
+			Name: "naive/worker/c50", Group: "naive/worker",
+			Figure: "naive asynq worker (Decode, SDK call to dyplsim), concurrency 50",
+			Unit:   "tasks/s", Baseline: "asynq/drain/c50", Timeout: 90 * time.Second,
+			Run: naive(drainSpec{name: "naive/worker/c50", concurrency: drainConcurrency}),
 		},
 		{
-			Name:     "dyplsq/worker/c50",
-			Group:    "dyplsq/worker",
-			Figure:   "dyplsq worker, no limiter, SDK calls to dyplsim, concurrency 50",
-			Unit:     "tasks/s",
-			Baseline: "naive/worker/c50",
-			Timeout:  90 * time.Second,
-			Run: func(ctx context.Context, env *Env) (Result, error) {
-				return runWorkerDrain(ctx, env, "dyplsq/worker/c50", 0)
-			},
+			Name: "dyplsq/worker/c50", Group: "dyplsq/worker",
+			Figure: "dyplsq worker, no limiter, SDK calls to dyplsim, concurrency 50",
+			Unit:   "tasks/s", Baseline: "naive/worker/c50", Timeout: 90 * time.Second,
+			Run: dyplsq(drainSpec{name: "dyplsq/worker/c50", concurrency: drainConcurrency}),
 		},
 		{
-			Name:     "dyplsq/worker-limited/c50",
-			Group:    "dyplsq/worker-limited",
-			Figure:   "dyplsq worker, shared limiter at QPS 1e6 (never binding), concurrency 50",
-			Unit:     "tasks/s",
-			Baseline: "naive/worker/c50",
-			Timeout:  90 * time.Second,
-			Run: func(ctx context.Context, env *Env) (Result, error) {
-				return runWorkerDrain(ctx, env, "dyplsq/worker-limited/c50", limitedQPS)
-			},
+			Name: "dyplsq/worker-limited/c50", Group: "dyplsq/worker-limited",
+			Figure: "dyplsq worker, shared limiter at QPS 1e6 (never binding), concurrency 50",
+			Unit:   "tasks/s", Baseline: "naive/worker/c50", Timeout: 90 * time.Second,
+			Run: dyplsq(drainSpec{name: "dyplsq/worker-limited/c50", concurrency: drainConcurrency, qps: limitedQPS}),
+		},
+		{
+			Name: "naive/worker-20ms/c200", Group: "naive/worker-20ms",
+			Figure: "naive asynq worker, calls of 20 ± 5 ms, concurrency 200",
+			Unit:   "tasks/s", Timeout: 90 * time.Second,
+			Run: naive(slow("naive/worker-20ms/c200", 0)),
+		},
+		{
+			Name: "dyplsq/worker-20ms/c200", Group: "dyplsq/worker-20ms",
+			Figure: "dyplsq worker, shared limiter at QPS 1e6, calls of 20 ± 5 ms, concurrency 200",
+			Unit:   "tasks/s", Baseline: "naive/worker-20ms/c200", Timeout: 90 * time.Second,
+			Run: dyplsq(slow("dyplsq/worker-20ms/c200", limitedQPS)),
 		},
 	}
 }
 
 // drainSetup pre-enqueues min(N, drainMaxJobs) jobs (updateOutId on as many
 // distinct seeded bindings, with a tasks.Producer, not timed) and starts a
-// simulator without quota or latency seeded with those bindings.
+// simulator without quota, with the spec's latency, seeded with those
+// bindings.
 type drainSetup struct {
 	jobs    int
 	queue   string
@@ -78,7 +106,7 @@ type drainSetup struct {
 	stopSim func()
 }
 
-func newDrainSetup(ctx context.Context, env *Env) (*drainSetup, error) {
+func newDrainSetup(ctx context.Context, env *Env, sp drainSpec) (*drainSetup, error) {
 	d := &drainSetup{jobs: min(env.N, drainMaxJobs), queue: env.Queue("worker"), prefix: keyPrefix("worker")}
 	if err := env.enqueueUpdates(ctx, d.queue, d.prefix, d.jobs, preloadGoroutines); err != nil {
 		env.dropPrefix(d.prefix)
@@ -88,7 +116,7 @@ func newDrainSetup(ctx context.Context, env *Env) (*drainSetup, error) {
 		addr string
 		err  error
 	)
-	d.sim, addr, d.stopSim, err = startSim(dyplsim.Config{Seed: d.jobs})
+	d.sim, addr, d.stopSim, err = startSim(dyplsim.Config{Seed: d.jobs, Latency: sp.latency, Jitter: sp.jitter})
 	if err != nil {
 		env.dropPrefix(d.prefix)
 		return nil, err
@@ -108,11 +136,10 @@ func (d *drainSetup) close(env *Env) {
 	env.dropPrefix(d.prefix)
 }
 
-// runWorkerDrain times one dyplsq worker.Worker (concurrency 50,
-// TaskCheckInterval 10 ms as the asynq baseline, DYPLS_QPS qps) from Start
-// until all jobs are completed in Redis.
-func runWorkerDrain(ctx context.Context, env *Env, name string, qps float64) (Result, error) {
-	d, err := newDrainSetup(ctx, env)
+// runWorkerDrain times one dyplsq worker.Worker (TaskCheckInterval 10 ms
+// as the asynq baseline) from Start until all jobs are completed in Redis.
+func runWorkerDrain(ctx context.Context, env *Env, sp drainSpec) (Result, error) {
+	d, err := newDrainSetup(ctx, env, sp)
 	if err != nil {
 		return Result{}, err
 	}
@@ -121,8 +148,8 @@ func runWorkerDrain(ctx context.Context, env *Env, name string, qps float64) (Re
 	defer rdb.Close()
 	w, err := worker.New(worker.Config{
 		Queues:                   map[string]int{d.queue: 1},
-		Concurrency:              drainConcurrency,
-		QPS:                      qps,
+		Concurrency:              sp.concurrency,
+		QPS:                      sp.qps,
 		KeyPrefix:                d.prefix,
 		WorkerID:                 d.prefix + "-w1",
 		Logger:                   env.benchLogger(),
@@ -143,25 +170,25 @@ func runWorkerDrain(ctx context.Context, env *Env, name string, qps float64) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	if err := env.checkApplied(name, d.sim, d.jobs); err != nil {
+	if err := env.checkApplied(sp.name, d.sim, d.jobs); err != nil {
 		return Result{}, err
 	}
-	env.logCPU(name, cpu0, cpu1, d.jobs)
-	return Rate(d.jobs, end.Sub(start)), nil
+	r := Rate(d.jobs, end.Sub(start))
+	r.Also = env.logCPU(sp.name, cpu0, cpu1, d.jobs)
+	return r, nil
 }
 
 // runNaiveDrain times the worker a user would write by hand: a plain
-// asynq.Server (concurrency 50, the baseline's intervals) whose handler
-// decodes the payload and makes the call, from Start until all jobs are
-// completed in Redis.
-func runNaiveDrain(ctx context.Context, env *Env) (Result, error) {
-	d, err := newDrainSetup(ctx, env)
+// asynq.Server (the baseline's intervals) whose handler decodes the payload
+// and makes the call, from Start until all jobs are completed in Redis.
+func runNaiveDrain(ctx context.Context, env *Env, sp drainSpec) (Result, error) {
+	d, err := newDrainSetup(ctx, env, sp)
 	if err != nil {
 		return Result{}, err
 	}
 	defer d.close(env)
 	srv := asynq.NewServer(env.AsynqOpt(), asynq.Config{
-		Concurrency:              drainConcurrency,
+		Concurrency:              sp.concurrency,
 		Queues:                   map[string]int{d.queue: 1},
 		TaskCheckInterval:        drainTaskCheckInterval,
 		DelayedTaskCheckInterval: drainDelayedTaskCheckInterval,
@@ -180,11 +207,12 @@ func runNaiveDrain(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := env.checkApplied("naive/worker/c50", d.sim, d.jobs); err != nil {
+	if err := env.checkApplied(sp.name, d.sim, d.jobs); err != nil {
 		return Result{}, err
 	}
-	env.logCPU("naive/worker/c50", cpu0, cpu1, d.jobs)
-	return Rate(d.jobs, end.Sub(start)), nil
+	r := Rate(d.jobs, end.Sub(start))
+	r.Also = env.logCPU(sp.name, cpu0, cpu1, d.jobs)
+	return r, nil
 }
 
 // naiveHandler is the straightforward handler: decode, call, no retry on a
