@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/tasks"
 )
 
 // skewed returns a clock off by d from this machine's.
@@ -107,7 +108,7 @@ func TestLimiterSharesOneFetchAmongWaitingJobs(t *testing.T) {
 		rdb := redistest.Client(t)
 		rdb.AddHook(counter)
 		l := newLimiter(rdb, prefix, qps, time.Now, nil)
-		t.Cleanup(func() { rdb.Del(context.Background(), counter.key, limitKey(prefix)) })
+		t.Cleanup(func() { rdb.Del(context.Background(), counter.key, tasks.LimitKey(prefix)) })
 		for range jobs / 2 {
 			wg.Add(1)
 			go func() {
