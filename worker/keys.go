@@ -34,11 +34,12 @@ func bindingThrottledKey(prefix, subsID string) string {
 	return fmt.Sprintf("%s:{%s}:throttled", prefix, subsID)
 }
 
-// limitGCRAKey is the key handed to redis_rate for the fleet's GCRA
-// limiter, <prefix>:limit:UpdateSubscription:gcra; redis_rate stores it
-// under its own "rate:" prefix. Slot: its own. Lifetime: redis_rate's
-// short TTL.
-func limitGCRAKey(prefix string) string { return tasks.LimitKey(prefix) + ":gcra" }
+// limitGCRAKey is the fleet's GCRA bucket (limitTake),
+// rate:<prefix>:limit:UpdateSubscription:gcra: a string holding the
+// theoretical arrival time, named and kept as go-redis/redis_rate, which
+// earlier workers used, names and keeps it. Slot: its own. Lifetime: until
+// the bucket would be full again.
+func limitGCRAKey(prefix string) string { return "rate:" + tasks.LimitKey(prefix) + ":gcra" }
 
 // limitSpreadKey is the sorted set of SubsIds scored by the time (Redis's
 // clock) of their last isv.FLOW_LIMIT answer:

@@ -3,10 +3,10 @@ package worker
 import (
 	"context"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/tasks"
@@ -21,14 +21,13 @@ import (
 // The shared state is one Redis hash: the rate at the last change and the
 // time of that change by Redis's clock; the effective rate is computed on
 // read as that rate plus the recovery since, capped. The token bucket
-// itself is go-redis/redis_rate (GCRA, also on Redis's clock) at the
-// effective rate. The worker's own clock only paces local things: how
+// itself is a GCRA at the effective rate, also on Redis's clock, kept as
+// go-redis/redis_rate keeps it (limitTake). The worker's own clock only paces local things: how
 // often the shared rate is re-read and the share of calls throttled.
 type limiter struct {
 	rdb      redis.UniversalClient
-	rl       *redis_rate.Limiter
 	key      string // the adaptive state
-	gcraKey  string // redis_rate's key
+	gcraKey  string // the GCRA's key (limitTake)
 	cap      float64
 	min      float64
 	window   time.Duration // at most one cut per window
@@ -43,14 +42,15 @@ type limiter struct {
 	// recent rate says will come within tokenLife, good until tokensBy,
 	// so that a token is either used at once or never. One fetch runs at a time (fetched closes when it ends);
 	// jobs that arrive meanwhile wait for its tokens rather than each
-	// calling Redis. A fetch that found the bucket empty tells every job
-	// the same retry time (emptyTill) until then. These times are the
-	// process's monotonic clock.
+	// calling Redis, and share its error if it fails. A fetch that found
+	// the bucket empty tells every job the same retry time (emptyTill)
+	// until then. These times are the process's monotonic clock.
 	tokens    int
 	tokensBy  time.Time
 	emptyTill time.Time
 	waiting   int
-	fetched   chan struct{} // non-nil while a fetch runs
+	fetching  *fetchCall // non-nil while a fetch runs
+	cuts      int        // throttling answers so far: a fetch begun before one keeps no tokens
 
 	mu      sync.Mutex
 	rate    float64
@@ -106,11 +106,40 @@ redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return redis.call('ZCARD', KEYS[1])`)
+
+	// limitTake takes up to ARGV[4] tokens (ARGV: burst, rate per period,
+	// period in seconds, wanted) from the GCRA at KEYS[1], whole tokens
+	// only, and returns {taken, retry after in seconds}. The state is the
+	// theoretical arrival time in seconds since 2017, as go-redis/
+	// redis_rate stores it, so that workers still asking it for one token
+	// at a time share the same bucket. Unlike its AllowAtMost, a full
+	// bucket of one token is not refused for a rounding error, and a
+	// partial grant is charged only the whole tokens it hands out.
+	limitTake = redis.NewScript(`
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local burst, rate, period, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local interval = period / rate
+local t = redis.call('TIME')
+local now = (tonumber(t[1]) - 1483228800) + tonumber(t[2]) / 1000000
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+local diff = now - (tat - interval * burst)
+local n = math.floor(diff / interval + 1e-6)
+if n < 1 then return {0, tostring(interval - diff)} end
+if n > want then n = want end
+local new_tat = tat + interval * n
+redis.call('SET', KEYS[1], tostring(new_tat), 'EX', math.ceil(new_tat - now))
+return {n, '-1'}`)
 )
+
+// fetchCall is one fetch of tokens, which the jobs that wait for it share.
+type fetchCall struct {
+	done chan struct{}
+	err  error
+}
 
 func newLimiter(rdb redis.UniversalClient, prefix string, qps float64, now func() time.Time, onRate func(float64)) *limiter {
 	return &limiter{
-		rdb: rdb, rl: redis_rate.NewLimiter(rdb),
+		rdb: rdb,
 		key: tasks.LimitKey(prefix), gcraKey: limitGCRAKey(prefix),
 		spreadKey: limitSpreadKey(prefix), spreadWindow: 5 * time.Second,
 		cap: qps, min: math.Max(1, qps/100), window: 300 * time.Millisecond, recovery: 0.01,
@@ -155,7 +184,8 @@ const maxFetch = 32
 
 // wait takes one call's token, sleeping while the wait is short. It
 // returns ok=false and the wait left when the token is further away than
-// maxWait (the job goes back to the queue rather than hold its slot).
+// maxWait (the job goes back to the queue rather than hold its slot), or
+// when the worker stops or ctx ends first.
 func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan struct{}) (ok bool, retryIn time.Duration, err error) {
 	deadline := l.nowFunc().Add(maxWait)
 	l.mu.Lock()
@@ -167,15 +197,16 @@ func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan s
 		l.mu.Unlock()
 	}()
 	for {
-		got, retry, err := l.take(ctx)
-		if err != nil {
+		got, retry, err := l.take(ctx, stop, deadline.Sub(l.nowFunc()))
+		switch {
+		case err != nil:
 			return false, 0, err
-		}
-		if got {
+		case got:
 			l.count(false)
 			return true, 0, nil
-		}
-		if l.nowFunc().Add(retry).After(deadline) {
+		case retry < 0: // gave up waiting for another job's fetch
+			return false, max(0, deadline.Sub(l.nowFunc())), nil
+		case l.nowFunc().Add(retry).After(deadline):
 			return false, retry, nil
 		}
 		t := time.NewTimer(retry)
@@ -193,8 +224,10 @@ func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan s
 
 // take takes a token from the reservoir, or fetches tokens for the jobs
 // waiting now from the shared bucket; when none is to be had it returns
-// how long until one may be.
-func (l *limiter) take(ctx context.Context) (bool, time.Duration, error) {
+// how long until one may be. While another job's fetch runs it waits for
+// that fetch, at most patience, or until stop or ctx; giving up is a
+// negative retry.
+func (l *limiter) take(ctx context.Context, stop <-chan struct{}, patience time.Duration) (bool, time.Duration, error) {
 	l.mu.Lock()
 	for {
 		now := time.Now() // monotonic: a clock step must not stretch a token's life
@@ -207,46 +240,86 @@ func (l *limiter) take(ctx context.Context) (bool, time.Duration, error) {
 			l.mu.Unlock()
 			return false, left, nil
 		}
-		if l.fetched == nil {
+		call := l.fetching
+		if call == nil {
 			break
 		}
-		ch := l.fetched
 		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false, 0, ctx.Err()
+		if !waitFor(ctx, stop, call.done, patience) {
+			return false, -1, nil
+		}
+		if call.err != nil {
+			return false, 0, call.err
 		}
 		l.mu.Lock()
 	}
+	return l.fetchLocked(ctx)
+}
+
+// waitFor waits until done closes (true), or stop, ctx or patience
+// (false).
+func waitFor(ctx context.Context, stop <-chan struct{}, done <-chan struct{}, patience time.Duration) bool {
+	t := time.NewTimer(max(patience, 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-stop:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
+}
+
+// fetchLocked runs a fetch for the jobs waiting now; l.mu is held on entry
+// and released on return.
+func (l *limiter) fetchLocked(ctx context.Context) (bool, time.Duration, error) {
 	l.tokens = 0
 	// Enough for the jobs waiting now and for those this worker will
-	// bring within a token's life at its rate of the last second.
-	ahead := int(math.Ceil(float64(l.recentCalls()) * tokenLife.Seconds()))
+	// bring within a token's life at its rate of the last 200 ms.
+	ahead := int(math.Ceil(float64(l.recentCalls(2)) / 0.2 * tokenLife.Seconds()))
 	n := min(maxFetch, max(1, l.waiting, ahead))
-	ch := make(chan struct{})
-	l.fetched = ch
+	call := &fetchCall{done: make(chan struct{})}
+	l.fetching = call
+	cuts := l.cuts
 	l.mu.Unlock()
 
-	got, retry, rate, err := l.fetch(ctx, n)
+	got, retry, rate := 0, time.Duration(0), 0.0
+	defer func() {
+		// Deferred, so that the jobs waiting for this fetch are released
+		// whatever happens to it.
+		l.mu.Lock()
+		l.fetching = nil
+		close(call.done)
+		l.mu.Unlock()
+	}()
+	got, retry, rate, call.err = l.fetch(ctx, n)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fetched = nil
-	close(ch)
-	if err != nil {
-		return false, 0, err
-	}
-	if got == 0 {
+	switch {
+	case call.err != nil:
+		return false, 0, call.err
+	case got == 0:
 		// Come back when the next token is due, plus a moment for more
-		// to gather if more jobs wait: one call then serves them all.
-		more := time.Duration(float64(n-1) / rate * float64(time.Second))
+		// to gather if more jobs wait and the bucket can hold them: one
+		// call then serves them all.
+		burst, _ := bucketOf(rate)
+		more := time.Duration(float64(min(n, burst)-1) / rate * float64(time.Second))
 		retry = max(retry, time.Millisecond) + min(more, tokenLife)
 		l.emptyTill = time.Now().Add(retry)
 		return false, retry, nil
 	}
-	l.tokens, l.tokensBy = got-1, time.Now().Add(tokenLife)
+	if l.cuts == cuts { // no throttling answer since the fetch began
+		l.tokens, l.tokensBy = got-1, time.Now().Add(tokenLife)
+	}
 	return true, 0, nil
+}
+
+// bucketOf returns the shared bucket's size at rate (50 ms of calls, at
+// least one) and the rate in whole calls per 10 s.
+func bucketOf(rate float64) (burst, per10s int) {
+	return max(1, int(rate/20)), max(1, int(rate*10))
 }
 
 // fetch takes up to n tokens from the shared bucket at the effective rate,
@@ -256,13 +329,18 @@ func (l *limiter) fetch(ctx context.Context, n int) (int, time.Duration, float64
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	// redis_rate takes whole events per period: express the rate per 10 s.
-	lim := redis_rate.Limit{Rate: max(1, int(rate*10)), Period: 10 * time.Second, Burst: max(1, int(rate/20))}
-	res, err := l.rl.AllowAtMost(ctx, l.gcraKey, lim, n)
+	burst, per10s := bucketOf(rate)
+	vals, err := limitTake.Run(ctx, l.rdb, []string{l.gcraKey}, burst, per10s, 10, n).Slice()
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	return res.Allowed, res.RetryAfter, rate, nil
+	got, _ := vals[0].(int64)
+	s, _ := vals[1].(string)
+	retry, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return int(got), time.Duration(retry * float64(time.Second)), rate, nil
 }
 
 // count records a local call (throttled or not) in 100 ms buckets covering
@@ -287,12 +365,12 @@ func (l *limiter) count(throttled bool) {
 	}
 }
 
-// recentCalls returns this worker's calls in the last second. The caller
-// holds l.mu.
-func (l *limiter) recentCalls() int {
+// recentCalls returns this worker's calls in the last k 100 ms buckets
+// (1 to 10), the current one included. The caller holds l.mu.
+func (l *limiter) recentCalls(k int64) int {
 	slot := l.nowFunc().UnixMilli() / 100
 	n := 0
-	for s := max(l.slot-9, slot-9); s <= l.slot; s++ {
+	for s := max(l.slot-k+1, slot-k+1); s <= l.slot; s++ {
 		n += l.calls[s%10]
 	}
 	return n
@@ -311,6 +389,7 @@ func (l *limiter) throttled(ctx context.Context) error {
 	l.count(true)
 	l.mu.Lock()
 	l.tokens = 0 // fetched at a rate the provider just refused
+	l.cuts++
 	// The share is measured over the last window only, so that it reflects
 	// the rate since the previous cut rather than before it.
 	var calls, thr int

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,7 +103,7 @@ func TestLimiterSharesOneFetchAmongWaitingJobs(t *testing.T) {
 	ctx := context.Background()
 	prefix := redistest.Namespace(t)
 	const qps, jobs, run = 400.0, 40, 2 * time.Second
-	counter := &countCalls{key: "rate:" + limitGCRAKey(prefix)} // redis_rate's own prefix
+	counter := &countCalls{key: limitGCRAKey(prefix)}
 	var granted atomic.Int64
 	var wg sync.WaitGroup
 	for range 2 { // two workers, a Redis client and a limiter each
@@ -140,4 +142,110 @@ func TestLimiterSharesOneFetchAmongWaitingJobs(t *testing.T) {
 		t.Errorf("%d script calls on the bucket for %d tokens, want at most one per token", calls, g)
 	}
 	t.Logf("%d tokens, %d script calls on the bucket", granted.Load(), counter.n.Load())
+}
+
+// TestLimiterLowRates: at rates where the bucket holds a single token the
+// fleet still gets its rate (a rounding error refused a full bucket of one
+// token, and a partial grant was charged more than it handed out).
+func TestLimiterLowRates(t *testing.T) {
+	t.Parallel()
+	for _, qps := range []float64{1, 3, 5, 7, 12, 15, 33, 39, 50} {
+		t.Run(strconv.FormatFloat(qps, 'f', -1, 64), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			prefix := redistest.Namespace(t)
+			rdb := redistest.Client(t)
+			t.Cleanup(func() { rdb.Del(context.Background(), limitGCRAKey(prefix), tasks.LimitKey(prefix)) })
+			l := newLimiter(rdb, prefix, qps, time.Now, nil)
+			const run = 2 * time.Second
+			var granted atomic.Int64
+			var wg sync.WaitGroup
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for end := time.Now().Add(run); time.Now().Before(end); {
+						ok, retry, err := l.wait(ctx, time.Second, nil)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if ok {
+							granted.Add(1)
+						} else {
+							time.Sleep(retry)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			// The first tokens come at once (the bucket's burst), then one
+			// per 1/qps; the last waiters may overrun the window by 1 s.
+			burst := max(1, int64(qps/20))
+			least, most := int64(qps*run.Seconds())+burst-1, int64(qps*(run.Seconds()+1))+burst
+			if g := granted.Load(); g < least || g > most {
+				t.Errorf("%d tokens in %s at %v/s, want %d to %d", g, run, qps, least, most)
+			}
+		})
+	}
+}
+
+// slowFail makes every script call on key fail after a delay, as a Redis
+// that stopped answering does.
+type slowFail struct {
+	key   string
+	delay time.Duration
+	calls atomic.Int64
+}
+
+func (h *slowFail) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *slowFail) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		for _, a := range cmd.Args() {
+			if s, ok := a.(string); ok && s == h.key {
+				h.calls.Add(1)
+				time.Sleep(h.delay)
+				err := errors.New("i/o timeout (injected)")
+				cmd.SetErr(err)
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *slowFail) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLimiterSharesAFailedFetch: when the fetch fails slowly, the jobs that
+// waited for it get its error at once, instead of each trying again in
+// turn and waiting out its own timeout.
+func TestLimiterSharesAFailedFetch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prefix := redistest.Namespace(t)
+	rdb := redistest.Client(t)
+	fail := &slowFail{key: limitGCRAKey(prefix), delay: 300 * time.Millisecond}
+	rdb.AddHook(fail)
+	l := newLimiter(rdb, prefix, 1000, time.Now, nil)
+	t.Cleanup(func() { rdb.Del(context.Background(), tasks.LimitKey(prefix)) })
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := l.wait(ctx, 5*time.Second, nil); err != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("10 jobs waited %s for a fetch that fails after 300 ms (%d fetches)", took, fail.calls.Load())
+	}
+	if failed.Load() != 10 {
+		t.Errorf("%d of 10 jobs saw the error", failed.Load())
+	}
 }
