@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"sync"
@@ -113,8 +115,10 @@ return redis.call('ZCARD', KEYS[1])`)
 	// theoretical arrival time in seconds since 2017, as go-redis/
 	// redis_rate stores it, so that workers still asking it for one token
 	// at a time share the same bucket. Unlike its AllowAtMost, a full
-	// bucket of one token is not refused for a rounding error, and a
-	// partial grant is charged only the whole tokens it hands out.
+	// bucket of one token is not refused for a rounding error (a
+	// microsecond, TIME's resolution, is forgiven), and a partial grant is
+	// charged only the whole tokens it hands out. The time is stored as a
+	// number, which Redis writes at full precision.
 	limitTake = redis.NewScript(`
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local burst, rate, period, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -123,11 +127,11 @@ local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1483228800) + tonumber(t[2]) / 1000000
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
 local diff = now - (tat - interval * burst)
-local n = math.floor(diff / interval + 1e-6)
+local n = math.floor((diff + 1e-6) / interval)
 if n < 1 then return {0, tostring(interval - diff)} end
 if n > want then n = want end
 local new_tat = tat + interval * n
-redis.call('SET', KEYS[1], tostring(new_tat), 'EX', math.ceil(new_tat - now))
+redis.call('SET', KEYS[1], new_tat, 'EX', math.ceil(new_tat - now))
 return {n, '-1'}`)
 )
 
@@ -248,12 +252,19 @@ func (l *limiter) take(ctx context.Context, stop <-chan struct{}, patience time.
 		if !waitFor(ctx, stop, call.done, patience) {
 			return false, -1, nil
 		}
-		if call.err != nil {
+		if call.err != nil && !(canceled(call.err) && ctx.Err() == nil) {
 			return false, 0, call.err
 		}
+		// Tokens, a retry time, or a fetch cut short by the context of
+		// the job that ran it, not this one's: look again.
 		l.mu.Lock()
 	}
 	return l.fetchLocked(ctx)
+}
+
+// canceled reports an error that is a context's end.
+func canceled(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // waitFor waits until done closes (true), or stop, ctx or patience
@@ -284,7 +295,6 @@ func (l *limiter) fetchLocked(ctx context.Context) (bool, time.Duration, error) 
 	cuts := l.cuts
 	l.mu.Unlock()
 
-	got, retry, rate := 0, time.Duration(0), 0.0
 	defer func() {
 		// Deferred, so that the jobs waiting for this fetch are released
 		// whatever happens to it.
@@ -293,6 +303,11 @@ func (l *limiter) fetchLocked(ctx context.Context) (bool, time.Duration, error) 
 		close(call.done)
 		l.mu.Unlock()
 	}()
+	var (
+		got   int
+		retry time.Duration
+		rate  float64
+	)
 	got, retry, rate, call.err = l.fetch(ctx, n)
 
 	l.mu.Lock()
@@ -333,6 +348,9 @@ func (l *limiter) fetch(ctx context.Context, n int) (int, time.Duration, float64
 	vals, err := limitTake.Run(ctx, l.rdb, []string{l.gcraKey}, burst, per10s, 10, n).Slice()
 	if err != nil {
 		return 0, 0, 0, err
+	}
+	if len(vals) != 2 {
+		return 0, 0, 0, fmt.Errorf("limit script answered %v", vals)
 	}
 	got, _ := vals[0].(int64)
 	s, _ := vals[1].(string)

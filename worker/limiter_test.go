@@ -249,3 +249,53 @@ func TestLimiterSharesAFailedFetch(t *testing.T) {
 		t.Errorf("%d of 10 jobs saw the error", failed.Load())
 	}
 }
+
+// holdFirst holds the first script call on key until its context ends.
+type holdFirst struct {
+	key  string
+	held atomic.Bool
+}
+
+func (h *holdFirst) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *holdFirst) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		for _, a := range cmd.Args() {
+			if s, ok := a.(string); ok && s == h.key && h.held.CompareAndSwap(false, true) {
+				<-ctx.Done()
+				cmd.SetErr(ctx.Err())
+				return ctx.Err()
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *holdFirst) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLimiterOneJobsEndDoesNotFailTheOthers: a fetch cut short by the end
+// of the job that ran it is fetched again for the jobs that waited for it,
+// which get their tokens, not its error.
+func TestLimiterOneJobsEndDoesNotFailTheOthers(t *testing.T) {
+	t.Parallel()
+	prefix := redistest.Namespace(t)
+	rdb := redistest.Client(t)
+	rdb.AddHook(&holdFirst{key: limitGCRAKey(prefix)})
+	l := newLimiter(rdb, prefix, 1000, time.Now, nil)
+	t.Cleanup(func() { rdb.Del(context.Background(), limitGCRAKey(prefix), tasks.LimitKey(prefix)) })
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := l.wait(short, 5*time.Second, nil)
+		first <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the first job's fetch is held
+	ok, _, err := l.wait(context.Background(), 5*time.Second, nil)
+	if err != nil || !ok {
+		t.Fatalf("a job waiting for another job's fetch that its context cut short: ok %v, err %v; want a token", ok, err)
+	}
+	if err := <-first; !canceled(err) {
+		t.Errorf("the job whose context ended got %v, want its context's error", err)
+	}
+}
