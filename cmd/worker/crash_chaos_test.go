@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,12 +18,13 @@ import (
 
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/internal/safebuf"
 	"github.com/dyplsq/dyplsq/tasks"
 )
 
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *safebuf.Buffer // written by exec's copying goroutine, read by the test
 }
 
 func buildWorker(t *testing.T) string {
@@ -41,8 +41,9 @@ func startWorker(t *testing.T, bin, redisURL, simAddr, queue, prefix string, por
 	cmd := exec.Command(bin, "--queues", queue+":1", "--monitor-addr", fmt.Sprintf("127.0.0.1:%d", port), "--timeout", "3s")
 	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL, "DYPLS_ENDPOINT=http://"+simAddr, "DYPLSQ_KEY_PREFIX="+prefix,
 		"ALIBABA_CLOUD_ACCESS_KEY_ID="+dyplsim.DefaultAccessKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET="+dyplsim.DefaultAccessKeySecret)
-	p := &proc{cmd: cmd, stderr: &bytes.Buffer{}}
+	p := &proc{cmd: cmd, stderr: &safebuf.Buffer{}}
 	cmd.Stderr = p.stderr
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

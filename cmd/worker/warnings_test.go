@@ -104,10 +104,8 @@ func startedWorkerLog(t *testing.T, redisURL, simAddr string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	go func() {
-		args := []string{"--queues", "persist:1", "--monitor-addr", fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))}
-		done <- run(ctx, args, envOf(env), io.Discard, logs)
-	}()
+	args := []string{"--queues", "persist:1", "--monitor-addr", fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))}
+	go func() { done <- run(ctx, args, envOf(env), io.Discard, logs) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(logs.String(), `"worker started"`) {
 		select {
@@ -120,8 +118,13 @@ func startedWorkerLog(t *testing.T, redisURL, simAddr string) string {
 		}
 	}
 	cancel()
-	if code := <-done; code != 0 {
-		t.Errorf("worker exit %d after its context ended:\n%s", code, logs.String())
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("worker exit %d after its context ended:\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker did not stop within 30 s of its context's end:\n%s", logs.String())
 	}
 	return logs.String()
 }
