@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -40,6 +41,7 @@ type config struct {
 	redisURL  string
 	redisBin  string
 	list      bool
+	cpuProf   string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -54,6 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.redisURL, "redis-url", "", "use this Redis instead of a private redis-server (bench queues are deleted after each repetition; nothing is flushed)")
 	fs.StringVar(&c.redisBin, "redis-server", "redis-server", "redis-server binary for the private Redis")
 	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")
+	fs.StringVar(&c.cpuProf, "cpuprofile", "", "write a CPU profile of the whole run (worker, SDK, simulator: everything in this process) to this file, for go tool pprof")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/bench [flags]\n\nMeasures dyplsq and bare asynq on a private, throwaway redis-server.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -107,6 +110,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer closeEnv()
+	stopProfile, err := startProfile(cfg.cpuProf)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return exitUsage
+	}
+	defer stopProfile()
 
 	header := describeRun(ctx, env, cfg)
 	loadBefore := loadAverage()
@@ -384,4 +393,21 @@ func withExtras(rows []row) []row {
 		}
 	}
 	return out
+}
+
+// startProfile starts a CPU profile into path ("" for none) and returns
+// what stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
