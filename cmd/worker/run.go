@@ -82,6 +82,8 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	timeout := s.Duration("DYPLS_TIMEOUT", "timeout", dypls.DefaultTimeout, "timeout of one API call (at most "+fmtMinutes(worker.MaxCallTimeout)+")")
 	concurrency := s.Int("WORKER_CONCURRENCY", "concurrency", worker.DefaultConcurrency, 1, "jobs run at once by this worker")
 	queues := s.String("WORKER_QUEUES", "queues", defaultQueues, "queues to serve with their weights")
+	poll := s.Duration("WORKER_POLL_INTERVAL", "poll-interval", worker.DefaultTaskCheckInterval,
+		"how long a worker whose queues are empty waits before it looks again (1ms to 5s): a job enqueued then waits about this long; each look is a dequeue script per queue")
 	maxAge := s.Duration("JOB_MAX_AGE", "job-max-age", worker.DefaultMaxAge, fmt.Sprintf("a job older than this is dead (at most %.0fh)", tasks.MaxJobAge.Hours()))
 	maxAttempts := s.Int("JOB_MAX_ATTEMPTS", "job-max-attempts", worker.DefaultMaxAttempts, 1, "counted (transient) attempts before a job is dead")
 	retryForS := s.String("JOB_RETRY_FOR", "job-retry-for", "", "retry budget by time: transient failures are retried until this long after a job's first failure, whatever JOB_MAX_ATTEMPTS says (e.g. 30m; unset: JOB_MAX_ATTEMPTS counts)")
@@ -124,8 +126,11 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if *backoffBase < 10*time.Millisecond || *backoffBase > worker.DefaultBackoffMax {
 		return nil, fmt.Errorf("JOB_BACKOFF_BASE (--job-backoff-base): %s is out of range (10ms to %s)", *backoffBase, fmtMinutes(worker.DefaultBackoffMax))
 	}
+	if *poll < time.Millisecond || *poll > 5*time.Second {
+		return nil, fmt.Errorf("WORKER_POLL_INTERVAL (--poll-interval): %s is out of range (1ms to 5s)", *poll)
+	}
 	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps, KeyPrefix: *keyPrefix,
-		RetryFor: retryFor, BackoffBase: *backoffBase}
+		RetryFor: retryFor, BackoffBase: *backoffBase, TaskCheckInterval: *poll}
 	c.monitor = monitor.Config{Addr: *monAddr, User: *monUser, Password: *monPass, ReadOnly: *monRO}
 	if err := monitor.CheckAddr(*monAddr, *monUser, *monPass); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/dyplsq/dyplsq/internal/safebuf"
+	"github.com/dyplsq/dyplsq/worker"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -31,7 +32,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 	}
 	for _, v := range []string{"REDIS_URL", "REDIS_CLUSTER_ADDRS", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "LOG_LEVEL", "LOG_FORMAT",
 		"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN", "DYPLS_ENDPOINT", "DYPLS_REGION",
-		"DYPLS_QPS", "DYPLS_TIMEOUT", "WORKER_CONCURRENCY", "WORKER_QUEUES", "JOB_MAX_AGE", "JOB_MAX_ATTEMPTS", "JOB_RETRY_FOR", "JOB_BACKOFF_BASE", "MONITOR_ADDR",
+		"DYPLS_QPS", "DYPLS_TIMEOUT", "WORKER_CONCURRENCY", "WORKER_QUEUES", "WORKER_POLL_INTERVAL", "JOB_MAX_AGE", "JOB_MAX_ATTEMPTS", "JOB_RETRY_FOR", "JOB_BACKOFF_BASE", "MONITOR_ADDR",
 		"MONITOR_USER", "MONITOR_PASSWORD", "MONITOR_READONLY", "default 127.0.0.1:8080", "https://dyplsapi.aliyuncs.com"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("--help lacks %s", v)
@@ -57,6 +58,8 @@ func TestBadConfigIsOneLineAndExit2(t *testing.T) {
 		{"non-loopback monitor without credentials", mergeEnv(base, map[string]string{"REDIS_URL": redistest.URL(t)}), []string{"--monitor-addr", "0.0.0.0:0"}, "MONITOR_USER"},
 		{"retry budget beyond the max age", base, []string{"--job-retry-for", "48h"}, "JOB_RETRY_FOR (--job-retry-for) 48h0m0s must be below JOB_MAX_AGE"},
 		{"backoff base too long", base, []string{"--job-backoff-base", "1h"}, "JOB_BACKOFF_BASE (--job-backoff-base)"},
+		{"poll interval too short", base, []string{"--poll-interval", "500us"}, "WORKER_POLL_INTERVAL (--poll-interval): 500µs is out of range"},
+		{"poll interval too long", base, []string{"--poll-interval", "1m"}, "WORKER_POLL_INTERVAL (--poll-interval): 1m0s is out of range"},
 		{"unknown flag", base, []string{"--nope"}, "nope"},
 	}
 	for _, c := range cases {
@@ -171,4 +174,24 @@ func TestBinarySIGTERM(t *testing.T) {
 		}
 	}
 	_ = redistest.Client(t).SRem(context.Background(), "asynq:queues", ns).Err()
+}
+
+// TestPollIntervalReachesTheWorker: WORKER_POLL_INTERVAL sets the worker's
+// TaskCheckInterval; unset, the worker's default.
+func TestPollIntervalReachesTheWorker(t *testing.T) {
+	env := map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s3cret-value"}
+	c, err := parse(nil, envOf(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.worker.TaskCheckInterval != worker.DefaultTaskCheckInterval {
+		t.Errorf("default poll interval %s, want %s", c.worker.TaskCheckInterval, worker.DefaultTaskCheckInterval)
+	}
+	c, err = parse(nil, envOf(mergeEnv(env, map[string]string{"WORKER_POLL_INTERVAL": "250ms"})), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.worker.TaskCheckInterval != 250*time.Millisecond {
+		t.Errorf("WORKER_POLL_INTERVAL=250ms gave %s", c.worker.TaskCheckInterval)
+	}
 }
