@@ -288,7 +288,8 @@ func (l *limiter) fetchLocked(ctx context.Context) (bool, time.Duration, error) 
 	l.tokens = 0
 	// Enough for the jobs waiting now and for those this worker will
 	// bring within a token's life at its rate of the last 200 ms.
-	ahead := int(math.Ceil(float64(l.recentCalls(2)) / 0.2 * tokenLife.Seconds()))
+	recent, _ := l.recent(2)
+	ahead := int(math.Ceil(float64(recent) / 0.2 * tokenLife.Seconds()))
 	n := min(maxFetch, max(1, l.waiting, ahead))
 	call := &fetchCall{done: make(chan struct{})}
 	l.fetching = call
@@ -383,15 +384,16 @@ func (l *limiter) count(throttled bool) {
 	}
 }
 
-// recentCalls returns this worker's calls in the last k 100 ms buckets
-// (1 to 10), the current one included. The caller holds l.mu.
-func (l *limiter) recentCalls(k int64) int {
-	slot := l.nowFunc().UnixMilli() / 100
-	n := 0
-	for s := max(l.slot-k+1, slot-k+1); s <= l.slot; s++ {
-		n += l.calls[s%10]
+// recent returns this worker's calls and throttled answers in the last k
+// 100 ms buckets (1 to 10), the current one included. The caller holds
+// l.mu.
+func (l *limiter) recent(k int64) (calls, throttled int) {
+	from := max(l.slot, l.nowFunc().UnixMilli()/100) - k + 1
+	for s := from; s <= l.slot; s++ {
+		calls += l.calls[s%10]
+		throttled += l.thrott[s%10]
 	}
-	return n
+	return calls, throttled
 }
 
 // lookback is the window in 100 ms buckets (1 to 10).
@@ -410,12 +412,7 @@ func (l *limiter) throttled(ctx context.Context) error {
 	l.cuts++
 	// The share is measured over the last window only, so that it reflects
 	// the rate since the previous cut rather than before it.
-	var calls, thr int
-	for i := int64(0); i < l.lookback(); i++ {
-		b := (l.slot - i) % 10
-		calls += l.calls[b]
-		thr += l.thrott[b]
-	}
+	calls, thr := l.recent(l.lookback())
 	rate := l.rate
 	l.mu.Unlock()
 	if rate == 0 {
