@@ -18,14 +18,7 @@ import (
 // metadata. Tests that use it cannot run in parallel.
 func chainEnv(t *testing.T, uri string) {
 	t.Helper()
-	home := t.TempDir()
-	for k, v := range map[string]string{
-		"ALIBABA_CLOUD_ACCESS_KEY_ID": "", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "", "ALIBABA_CLOUD_SECURITY_TOKEN": "",
-		"ALIBABA_CLOUD_ROLE_ARN": "", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "", "ALIBABA_CLOUD_OIDC_TOKEN_FILE": "",
-		"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true", "ALIBABA_CLOUD_PROFILE": "",
-		"ALIBABA_CLOUD_CREDENTIALS_FILE": home + "/none", "HOME": home,
-		"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "ALIBABA_CLOUD_CREDENTIALS_URI": uri,
-	} {
+	for k, v := range dyplsim.CredentialsURIOnlyEnv(uri, t.TempDir()) {
 		t.Setenv(k, v)
 	}
 }

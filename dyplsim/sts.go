@@ -220,3 +220,19 @@ func controlStatusJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// CredentialsURIOnlyEnv returns the environment under which the SDK's
+// default credentials chain finds nothing but the credentials URI uri
+// (nothing at all when uri is ""): no AccessKey, no OIDC role, no CLI
+// profile, no credentials file (home is the HOME to use, an empty
+// directory), no instance metadata. Tests set it to play the credentials
+// URI against the simulator, e.g. with t.Setenv.
+func CredentialsURIOnlyEnv(uri, home string) map[string]string {
+	return map[string]string{
+		"ALIBABA_CLOUD_ACCESS_KEY_ID": "", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "", "ALIBABA_CLOUD_SECURITY_TOKEN": "",
+		"ALIBABA_CLOUD_ROLE_ARN": "", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "", "ALIBABA_CLOUD_OIDC_TOKEN_FILE": "",
+		"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true", "ALIBABA_CLOUD_PROFILE": "",
+		"ALIBABA_CLOUD_CREDENTIALS_FILE": home + "/none", "HOME": home,
+		"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "ALIBABA_CLOUD_CREDENTIALS_URI": uri,
+	}
+}

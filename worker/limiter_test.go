@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,25 +74,24 @@ func TestLimiterIgnoresWorkerClocks(t *testing.T) {
 	}
 }
 
-// countCalls counts the commands that name key, as Redis receives them.
-type countCalls struct {
+// onKey is a go-redis hook that hands every command naming key to do,
+// which runs it (next) or not, as Redis would see it; other commands pass
+// through.
+type onKey struct {
 	key string
-	n   atomic.Int64
+	do  func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error
 }
 
-func (c *countCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *countCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h onKey) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h onKey) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		for _, a := range cmd.Args() {
-			if s, ok := a.(string); ok && s == c.key {
-				c.n.Add(1)
-				break
-			}
+		if slices.ContainsFunc(cmd.Args(), func(a any) bool { s, ok := a.(string); return ok && s == h.key }) {
+			return h.do(ctx, cmd, next)
 		}
 		return next(ctx, cmd)
 	}
 }
-func (c *countCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h onKey) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
@@ -103,7 +103,11 @@ func TestLimiterSharesOneFetchAmongWaitingJobs(t *testing.T) {
 	ctx := context.Background()
 	prefix := redistest.Namespace(t)
 	const qps, jobs, run = 400.0, 40, 2 * time.Second
-	counter := &countCalls{key: limitGCRAKey(prefix)}
+	var scripts atomic.Int64 // calls on the bucket, as Redis receives them
+	counter := onKey{key: limitGCRAKey(prefix), do: func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		scripts.Add(1)
+		return next(ctx, cmd)
+	}}
 	var granted atomic.Int64
 	var wg sync.WaitGroup
 	for range 2 { // two workers, a Redis client and a limiter each
@@ -138,10 +142,10 @@ func TestLimiterSharesOneFetchAmongWaitingJobs(t *testing.T) {
 		t.Errorf("%d tokens granted in %s at %.0f/s, want at least %d", g, run, qps, least)
 	}
 	// Each job asking for itself made about 36 calls per token here.
-	if calls, g := counter.n.Load(), granted.Load(); calls > g {
+	if calls, g := scripts.Load(), granted.Load(); calls > g {
 		t.Errorf("%d script calls on the bucket for %d tokens, want at most one per token", calls, g)
 	}
-	t.Logf("%d tokens, %d script calls on the bucket", granted.Load(), counter.n.Load())
+	t.Logf("%d tokens, %d script calls on the bucket", granted.Load(), scripts.Load())
 }
 
 // TestLimiterLowRates: at rates where the bucket holds a single token the
@@ -190,33 +194,6 @@ func TestLimiterLowRates(t *testing.T) {
 	}
 }
 
-// slowFail makes every script call on key fail after a delay, as a Redis
-// that stopped answering does.
-type slowFail struct {
-	key   string
-	delay time.Duration
-	calls atomic.Int64
-}
-
-func (h *slowFail) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *slowFail) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		for _, a := range cmd.Args() {
-			if s, ok := a.(string); ok && s == h.key {
-				h.calls.Add(1)
-				time.Sleep(h.delay)
-				err := errors.New("i/o timeout (injected)")
-				cmd.SetErr(err)
-				return err
-			}
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h *slowFail) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
 // TestLimiterSharesAFailedFetch: when the fetch fails slowly, the jobs that
 // waited for it get its error at once, instead of each trying again in
 // turn and waiting out its own timeout.
@@ -225,8 +202,16 @@ func TestLimiterSharesAFailedFetch(t *testing.T) {
 	ctx := context.Background()
 	prefix := redistest.Namespace(t)
 	rdb := redistest.Client(t)
-	fail := &slowFail{key: limitGCRAKey(prefix), delay: 300 * time.Millisecond}
-	rdb.AddHook(fail)
+	// Every call on the bucket fails after 300 ms, as a Redis that stopped
+	// answering does.
+	var fetches atomic.Int64
+	rdb.AddHook(onKey{key: limitGCRAKey(prefix), do: func(_ context.Context, cmd redis.Cmder, _ redis.ProcessHook) error {
+		fetches.Add(1)
+		time.Sleep(300 * time.Millisecond)
+		err := errors.New("i/o timeout (injected)")
+		cmd.SetErr(err)
+		return err
+	}})
 	l := newLimiter(rdb, prefix, 1000, time.Now, nil)
 	t.Cleanup(func() { rdb.Del(context.Background(), tasks.LimitKey(prefix)) })
 	start := time.Now()
@@ -243,34 +228,11 @@ func TestLimiterSharesAFailedFetch(t *testing.T) {
 	}
 	wg.Wait()
 	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("10 jobs waited %s for a fetch that fails after 300 ms (%d fetches)", took, fail.calls.Load())
+		t.Errorf("10 jobs waited %s for a fetch that fails after 300 ms (%d fetches)", took, fetches.Load())
 	}
 	if failed.Load() != 10 {
 		t.Errorf("%d of 10 jobs saw the error", failed.Load())
 	}
-}
-
-// holdFirst holds the first script call on key until its context ends.
-type holdFirst struct {
-	key  string
-	held atomic.Bool
-}
-
-func (h *holdFirst) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *holdFirst) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		for _, a := range cmd.Args() {
-			if s, ok := a.(string); ok && s == h.key && h.held.CompareAndSwap(false, true) {
-				<-ctx.Done()
-				cmd.SetErr(ctx.Err())
-				return ctx.Err()
-			}
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h *holdFirst) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
 }
 
 // TestLimiterOneJobsEndDoesNotFailTheOthers: a fetch cut short by the end
@@ -280,7 +242,16 @@ func TestLimiterOneJobsEndDoesNotFailTheOthers(t *testing.T) {
 	t.Parallel()
 	prefix := redistest.Namespace(t)
 	rdb := redistest.Client(t)
-	rdb.AddHook(&holdFirst{key: limitGCRAKey(prefix)})
+	// The first call on the bucket is held until its context ends.
+	var held atomic.Bool
+	rdb.AddHook(onKey{key: limitGCRAKey(prefix), do: func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		if !held.CompareAndSwap(false, true) {
+			return next(ctx, cmd)
+		}
+		<-ctx.Done()
+		cmd.SetErr(ctx.Err())
+		return ctx.Err()
+	}})
 	l := newLimiter(rdb, prefix, 1000, time.Now, nil)
 	t.Cleanup(func() { rdb.Del(context.Background(), limitGCRAKey(prefix), tasks.LimitKey(prefix)) })
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

@@ -32,15 +32,9 @@ func TestWorkerTakesCredentialsFromTheChain(t *testing.T) {
 	sim.SetSTS(0, time.Hour, "", 0)
 	ns := redistest.Namespace(t)
 	t.Cleanup(func() { cleanupNamespace(t, ns) })
-	home := t.TempDir()
-	for k, v := range map[string]string{
-		"ALIBABA_CLOUD_ACCESS_KEY_ID": "", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "", "ALIBABA_CLOUD_SECURITY_TOKEN": "",
-		"ALIBABA_CLOUD_ROLE_ARN": "", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "", "ALIBABA_CLOUD_OIDC_TOKEN_FILE": "",
-		"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true", "ALIBABA_CLOUD_PROFILE": "", "ALIBABA_CLOUD_CREDENTIALS_FILE": home + "/none",
-		"HOME": home, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-		"ALIBABA_CLOUD_CREDENTIALS_URI": "http://" + simAddr + "/_sim/credentials",
-		"REDIS_URL":                     redistest.URL(t), "DYPLS_ENDPOINT": "http://" + simAddr, "DYPLSQ_KEY_PREFIX": ns,
-	} {
+	env := dyplsim.CredentialsURIOnlyEnv("http://"+simAddr+"/_sim/credentials", t.TempDir())
+	env["REDIS_URL"], env["DYPLS_ENDPOINT"], env["DYPLSQ_KEY_PREFIX"] = redistest.URL(t), "http://"+simAddr, ns
+	for k, v := range env {
 		t.Setenv(k, v)
 	}
 	monAddr := fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t))

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/internal/redistest"
@@ -43,7 +42,7 @@ func TestChaosWorkerPeakRSS(t *testing.T) {
 	queue := ns + "-live"
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	// Registered first, so it runs after the worker has stopped.
-	t.Cleanup(func() { dropNamespace(rdb, insp, queue, ns) })
+	t.Cleanup(func() { cleanupNamespace(t, ns) })
 	enqueueSeeded(t, &tasks.Producer{Client: asynq.NewClientFromRedisClient(rdb), Redis: rdb, Queue: queue, KeyPrefix: ns})
 
 	t.Setenv("WORKER_CONCURRENCY", "200")
@@ -81,17 +80,6 @@ func TestChaosWorkerPeakRSS(t *testing.T) {
 		t.Errorf("worker peak RSS %.1f MiB, want under %d MiB (twice the 64 MiB budget)", float64(peak)/1024, 2*rssBudgetKiB/1024)
 	} else if peak > rssBudgetKiB {
 		t.Logf("over the 64 MiB budget")
-	}
-}
-
-// dropNamespace deletes the queue and the keys under the test's prefix.
-func dropNamespace(rdb redis.UniversalClient, insp *asynq.Inspector, queue, ns string) {
-	ctx := context.Background()
-	_ = insp.DeleteQueue(queue, true)
-	rdb.SRem(ctx, "asynq:queues", queue)
-	iter := rdb.Scan(ctx, 0, ns+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		rdb.Del(ctx, iter.Val())
 	}
 }
 

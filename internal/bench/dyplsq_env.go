@@ -223,9 +223,15 @@ func (e *Env) cpuNow(ctx context.Context) cpuMark {
 				m.redis += time.Duration(v * float64(time.Second))
 			}
 		}
-		m.cmds, _ = strconv.ParseInt(info["Stats"]["total_commands_processed"], 10, 64)
+		m.cmds, _ = commandsIn(info)
 	}
 	return m
+}
+
+// commandsIn reads total_commands_processed from an INFO answer that holds
+// the stats section: every command Redis ran, those scripts ran included.
+func commandsIn(info map[string]map[string]string) (int64, error) {
+	return strconv.ParseInt(info["Stats"]["total_commands_processed"], 10, 64)
 }
 
 // logCPU logs the CPU time and Redis commands per job between two marks

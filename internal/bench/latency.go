@@ -283,14 +283,15 @@ func (l *latencyRun) produce(ctx context.Context, env *Env) error {
 }
 
 // idleCommands returns the Redis commands per second processed over
-// window, less the two INFO calls that measure it.
+// window, less the INFO call that takes the first reading (an INFO's own
+// answer does not count itself).
 func (e *Env) idleCommands(ctx context.Context, window time.Duration) (float64, error) {
 	read := func() (int64, error) {
 		info, err := e.Redis.InfoMap(ctx, "stats").Result()
 		if err != nil {
 			return 0, err
 		}
-		return strconv.ParseInt(info["Stats"]["total_commands_processed"], 10, 64)
+		return commandsIn(info)
 	}
 	a, err := read()
 	if err != nil {
