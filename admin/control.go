@@ -135,6 +135,20 @@ func queueMissing(err error) bool {
 	return errors.Is(err, asynq.ErrQueueNotFound) || strings.Contains(err.Error(), "does not exist")
 }
 
+// JobsToRun returns how many jobs of queue q a worker still has to run:
+// pending, active, scheduled, retrying and aggregating ones (not archived
+// or completed); 0 for a queue asynq does not know.
+func JobsToRun(insp *asynq.Inspector, q string) (int, error) {
+	info, err := insp.GetQueueInfo(q)
+	if err != nil {
+		if queueMissing(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("admin: queue %q: %w", q, err)
+	}
+	return info.Pending + info.Active + info.Scheduled + info.Retry + info.Aggregating, nil
+}
+
 // RunHalted moves the jobs of queues that wait in the retry set because a
 // worker was halted (their last error starts with "halted") to pending, so
 // that they run now rather than at a probe time chosen by a worker that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,14 +134,29 @@ func (e *env) start() *worker.Worker {
 
 func (e *env) cleanupRedis() {
 	ctx := context.Background()
-	_ = e.insp.DeleteQueue(e.queue, true)
-	for _, pat := range []string{e.ns + ":*", "asynq:{" + e.queue + "}:*"} {
+	// The queue and its shards, if a test split it ("<queue>.<i>…").
+	queues := []string{e.queue}
+	if all, err := e.rdb.SMembers(ctx, "asynq:queues").Result(); err == nil {
+		for _, q := range all {
+			if strings.HasPrefix(q, e.queue+".") {
+				queues = append(queues, q)
+			}
+		}
+	}
+	pats := []string{e.ns + ":*"}
+	for _, q := range queues {
+		_ = e.insp.DeleteQueue(q, true)
+		pats = append(pats, "asynq:{"+q+"}:*")
+	}
+	for _, pat := range pats {
 		iter := e.rdb.Scan(ctx, 0, pat, 500).Iterator()
 		for iter.Next(ctx) {
 			e.rdb.Del(ctx, iter.Val())
 		}
 	}
-	e.rdb.SRem(ctx, "asynq:queues", e.queue)
+	for _, q := range queues {
+		e.rdb.SRem(ctx, "asynq:queues", q)
+	}
 }
 
 // seed returns sample binding i as the base of an update.

@@ -25,8 +25,10 @@ package worker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,10 +48,14 @@ import (
 
 // Config configures a Worker. Zero values take the documented defaults.
 type Config struct {
-	Queues      map[string]int // queue → weight; default dyplsq-live:6, dyplsq-bulk:1
-	Concurrency int            // default 20
-	MaxAttempts int            // counted (transient) attempts; default 10
-	MaxAge      time.Duration  // default 24h
+	Queues map[string]int // queue → weight; default dyplsq-live:6, dyplsq-bulk:1
+	// Shards splits queues of Queues (queue → shard count, 1 to
+	// tasks.MaxShards; WORKER_SHARDS): see servedQueues. A queue not named
+	// here is served as split in Redis.
+	Shards      map[string]int
+	Concurrency int           // default 20
+	MaxAttempts int           // counted (transient) attempts; default 10
+	MaxAge      time.Duration // default 24h
 
 	// RetryFor, when positive, is the retry budget by time (JOB_RETRY_FOR):
 	// transient failures are retried until this long after the job's first
@@ -164,6 +170,7 @@ type Worker struct {
 	srv       *asynq.Server
 	h         *handler
 	inspector *asynq.Inspector
+	served    map[string]int // the queues served and their weights (servedQueues)
 	halts     *admin.Halts
 	sweeper   *deadletter.Sweeper
 	metrics   *Metrics
@@ -219,10 +226,14 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		log:       cfg.Logger.With().Str("component", "worker").Logger(),
 		api:       api,
 	}
-	queues := make([]string, 0, len(cfg.Queues))
-	for q := range cfg.Queues {
-		queues = append(queues, q)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	served, err := servedQueues(ctx, rdb, w.inspector, cfg.KeyPrefix, cfg.Queues, cfg.Shards, w.log)
+	cancel()
+	if err != nil {
+		return nil, err
 	}
+	w.served = served
+	queues := w.queues()
 	batches := &batch.Store{Redis: rdb, Prefix: cfg.KeyPrefix}
 	w.sweeper = &deadletter.Sweeper{Store: store, Inspector: w.inspector, Queues: queues, Now: cfg.Now, Batches: batches}
 	w.h = &handler{
@@ -254,7 +265,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	}
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
-		Queues:                   cfg.Queues,
+		Queues:                   w.served,
 		RetryDelayFunc:           retryDelay,
 		IsFailure:                isFailure,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
@@ -265,6 +276,10 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	})
 	return w, nil
 }
+
+// Queues returns the queues the worker serves, with their asynq weights:
+// Config.Queues, with each split queue's shards (see Config.Shards).
+func (w *Worker) Queues() map[string]int { return maps.Clone(w.served) }
 
 // Inspector returns the asynq inspector on the worker's Redis.
 func (w *Worker) Inspector() *asynq.Inspector { return w.inspector }
@@ -302,11 +317,7 @@ func (w *Worker) control() *admin.Control {
 }
 
 func (w *Worker) queues() []string {
-	qs := make([]string, 0, len(w.cfg.Queues))
-	for q := range w.cfg.Queues {
-		qs = append(qs, q)
-	}
-	return qs
+	return slices.Sorted(maps.Keys(w.served))
 }
 
 // credentialProbe is the binding the credential check reads: none has

@@ -82,6 +82,8 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	timeout := s.Duration("DYPLS_TIMEOUT", "timeout", dypls.DefaultTimeout, "timeout of one API call (at most "+fmtMinutes(worker.MaxCallTimeout)+")")
 	concurrency := s.Int("WORKER_CONCURRENCY", "concurrency", worker.DefaultConcurrency, 1, "jobs run at once by this worker")
 	queues := s.String("WORKER_QUEUES", "queues", defaultQueues, "queues to serve with their weights")
+	shards := s.String("WORKER_SHARDS", "shards", "",
+		"split queues into shards, each its own Redis Cluster slot, e.g. dyplsq-bulk:3 (name:count; unset: as split in Redis; 1: not split)")
 	poll := s.Duration("WORKER_POLL_INTERVAL", "poll-interval", worker.DefaultTaskCheckInterval,
 		"how long a worker whose queues are empty waits before it looks again (1ms to 5s): a job enqueued then waits about this long; each look is a dequeue script per queue")
 	maxAge := s.Duration("JOB_MAX_AGE", "job-max-age", worker.DefaultMaxAge, fmt.Sprintf("a job older than this is dead (at most %.0fh)", tasks.MaxJobAge.Hours()))
@@ -114,6 +116,10 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if err != nil {
 		return nil, err
 	}
+	sh, err := parseShards(*shards)
+	if err != nil {
+		return nil, err
+	}
 	var retryFor time.Duration
 	if v := strings.TrimSpace(*retryForS); v != "" {
 		if retryFor, err = time.ParseDuration(v); err != nil || retryFor <= 0 {
@@ -129,7 +135,7 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*config
 	if *poll < time.Millisecond || *poll > 5*time.Second {
 		return nil, fmt.Errorf("WORKER_POLL_INTERVAL (--poll-interval): %s is out of range (1ms to 5s)", *poll)
 	}
-	c.worker = worker.Config{Queues: qs, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps, KeyPrefix: *keyPrefix,
+	c.worker = worker.Config{Queues: qs, Shards: sh, Concurrency: *concurrency, MaxAttempts: *maxAttempts, MaxAge: *maxAge, QPS: *qps, KeyPrefix: *keyPrefix,
 		RetryFor: retryFor, BackoffBase: *backoffBase, TaskCheckInterval: *poll}
 	c.monitor = monitor.Config{Addr: *monAddr, User: *monUser, Password: *monPass, ReadOnly: *monRO}
 	if err := monitor.CheckAddr(*monAddr, *monUser, *monPass); err != nil {
@@ -152,6 +158,27 @@ func fmtMinutes(d time.Duration) string { return fmt.Sprintf("%dm", d/time.Minut
 
 // parseQueues reads "name:weight,name:weight".
 func parseQueues(s string) (map[string]int, error) {
+	out, err := parsePairs("WORKER_QUEUES (--queues)", "weight", s, false)
+	if err == nil && len(out) == 0 {
+		err = errors.New("WORKER_QUEUES (--queues): no queue named")
+	}
+	return out, err
+}
+
+// parseShards reads "name:count,name:count".
+func parseShards(s string) (map[string]int, error) {
+	out, err := parsePairs("WORKER_SHARDS (--shards)", "shard count", s, true)
+	for q, n := range out {
+		if n > tasks.MaxShards {
+			return nil, fmt.Errorf("WORKER_SHARDS (--shards): queue %q: %d shards, at most %d", q, n, tasks.MaxShards)
+		}
+	}
+	return out, err
+}
+
+// parsePairs reads "name:n,name:n" of setting, where n (what) is a whole
+// number ≥ 1, required or 1 by default.
+func parsePairs(setting, what, s string, required bool) (map[string]int, error) {
 	out := map[string]int{}
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
@@ -160,20 +187,17 @@ func parseQueues(s string) (map[string]int, error) {
 		}
 		name, w, found := strings.Cut(part, ":")
 		weight := 1
-		if found {
+		if found || required {
 			n, err := strconv.Atoi(w)
 			if err != nil || n < 1 {
-				return nil, fmt.Errorf("WORKER_QUEUES (--queues): weight %q of queue %q is not a whole number ≥ 1 (want name:weight,name:weight)", w, name)
+				return nil, fmt.Errorf("%s: %s %q of queue %q is not a whole number ≥ 1 (want name:%s,name:%s)", setting, what, w, name, what, what)
 			}
 			weight = n
 		}
 		if name == "" {
-			return nil, fmt.Errorf("WORKER_QUEUES (--queues): empty queue name in %q", s)
+			return nil, fmt.Errorf("%s: empty queue name in %q", setting, s)
 		}
 		out[name] = weight
-	}
-	if len(out) == 0 {
-		return nil, errors.New("WORKER_QUEUES (--queues): no queue named")
 	}
 	return out, nil
 }
@@ -219,7 +243,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return failed(stderr, err.Error())
 	}
 	log.Info().Str("redis", cfg.redis.String()).Str("endpoint", cfg.api.Endpoint).
-		Interface("queues", cfg.worker.Queues).Int("concurrency", cfg.worker.Concurrency).
+		Interface("queues", svc.w.Queues()).Int("concurrency", cfg.worker.Concurrency).
 		Str("monitor", "http://"+svc.monAddr+"/monitoring/").Msg("worker started")
 
 	<-ctx.Done()

@@ -1,0 +1,173 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A queue may be split into shards: queues of their own, each in its own
+// Redis Cluster slot, so that no one node carries every job's queue work.
+// A binding's updates always go to the same shard (chosen by SubsId), so
+// they are taken in the order they were queued, as in one queue. The shard
+// count of a queue is kept in Redis ([ShardsKey]), written by the workers
+// that split it (WORKER_SHARDS) and read by every producer that routes
+// (the enqueue CLI, [Producer], the HTTP API) and by the operator
+// commands; docs/ARCHITECTURE.md ("Queue shards") has the whole story.
+
+// MaxShards is the most shards a queue may be split into.
+const MaxShards = 64
+
+// ShardsKey returns the name of the hash of queue shard counts:
+// <prefix>:queue-shards, field the queue's name, value its shard count (2
+// or more; a queue not in it is one queue). Slot: its own. Lifetime:
+// forever; a worker changes a count only when every queue of the old
+// layout is empty.
+func ShardsKey(prefix string) string {
+	return prefixOr(prefix) + ":queue-shards"
+}
+
+// Layout is how one queue is split: Shards queues named by [ShardName], or,
+// with Shards 0 or 1, the queue itself.
+type Layout struct {
+	Queue  string // the queue's name, as producers and operators give it
+	Shards int    // its shard count; 0 or 1: not split
+}
+
+// Sharded reports whether the queue is split.
+func (l Layout) Sharded() bool { return l.Shards > 1 }
+
+// Names returns the queues a worker serving the queue serves: the queue
+// itself (plain asynq producers and older producers still queue to it) and
+// every shard.
+func (l Layout) Names() []string {
+	out := []string{l.Queue}
+	for i := 0; l.Sharded() && i < l.Shards; i++ {
+		out = append(out, ShardName(l.Queue, i, l.Shards))
+	}
+	return out
+}
+
+// QueueFor returns the queue an update of binding subsID goes to: its
+// shard, or the queue itself when the queue is not split.
+func (l Layout) QueueFor(subsID string) string {
+	if !l.Sharded() {
+		return l.Queue
+	}
+	return ShardName(l.Queue, ShardOf(subsID, l.Shards), l.Shards)
+}
+
+// ShardOf returns the shard, 0 to n-1, of binding subsID among n: FNV-1a of
+// the SubsId modulo n.
+func ShardOf(subsID string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(subsID))
+	return int(h.Sum32() % uint32(n))
+}
+
+// ShardName returns the name of shard i of queue split n ways:
+// "<queue>.<i>", or "<queue>.<i>-<k>" with the smallest k that puts the
+// shard's keys (asynq's, hash-tagged by the queue name) in the i-th n-th
+// of Redis Cluster's 16,384 slots, away from its edges. A cluster whose
+// slots are split evenly among its masters, as redis-cli --cluster create
+// splits them, then holds shards on as many masters as it can.
+func ShardName(queue string, i, n int) string {
+	lo, hi := i*slotCount/n, (i+1)*slotCount/n
+	margin := (hi - lo) / 8
+	base := queue + "." + strconv.Itoa(i)
+	name := base
+	for k := 1; k < 100000; k++ {
+		if s := Slot(name); s >= lo+margin && s < hi-margin {
+			return name
+		}
+		name = base + "-" + strconv.Itoa(k)
+	}
+	return base
+}
+
+// slotCount is the number of Redis Cluster hash slots.
+const slotCount = 16384
+
+// Slot returns the Redis Cluster slot of the keys of asynq queue queue
+// ("asynq:{<queue>}:…"): CRC16-CCITT (XMODEM) of the name, modulo 16,384.
+func Slot(queue string) int {
+	var crc uint16
+	for i := 0; i < len(queue); i++ {
+		crc ^= uint16(queue[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % slotCount
+}
+
+// ReadLayout returns the layout of queue from Redis.
+func ReadLayout(ctx context.Context, rdb redis.UniversalClient, prefix, queue string) (Layout, error) {
+	n, err := rdb.HGet(ctx, ShardsKey(prefix), queue).Int()
+	if errors.Is(err, redis.Nil) {
+		return Layout{Queue: queue}, nil
+	}
+	if err != nil {
+		return Layout{}, fmt.Errorf("tasks: read the shard count of queue %s: %w", queue, err)
+	}
+	return Layout{Queue: queue, Shards: n}, nil
+}
+
+// ReadLayouts returns the layout of every split queue.
+func ReadLayouts(ctx context.Context, rdb redis.UniversalClient, prefix string) (map[string]Layout, error) {
+	m, err := rdb.HGetAll(ctx, ShardsKey(prefix)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("tasks: read the queue shard counts: %w", err)
+	}
+	out := make(map[string]Layout, len(m))
+	for q, v := range m {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 {
+			continue
+		}
+		out[q] = Layout{Queue: q, Shards: n}
+	}
+	return out, nil
+}
+
+// setShards sets the shard count of a queue from old to n (0: delete it),
+// unless another writer changed it first.
+var setShards = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
+if cur ~= ARGV[2] then return cur end
+if ARGV[3] == '0' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return ARGV[3]
+`)
+
+// SetShards changes the shard count of queue from old (0: not split) to n
+// (0 or 1: not split) and returns the count Redis holds afterwards, which is
+// not n when another worker changed it first. The caller checks that no
+// job is left in a queue of the old layout; see [Layout.Names].
+func SetShards(ctx context.Context, rdb redis.UniversalClient, prefix, queue string, old, n int) (int, error) {
+	if n < 2 {
+		n = 0
+	}
+	if old < 2 {
+		old = 0
+	}
+	if n > MaxShards {
+		return 0, fmt.Errorf("tasks: queue %s: %d shards is more than %d", queue, n, MaxShards)
+	}
+	v, err := setShards.Run(ctx, rdb, []string{ShardsKey(prefix)}, queue, strconv.Itoa(old), strconv.Itoa(n)).Text()
+	if err != nil {
+		return 0, fmt.Errorf("tasks: set the shard count of queue %s: %w", queue, err)
+	}
+	got, _ := strconv.Atoi(v)
+	return got, nil
+}

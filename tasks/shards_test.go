@@ -1,0 +1,116 @@
+package tasks_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/dyplsq/dyplsq/internal/redistest"
+	"github.com/dyplsq/dyplsq/tasks"
+)
+
+func TestSlotMatchesRedisCluster(t *testing.T) {
+	// CLUSTER KEYSLOT answers, from Redis's documentation and a live
+	// cluster: "foo" 12182, "123456789" 12739 (CRC16 0x31C3).
+	for name, want := range map[string]int{"foo": 12182, "123456789": 12739, "bar": 5061, "": 0} {
+		if got := tasks.Slot(name); got != want {
+			t.Errorf("Slot(%q) = %d, want %d", name, got, want)
+		}
+	}
+}
+
+func TestShardNamesSpreadOverTheSlots(t *testing.T) {
+	for _, q := range []string{tasks.DefaultBulkQueue, tasks.DefaultLiveQueue, "x", "批量"} {
+		for n := 2; n <= tasks.MaxShards; n++ {
+			l := tasks.Layout{Queue: q, Shards: n}
+			names := l.Names()
+			if len(names) != n+1 || names[0] != q {
+				t.Fatalf("%d shards of %s: names %v", n, q, names)
+			}
+			seen := map[string]bool{}
+			for i, name := range names[1:] {
+				if seen[name] {
+					t.Fatalf("%d shards of %s: %s twice", n, q, name)
+				}
+				seen[name] = true
+				lo, hi := i*16384/n, (i+1)*16384/n
+				if s := tasks.Slot(name); s < lo || s >= hi {
+					t.Errorf("shard %d of %d of %s is %s in slot %d, outside [%d, %d)", i, n, q, name, s, lo, hi)
+				}
+				if name != tasks.ShardName(q, i, n) {
+					t.Fatalf("ShardName is not stable")
+				}
+			}
+		}
+	}
+	// The names are part of what producers and workers agree on: pin the
+	// default queue's three-way split.
+	got := tasks.Layout{Queue: tasks.DefaultBulkQueue, Shards: 3}.Names()
+	t.Logf("3 shards of %s: %v", tasks.DefaultBulkQueue, got)
+	if want := pinnedBulk3; !slices.Equal(got, want) {
+		t.Errorf("names %v, want %v", got, want)
+	}
+}
+
+// pinnedBulk3 are the names of the default bulk queue's three shards.
+var pinnedBulk3 = []string{"dyplsq-bulk", "dyplsq-bulk.0", "dyplsq-bulk.1", "dyplsq-bulk.2-1"}
+
+func TestQueueForKeepsABindingOnOneShard(t *testing.T) {
+	l := tasks.Layout{Queue: "q", Shards: 4}
+	count := map[string]int{}
+	for i := range 4000 {
+		id := fmt.Sprintf("%016d", 1000000+i)
+		q := l.QueueFor(id)
+		if q != l.QueueFor(id) {
+			t.Fatal("QueueFor is not stable")
+		}
+		if !slices.Contains(l.Names()[1:], q) {
+			t.Fatalf("QueueFor(%s) = %s, not a shard", id, q)
+		}
+		count[q]++
+	}
+	for q, c := range count {
+		if c < 800 || c > 1200 {
+			t.Errorf("%s got %d of 4000 bindings", q, c)
+		}
+	}
+	if q := (tasks.Layout{Queue: "q"}).QueueFor("1"); q != "q" {
+		t.Errorf("unsplit queue routes to %s", q)
+	}
+}
+
+func TestSetShardsChangesOnlyFromTheCountItWasGiven(t *testing.T) {
+	rdb := redistest.Client(t)
+	ns := redistest.Namespace(t)
+	ctx := context.Background()
+	t.Cleanup(func() { rdb.Del(context.Background(), tasks.ShardsKey(ns)) })
+
+	l, err := tasks.ReadLayout(ctx, rdb, ns, "q")
+	if err != nil || l.Sharded() || l.Queue != "q" {
+		t.Fatalf("fresh: %+v %v", l, err)
+	}
+	if got, err := tasks.SetShards(ctx, rdb, ns, "q", 0, 3); err != nil || got != 3 {
+		t.Fatalf("0→3: %d %v", got, err)
+	}
+	// A writer that read an older count loses.
+	if got, err := tasks.SetShards(ctx, rdb, ns, "q", 0, 5); err != nil || got != 3 {
+		t.Fatalf("stale 0→5: %d %v", got, err)
+	}
+	if l, _ := tasks.ReadLayout(ctx, rdb, ns, "q"); l.Shards != 3 {
+		t.Fatalf("read %+v", l)
+	}
+	all, err := tasks.ReadLayouts(ctx, rdb, ns)
+	if err != nil || len(all) != 1 || all["q"].Shards != 3 {
+		t.Fatalf("ReadLayouts %v %v", all, err)
+	}
+	if got, err := tasks.SetShards(ctx, rdb, ns, "q", 3, 1); err != nil || got != 0 {
+		t.Fatalf("3→1: %d %v", got, err)
+	}
+	if l, _ := tasks.ReadLayout(ctx, rdb, ns, "q"); l.Sharded() {
+		t.Fatalf("after unsplitting: %+v", l)
+	}
+	if _, err := tasks.SetShards(ctx, rdb, ns, "q", 0, tasks.MaxShards+1); err == nil {
+		t.Fatal("more than MaxShards accepted")
+	}
+}

@@ -1,0 +1,147 @@
+package worker_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/tasks"
+	"github.com/dyplsq/dyplsq/worker"
+)
+
+// TestWorkerSplitsAQueueIntoShards: WORKER_SHARDS splits a queue; the
+// split is kept in Redis, where a worker without the setting follows it;
+// the weights keep the queue's share; jobs routed to every shard, and to
+// the queue itself, are applied.
+func TestWorkerSplitsAQueueIntoShards(t *testing.T) {
+	e := newEnv(t, dyplsim.Config{Seed: 60}, func(c *worker.Config) {
+		c.Queues = map[string]int{c.KeyPrefix + "-live": 3, c.KeyPrefix + "-other": 2}
+		c.Shards = map[string]int{c.KeyPrefix + "-live": 3}
+	})
+	other := e.ns + "-other"
+	t.Cleanup(func() { _ = e.insp.DeleteQueue(other, true); e.rdb.SRem(e.ctx, "asynq:queues", other) })
+	w := e.start()
+
+	l := tasks.Layout{Queue: e.queue, Shards: 3}
+	want := map[string]int{other: 2 * 4}
+	for _, q := range l.Names() {
+		want[q] = 3
+	}
+	if got := w.Queues(); !maps.Equal(got, want) {
+		t.Fatalf("served %v, want %v", got, want)
+	}
+	if got, err := tasks.ReadLayout(e.ctx, e.rdb, e.ns, e.queue); err != nil || got.Shards != 3 {
+		t.Fatalf("layout in Redis %+v %v", got, err)
+	}
+
+	// A second worker, with no WORKER_SHARDS, serves the same shards.
+	e2 := *e
+	e2.cfg.Shards = nil
+	e2.cfg.WorkerID = e.ns + "-w2"
+	if got := e2.start().Queues(); !maps.Equal(got, want) {
+		t.Fatalf("second worker served %v, want %v", got, want)
+	}
+
+	var ids []string
+	for i := 1; i <= 60; i++ {
+		u := outIDUpdate(i, fmt.Sprintf("s%d", i))
+		q := l.QueueFor(u.SubsId)
+		if i%10 == 0 {
+			q = e.queue // a producer that does not route
+		}
+		r, err := e.prod.Enqueue(e.ctx, u, asynq.Queue(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, q+"/"+r.TaskID)
+	}
+	for _, id := range ids {
+		q, tid, _ := strings.Cut(id, "/")
+		eventually(t, 20*time.Second, "job "+id+" completed", func() bool {
+			info, err := e.insp.GetTaskInfo(q, tid)
+			return err == nil && info.State == asynq.TaskStateCompleted
+		})
+	}
+	for i := 1; i <= 60; i++ {
+		if b, ok := e.sim.Binding(dyplsim.SeedBinding(i).SubsId); !ok || b.OutId != fmt.Sprintf("s%d", i) {
+			t.Errorf("binding %d: OutId %q", i, b.OutId)
+		}
+	}
+}
+
+// TestWorkerChangesTheShardCountOnlyWhenNoJobIsLeftBehind: a worker asking
+// for another count is refused while a shard it would stop serving holds a
+// job, and changes it once the shard is empty; a worker started meanwhile
+// serves a shard of the earlier split while it holds jobs.
+func TestWorkerChangesTheShardCountOnlyWhenNoJobIsLeftBehind(t *testing.T) {
+	e := newEnv(t, dyplsim.Config{}, func(c *worker.Config) { c.Shards = map[string]int{c.KeyPrefix + "-live": 3} })
+	if _, err := tasks.SetShards(e.ctx, e.rdb, e.ns, e.queue, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	old := tasks.Layout{Queue: e.queue, Shards: 3}
+	stuck := old.Names()[2]
+	if _, err := e.prod.Enqueue(e.ctx, outIDUpdate(1, "left"), asynq.Queue(stuck), asynq.ProcessIn(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := e.cfg
+	cfg.Shards = map[string]int{e.queue: 2}
+	cfg.Logger = e.cfg.Logger
+	_, err := worker.New(cfg, e.rdb, e.api)
+	if err == nil || !strings.Contains(err.Error(), "split 3 ways and 1 jobs still wait in "+stuck) {
+		t.Fatalf("change with a job left behind: %v", err)
+	}
+	if l, _ := tasks.ReadLayout(e.ctx, e.rdb, e.ns, e.queue); l.Shards != 3 {
+		t.Fatalf("count changed to %d anyway", l.Shards)
+	}
+
+	// The count changes behind the job's back (another worker, once the
+	// shard looked empty): a worker started now still serves the shard.
+	if _, err := tasks.SetShards(e.ctx, e.rdb, e.ns, e.queue, 3, 2); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Shards = nil
+	w := e.start()
+	served := slices.Sorted(maps.Keys(w.Queues()))
+	if !slices.Contains(served, stuck) || !slices.Contains(served, tasks.ShardName(e.queue, 1, 2)) {
+		t.Fatalf("served %v: want the 2-way shards and %s", served, stuck)
+	}
+	infos, err := e.insp.ListScheduledTasks(stuck)
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("scheduled in %s: %v %v", stuck, infos, err)
+	}
+	if err := e.insp.RunTask(stuck, infos[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the job left in "+stuck+" completed", func() bool {
+		info, err := e.insp.GetTaskInfo(stuck, infos[0].ID)
+		return err == nil && info.State == asynq.TaskStateCompleted
+	})
+	w.Shutdown()
+
+	// Empty now: back to 3 ways is allowed, and to 1 (not split).
+	for _, n := range []int{3, 1} {
+		cfg.Shards = map[string]int{e.queue: n}
+		w, err := worker.New(cfg, e.rdb, e.api)
+		if err != nil {
+			t.Fatalf("change to %d with nothing left behind: %v", n, err)
+		}
+		if l, _ := tasks.ReadLayout(e.ctx, e.rdb, e.ns, e.queue); max(l.Shards, 1) != n {
+			t.Fatalf("count %d, want %d", l.Shards, n)
+		}
+		if n == 1 && len(w.Queues()) != 1 {
+			t.Fatalf("not split, served %v", w.Queues())
+		}
+	}
+
+	cfg.Shards = map[string]int{"elsewhere": 2}
+	if _, err := worker.New(cfg, e.rdb, e.api); err == nil || !strings.Contains(err.Error(), "WORKER_QUEUES does not serve") {
+		t.Fatalf("shards of a queue not served: %v", err)
+	}
+}
