@@ -1,11 +1,13 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/tasks"
 )
@@ -108,4 +110,24 @@ func CheckQueues(insp *asynq.Inspector, queues ...string) error {
 		}
 	}
 	return nil
+}
+
+// CheckQueuesOrShards is [CheckQueues], where a queue split into shards
+// (see tasks.Layout) is in use too: its jobs go to its shards, and every
+// worker serving it serves them.
+func CheckQueuesOrShards(ctx context.Context, rdb redis.UniversalClient, prefix string, insp *asynq.Inspector, queues ...string) error {
+	split, err := tasks.ReadLayouts(ctx, rdb, prefix)
+	if err != nil {
+		return err
+	}
+	var rest []string
+	for _, q := range queues {
+		if _, ok := split[q]; !ok {
+			rest = append(rest, q)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	return CheckQueues(insp, rest...)
 }

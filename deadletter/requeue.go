@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -137,9 +138,13 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, stored []byte, dryRun 
 		o.Code = OutcomeWouldRequeue
 		return o
 	}
+	queue, err := q.queueFor(ctx, r)
+	if err != nil {
+		return fail(err)
+	}
 	task := asynq.NewTask(r.Type, payload)
 	_, err = q.Client.EnqueueContext(ctx, task,
-		asynq.TaskID(r.TaskID), asynq.Queue(r.Queue),
+		asynq.TaskID(r.TaskID), asynq.Queue(queue),
 		asynq.MaxRetry(requeueMaxRetry), asynq.Retention(requeueRetention), asynq.Timeout(requeueTimeout))
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
@@ -155,6 +160,25 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, stored []byte, dryRun 
 		o.Err = fmt.Errorf("queued, but the record stays: %w", err)
 	}
 	return o
+}
+
+// queueFor returns the queue a requeued job goes to: the queue it died in,
+// unless that is a shard of a queue split otherwise since (see
+// tasks.Layout), whose shard for the job's binding it then goes to, so
+// that a worker serves it.
+func (q *Requeuer) queueFor(ctx context.Context, r Record) (string, error) {
+	base, ok := tasks.ShardBase(r.Queue)
+	if !ok {
+		return r.Queue, nil
+	}
+	l, err := tasks.ReadLayout(ctx, q.Store.Redis, q.Store.Prefix, base)
+	if err != nil {
+		return "", err
+	}
+	if !l.Sharded() || slices.Contains(l.Names(), r.Queue) {
+		return r.Queue, nil // a queue merely named like a shard, or a shard of the split in force
+	}
+	return l.QueueFor(r.SubsId), nil
 }
 
 // Purge deletes every record matching f and its archived asynq task. A task

@@ -345,3 +345,50 @@ func TestRequeueKeepsToTheVersionWindow(t *testing.T) {
 		t.Errorf("plain job's enqueued_at %v (%v), want %v", p.Meta.EnqueuedAt, err, t0.Add(-tasks.MaxJobAge))
 	}
 }
+
+// TestRequeueFollowsTheQueuesSplit: a job that died in a shard of an
+// earlier split of its queue is requeued to its binding's shard of the
+// split in force, which workers serve; one that died in a shard of the
+// split in force, or in a queue merely named like a shard, goes back where
+// it was.
+func TestRequeueFollowsTheQueuesSplit(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t)
+	c, in, q := newQueue(t, s)
+	now := time.Date(2030, 1, 6, 7, 8, 9, 0, time.UTC)
+	rq := &Requeuer{Store: s, Inspector: in, Client: c, Now: func() time.Time { return now }}
+	if _, err := tasks.SetShards(ctx, s.Redis, s.Prefix, q, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	var u tasks.Update
+	if err := json.Unmarshal([]byte(payload), &u); err != nil {
+		t.Fatal(err)
+	}
+	cur := tasks.Layout{Queue: q, Shards: 2}
+	old := tasks.ShardName(q, 2, 3) // not a shard of the 2-way split
+	other := s.Prefix + "-plain.7"  // named like a shard of a queue not split
+	for _, name := range []string{old, cur.Names()[1], other} {
+		t.Cleanup(func() { _ = in.DeleteQueue(name, true) })
+	}
+	deadJob(t, s, c, in, old, "from-old", payload)
+	deadJob(t, s, c, in, cur.Names()[1], "from-cur", payload)
+	deadJob(t, s, c, in, other, "from-other", payload)
+
+	got, err := rq.Requeue(ctx, Filter{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range got {
+		if o.Code != OutcomeRequeued {
+			t.Fatalf("%s: %s %v", o.TaskID, o.Code, o.Err)
+		}
+	}
+	for id, q := range map[string]string{"from-old": cur.QueueFor(u.SubsId), "from-cur": cur.Names()[1], "from-other": other} {
+		if st := state(t, in, q, id); st != "pending" {
+			t.Errorf("%s in %s: %s, want pending", id, q, st)
+		}
+	}
+	if st := state(t, in, old, "from-old"); st != "gone" {
+		t.Errorf("from-old left in %s: %s", old, st)
+	}
+}

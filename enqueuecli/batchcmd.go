@@ -239,10 +239,16 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		fmt.Fprintf(e.stderr, "%s: batch %s was still being queued: an enqueue still running stops at its next chunk of rows and removes what it just queued; those rows are counted cancelled as it stops, after the counts below (run batch status for the final ones)\n", name, id)
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	var running map[string]int
-	err = guard.do(ctx, func(context.Context) error {
+	var (
+		running map[taskRef]int
+		queues  []string
+	)
+	err = guard.do(ctx, func(ctx context.Context) error {
 		var err error
-		running, err = activeRows(insp, st.Queue, id)
+		if queues, err = batchQueues(ctx, rdb, insp, store.Prefix, st.Queue); err != nil {
+			return err
+		}
+		running, err = activeRows(insp, queues, id)
 		return err
 	})
 	if err != nil {
@@ -252,7 +258,7 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		fmt.Fprintf(e.stderr, "%s: waiting for the %s being run at the cancel to finish\n", name, rows(int64(n), "row", "rows"))
 	}
 	deadline := time.Now().Add(cancelSettle)
-	awaitRunning(ctx, insp, st.Queue, running, deadline)
+	awaitRunning(ctx, insp, running, deadline)
 	if err := ctx.Err(); err != nil {
 		return exitf(exitInterrupted, "%s: interrupted; batch %s is cancelled all the same: no row not yet called will be. Run the same command again for the counts", name, id)
 	}
@@ -268,30 +274,55 @@ func cancelBatch(ctx context.Context, e env, store *batch.Store, rdb redis.Unive
 		st, err = store.Status(ctx, id)
 	}
 	if err == nil {
-		st, err = settleCalledRows(ctx, store, insp, guard, st, deadline.Add(cancelSettle))
+		st, err = settleCalledRows(ctx, store, insp, guard, st, queues, deadline.Add(cancelSettle))
 	}
 	if err != nil {
 		return failure(name, fmt.Errorf("%w (batch %s is cancelled all the same: no row not yet called will be; run the same command again for the counts)", err, id))
 	}
 	printCancelled(e, id, st, time.Since(start), len(keep))
-	removed, err := removeCancelledJobs(ctx, e, store, insp, guard, st)
+	removed, err := removeCancelledJobs(ctx, e, store, insp, guard, st, queues)
 	if err != nil {
 		return exitf(exitUsage, "%s: cleanup: %s; %d jobs were removed. The batch is cancelled all the same: workers end its jobs left in the queue without a call. Run the same command again to remove them",
 			name, mask.Text(err.Error()), removed)
 	}
 	if removed > 0 {
-		fmt.Fprintf(e.stdout, "removed %d of its jobs from queue %s\n", removed, st.Queue)
+		fmt.Fprintf(e.stdout, "removed %d of its jobs from queue %s\n", removed, strings.Join(queues, ", "))
 	}
 	return nil
 }
 
-// awaitRunning waits until none of the running rows' tasks (task id →
-// line) is active any more, the deadline passes or ctx ends; it deletes
-// from running the tasks that stopped.
-func awaitRunning(ctx context.Context, insp *asynq.Inspector, queue string, running map[string]int, deadline time.Time) {
+// taskRef names one asynq task.
+type taskRef struct{ queue, id string }
+
+// batchQueues returns the queues a batch's jobs can be in, and that an
+// operator command on queue acts on: the queue, its shards (see
+// tasks.Layout), and the shards of an earlier split of it that asynq still
+// knows.
+func batchQueues(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, prefix, queue string) ([]string, error) {
+	l, err := tasks.ReadLayout(ctx, rdb, prefix, queue)
+	if err != nil {
+		return nil, err
+	}
+	out := l.Names()
+	known, err := insp.Queues()
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range known {
+		if tasks.IsShard(k, queue) && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// awaitRunning waits until none of the running rows' tasks (→ line) is
+// active any more, the deadline passes or ctx ends; it deletes from
+// running the tasks that stopped.
+func awaitRunning(ctx context.Context, insp *asynq.Inspector, running map[taskRef]int, deadline time.Time) {
 	for len(running) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		for tid := range running {
-			info, err := insp.GetTaskInfo(queue, tid)
+			info, err := insp.GetTaskInfo(tid.queue, tid.id)
 			if err == nil && info.State == asynq.TaskStateActive {
 				continue
 			}
@@ -335,7 +366,7 @@ func printCancelled(e env, id string, st batch.Status, took time.Duration, kept 
 // worker can end such a row, reading the binding first when it must, so
 // the record does not call a row cancelled that an earlier attempt
 // applied. It returns the batch's status at the end.
-func settleCalledRows(ctx context.Context, store *batch.Store, insp *asynq.Inspector, guard *redisGuard, st batch.Status, deadline time.Time) (batch.Status, error) {
+func settleCalledRows(ctx context.Context, store *batch.Store, insp *asynq.Inspector, guard *redisGuard, st batch.Status, queues []string, deadline time.Time) (batch.Status, error) {
 	if st.Retrying+st.Halted == 0 {
 		return st, nil
 	}
@@ -344,7 +375,11 @@ func settleCalledRows(ctx context.Context, store *batch.Store, insp *asynq.Inspe
 			if r.Outcome == batch.OutcomeRetrying || r.Outcome == batch.OutcomeHalted {
 				// A task waiting for its retry runs now; one already
 				// pending or active is refused, and comes soon anyway.
-				_ = insp.RunTask(st.Queue, r.TaskID)
+				for _, q := range queues {
+					if err := insp.RunTask(q, r.TaskID); !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+						break
+					}
+				}
 			}
 		}
 		return true
@@ -367,35 +402,65 @@ func settleCalledRows(ctx context.Context, store *batch.Store, insp *asynq.Inspe
 }
 
 // activeRows returns the tasks of batch id that asynq holds active in
-// queue (being run), by task id, with their lines. It reads the queue's
-// active tasks only: as many as the workers run at once.
-func activeRows(insp *asynq.Inspector, queue, id string) (map[string]int, error) {
-	out := map[string]int{}
+// queues (being run), with their lines. It reads the queues' active tasks
+// only: as many as the workers run at once.
+func activeRows(insp *asynq.Inspector, queues []string, id string) (map[taskRef]int, error) {
+	out := map[taskRef]int{}
+	for _, q := range queues {
+		if err := activeRowsIn(insp, q, id, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// activeRowsIn adds to out the tasks of batch id active in queue.
+func activeRowsIn(insp *asynq.Inspector, queue, id string, out map[taskRef]int) error {
 	for page := 1; ; page++ {
 		infos, err := insp.ListActiveTasks(queue, asynq.PageSize(1000), asynq.Page(page))
 		if errors.Is(err, asynq.ErrQueueNotFound) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, in := range infos {
 			var p struct {
 				Meta *tasks.Meta `json:"_meta"`
 			}
 			if json.Unmarshal(in.Payload, &p) == nil && p.Meta != nil && p.Meta.Batch == id {
-				out[in.ID] = p.Meta.Line
+				out[taskRef{queue, in.ID}] = p.Meta.Line
 			}
 		}
 		if len(infos) < 1000 {
-			return out, nil
+			return nil
 		}
 	}
 }
 
+// deleteFrom deletes task tid from the first of queues that has it. It
+// returns a permanentError when none deleted it: gone already, or being
+// run (asynq does not delete an active task).
+func deleteFrom(insp *asynq.Inspector, queues []string, tid string) error {
+	var err error
+	for _, q := range queues {
+		err = insp.DeleteTask(q, tid)
+		switch {
+		case err == nil:
+			return nil
+		case isActiveRefusal(err):
+			return permanentError{err}
+		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		default:
+			return err
+		}
+	}
+	return permanentError{err}
+}
+
 // removeCancelledJobs deletes from asynq the jobs of the batch's cancelled
 // rows that are still there, and returns how many it deleted.
-func removeCancelledJobs(ctx context.Context, e env, store *batch.Store, insp *asynq.Inspector, guard *redisGuard, st batch.Status) (int64, error) {
+func removeCancelledJobs(ctx context.Context, e env, store *batch.Store, insp *asynq.Inspector, guard *redisGuard, st batch.Status, queues []string) (int64, error) {
 	var removed, scanned atomic.Int64
 	work := make(chan string, 256)
 	var wg sync.WaitGroup
@@ -407,11 +472,7 @@ func removeCancelledJobs(ctx context.Context, e env, store *batch.Store, insp *a
 			defer wg.Done()
 			for tid := range work {
 				err := guard.do(ctx, func(context.Context) error {
-					err := insp.DeleteTask(st.Queue, tid)
-					if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) || isActiveRefusal(err) {
-						return permanentError{err}
-					}
-					return err
+					return deleteFrom(insp, queues, tid)
 				})
 				switch {
 				case err == nil:

@@ -265,6 +265,7 @@ type enqueueRun struct {
 	guard  *redisGuard
 	resume string // the command line that resumes the batch
 	info   batch.Info
+	layout tasks.Layout // how the batch's queue is split (WORKER_SHARDS)
 }
 
 // validateRows reads every row, prints the problems and names the batch.
@@ -380,8 +381,8 @@ func (r *enqueueRun) findBatch(ctx context.Context) error {
 		cfg.queue = found.Queue
 		r.p1.id, r.sum.id = found.ID, found.ID
 	case !cfg.newQueue:
-		err := r.guard.do(ctx, func(context.Context) error {
-			err := admin.CheckQueues(asynq.NewInspectorFromRedisClient(r.rdb), cfg.queue)
+		err := r.guard.do(ctx, func(ctx context.Context) error {
+			err := admin.CheckQueuesOrShards(ctx, r.rdb, cfg.prefix(), asynq.NewInspectorFromRedisClient(r.rdb), cfg.queue)
 			var ue *admin.UnknownQueueError
 			if errors.As(err, &ue) {
 				return permanentError{err}
@@ -396,7 +397,23 @@ func (r *enqueueRun) findBatch(ctx context.Context) error {
 			return r.lost(err)
 		}
 	}
+	err = r.guard.do(ctx, func(ctx context.Context) error {
+		var err error
+		r.layout, err = tasks.ReadLayout(ctx, r.rdb, cfg.prefix(), cfg.queue)
+		return err
+	})
+	if err != nil {
+		return r.interruptedOrLost(err)
+	}
 	return nil
+}
+
+// shardNote says, after a queue's name, how it is split.
+func shardNote(l tasks.Layout) string {
+	if !l.Sharded() {
+		return ""
+	}
+	return fmt.Sprintf(" (split into %d shards by SubsId: %s)", l.Shards, strings.Join(l.Names()[1:], ", "))
 }
 
 // beginBatch creates the batch record or reads the existing one, and says
@@ -426,7 +443,7 @@ func (r *enqueueRun) beginBatch(ctx context.Context) error {
 		if !created {
 			fmt.Fprintf(e.stderr, "enqueue: resuming batch %s (queue %s), started %s: rows already queued are skipped\n", info.ID, info.Queue, info.Created.Local().Format(time.DateTime))
 		} else {
-			fmt.Fprintf(e.stderr, "enqueue: batch %s: queueing %d rows to %s\n", info.ID, p1.rows-p1.invalid, cfg.queue)
+			fmt.Fprintf(e.stderr, "enqueue: batch %s: queueing %d rows to %s%s\n", info.ID, p1.rows-p1.invalid, cfg.queue, shardNote(r.layout))
 		}
 	}
 	return nil
@@ -438,7 +455,7 @@ func (r *enqueueRun) beginBatch(ctx context.Context) error {
 func (r *enqueueRun) queueRows(ctx context.Context) (*queuer, error) {
 	cfg, e, in, info := r.cfg, r.e, r.in, r.info
 	q := &queuer{ctx: ctx, store: r.store, client: asynq.NewClientFromRedisClient(r.rdb), insp: asynq.NewInspectorFromRedisClient(r.rdb),
-		guard: r.guard, id: info.ID, info: info, queue: cfg.queue, lines: r.p1.lines, concurrency: cfg.concurrency,
+		guard: r.guard, id: info.ID, info: info, queue: cfg.queue, layout: r.layout, lines: r.p1.lines, concurrency: cfg.concurrency,
 		maxPending: cfg.maxPending, keepFinished: *cfg.keepFinished, skipInvalid: cfg.skipInvalid, problems: r.pp, stderr: e.stderr,
 		rdb: r.rdb, prefix: cfg.prefix(), durable: cfg.durable}
 	f, err := os.Open(in.path)

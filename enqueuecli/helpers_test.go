@@ -57,7 +57,15 @@ func newHarnessOn(t *testing.T, url string) *harness {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		for _, q := range []string{h.queue, ns + "-live", ns + "-other"} {
+		queues := []string{h.queue, ns + "-live", ns + "-other"}
+		if all, err := h.insp.Queues(); err == nil {
+			for _, q := range all {
+				if strings.HasPrefix(q, h.queue+".") {
+					queues = append(queues, q) // shards
+				}
+			}
+		}
+		for _, q := range queues {
 			_ = h.insp.DeleteQueue(q, true)
 		}
 		var cursor uint64

@@ -34,6 +34,7 @@ type qrow struct {
 
 	// What became of it: outcome "" means not done (interrupted).
 	outcome       string
+	queue         string // the queue it went to: the batch's queue or its shard
 	taskID        string // when not the default task id
 	code, message string
 	fresh         bool // queued by this run
@@ -44,8 +45,8 @@ type chunk struct {
 	index     int
 	rows      []*qrow
 	remaining atomic.Int32
-	todo      int64  // rows handed to the enqueueing goroutines
-	primary   string // with --durable: the Redis primary's id before its rows were queued
+	todo      int64             // rows handed to the enqueueing goroutines
+	primary   map[string]string // with --durable: by queue, the id of the Redis primary holding it before the rows were queued
 }
 
 // pendingPoll is how often a run held back by --max-pending reads the
@@ -66,9 +67,10 @@ type queuer struct {
 	insp         *asynq.Inspector
 	guard        *redisGuard
 	id           string
-	info         batch.Info // the batch record: the form of its task ids
-	queue        string
-	lines        int // last line of the input
+	info         batch.Info   // the batch record: the form of its task ids
+	queue        string       // the batch's queue
+	layout       tasks.Layout // how the queue is split: each row goes to its SubsId's shard
+	lines        int          // last line of the input
 	concurrency  int
 	maxPending   int           // open rows allowed (0: no limit)
 	keepFinished time.Duration // asynq's retention of a finished row's task
@@ -247,6 +249,7 @@ func (q *queuer) dispatch(c *chunk) {
 			return
 		}
 		r.version = v
+		r.queue = q.layout.QueueFor(r.u.SubsId)
 		todo = append(todo, r)
 	}
 	if len(todo) == 0 {
@@ -258,10 +261,19 @@ func (q *queuer) dispatch(c *chunk) {
 		return
 	}
 	if q.durable != nil {
+		c.primary = map[string]string{}
 		err := q.guard.do(q.ctx, func(ctx context.Context) error {
-			var err error
-			c.primary, err = tasks.PrimaryID(ctx, q.rdb, q.prefix, q.queue)
-			return err
+			for _, r := range todo {
+				if _, ok := c.primary[r.queue]; ok {
+					continue
+				}
+				id, err := tasks.PrimaryID(ctx, q.rdb, q.prefix, r.queue)
+				if err != nil {
+					return err
+				}
+				c.primary[r.queue] = id
+			}
+			return nil
 		})
 		if err != nil {
 			q.fail(err)
@@ -379,7 +391,7 @@ func (q *queuer) enqueue(r *qrow) {
 	// when it completes instead of keeping it and its result for a day
 	// (about 1 KB a row). Dead rows stay in the archive, as every dead job
 	// does.
-	opts := []asynq.Option{asynq.Queue(q.queue), asynq.Retention(q.keepFinished)}
+	opts := []asynq.Option{asynq.Queue(r.queue), asynq.Retention(q.keepFinished)}
 	keyID := ""
 	if key := strings.TrimSpace(u.IdempotencyKey); key != "" {
 		keyID = tasks.TaskIDForKey(key) // NewTask sets it as the task id
@@ -397,7 +409,7 @@ func (q *queuer) enqueue(r *qrow) {
 	if keyID != "" {
 		// The key may be queued under its id of before.
 		err = q.guard.do(q.ctx, func(context.Context) error {
-			id, taken, err := tasks.LegacyKeyTask(q.insp, q.queue, strings.TrimSpace(u.IdempotencyKey))
+			id, taken, err := tasks.LegacyKeyTask(q.insp, r.queue, strings.TrimSpace(u.IdempotencyKey))
 			if taken {
 				keyID, conflict = id, true
 			}
@@ -433,7 +445,7 @@ func (q *queuer) enqueue(r *qrow) {
 	case !conflict:
 		r.fresh = true
 		q.queued.Add(1)
-	case keyID != "" && !q.ours(keyID, r.line):
+	case keyID != "" && !q.ours(r.queue, keyID, r.line):
 		r.outcome = batch.OutcomeDuplicate
 		r.message = "IdempotencyKey already used: another producer or batch queued a task with this key (see task_id), so this row was not queued again"
 		q.already.Add(1)
@@ -444,13 +456,13 @@ func (q *queuer) enqueue(r *qrow) {
 	q.noteFixed(r)
 }
 
-// ours reports whether task id (of a row's IdempotencyKey) is this batch's
-// own row line, queued by an earlier run.
-func (q *queuer) ours(id string, line int) bool {
+// ours reports whether task id (of a row's IdempotencyKey) in queue is
+// this batch's own row line, queued by an earlier run.
+func (q *queuer) ours(queue, id string, line int) bool {
 	var info *asynq.TaskInfo
 	err := q.guard.do(q.ctx, func(context.Context) error {
 		var err error
-		info, err = q.insp.GetTaskInfo(q.queue, id)
+		info, err = q.insp.GetTaskInfo(queue, id)
 		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 			return permanentError{err}
 		}
@@ -508,7 +520,7 @@ func (q *queuer) record(c *chunk) {
 				if id == "" {
 					id = q.info.TaskID(r.line)
 				}
-				_ = q.insp.DeleteTask(q.queue, id)
+				_ = q.insp.DeleteTask(r.queue, id)
 			}
 		}
 	}
@@ -518,20 +530,20 @@ func (q *queuer) record(c *chunk) {
 // record (--durable), and counts them as unconfirmed if they did not in
 // time.
 func (q *queuer) confirm(c *chunk) {
-	fresh := 0
+	fresh := map[string]int{}
 	for _, r := range c.rows {
 		if r.fresh {
-			fresh++
+			fresh[r.queue]++
 		}
 	}
-	if fresh == 0 {
-		return
-	}
-	// One try: after a connection error the client may be on a new
-	// primary, whose replicas would confirm rows the old one took with it.
+	// One try per queue: after a connection error the client may be on a
+	// new primary, whose replicas would confirm rows the old one took with
+	// it. The shards of a split queue may live on different primaries.
 	ctx, cancel := context.WithTimeout(context.Background(), q.durable.Timeout+10*time.Second)
 	defer cancel()
-	if err := tasks.WaitReplicas(ctx, q.rdb, q.prefix, q.queue, c.primary, *q.durable); err != nil {
-		q.unconfirmed.Add(int64(fresh))
+	for queue, n := range fresh {
+		if err := tasks.WaitReplicas(ctx, q.rdb, q.prefix, queue, c.primary[queue], *q.durable); err != nil {
+			q.unconfirmed.Add(int64(n))
+		}
 	}
 }

@@ -39,31 +39,40 @@ func runQueue(ctx context.Context, args []string, e env) int {
 	halts := &admin.Halts{Redis: rdb, Prefix: sc.prefix()}
 	c := &admin.Control{Inspector: asynq.NewInspectorFromRedisClient(rdb), Halts: halts}
 	if !newQueue {
-		if err := admin.CheckQueues(c.Inspector, sc.pos...); err != nil {
+		if err := admin.CheckQueuesOrShards(ctx, rdb, sc.prefix(), c.Inspector, sc.pos...); err != nil {
 			if verb == "status" {
 				return fail(e, name+" "+verb, usagef("%s", err))
 			}
 			return fail(e, name+" "+verb, usagef("%s; nothing was %sd. To %s it anyway (a queue a worker will serve), add --new-queue", err, verb, verb))
 		}
 	}
+	// A split queue is its shards too.
+	var queues []string
+	for _, q := range sc.pos {
+		qs, err := batchQueues(ctx, rdb, c.Inspector, sc.prefix(), q)
+		if err != nil {
+			return fail(e, name, err)
+		}
+		queues = append(queues, qs...)
+	}
 	switch verb {
 	case "pause":
-		if err := c.Pause(ctx, sc.pos...); err != nil {
+		if err := c.Pause(ctx, queues...); err != nil {
 			return fail(e, name, err)
 		}
-		fmt.Fprintf(e.stdout, "paused %v: workers take no new jobs from them (running jobs finish); resume with: enqueue queue resume %s\n", sc.pos, joinArgs(sc.pos))
+		fmt.Fprintf(e.stdout, "paused %v: workers take no new jobs from them (running jobs finish); resume with: enqueue queue resume %s\n", queues, joinArgs(sc.pos))
 		return exitOK
 	case "resume":
-		if err := c.Resume(ctx, sc.pos...); err != nil {
+		if err := c.Resume(ctx, queues...); err != nil {
 			return fail(e, name, err)
 		}
-		fmt.Fprintf(e.stdout, "resumed %v\n", sc.pos)
+		fmt.Fprintf(e.stdout, "resumed %v\n", queues)
 		return exitOK
 	}
 	if verb == "probe" {
-		return queueProbe(ctx, e, c, sc.pos)
+		return queueProbe(ctx, e, c, queues)
 	}
-	return queueStatus(ctx, e, name, c, sc.pos)
+	return queueStatus(ctx, e, name, c, queues)
 }
 
 // queueStatus prints the state of queues (every queue when none is named),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -25,8 +26,9 @@ func NextVersions(ctx context.Context, rdb redis.UniversalClient, prefix string,
 }
 
 // Producer enqueues binding updates with a version taken at enqueue time,
-// the strongest ordering guarantee dyplsq gives. It is safe for concurrent
-// use once its fields are set.
+// the strongest ordering guarantee dyplsq gives. To a queue split into
+// shards (see [Layout]) it queues each update to its binding's shard. It is
+// safe for concurrent use once its fields are set.
 type Producer struct {
 	// Client enqueues the tasks. Required.
 	Client *asynq.Client
@@ -35,8 +37,9 @@ type Producer struct {
 	// Client was made from. Required.
 	Redis redis.UniversalClient
 
-	// Queue is the queue tasks go to unless an option says otherwise.
-	// Default: [DefaultLiveQueue].
+	// Queue is the queue tasks go to unless an option says otherwise
+	// (or its binding's shard, when the queue is split). Default:
+	// [DefaultLiveQueue].
 	Queue string
 
 	// KeyPrefix is the prefix of dyplsq's own Redis keys; it must match the
@@ -52,6 +55,45 @@ type Producer struct {
 	// [ErrNotReplicated] otherwise, with the Result of the job, which is
 	// queued. Default: nil, confirmed once the primary has it.
 	Durable *Durability
+
+	// The layouts of the queues it queued to (see [Layout]), read again
+	// after layoutTTL.
+	layoutMu sync.Mutex
+	layouts  map[string]cachedLayout
+}
+
+// cachedLayout is a queue's layout as read at a time.
+type cachedLayout struct {
+	l  Layout
+	at time.Time
+}
+
+// layoutTTL is how long a [Producer] routes by a queue's layout before it
+// reads it again: after a worker splits a queue, its producers route to
+// the shards within this long (until then, the queue itself gets the jobs,
+// and is served too).
+const layoutTTL = 5 * time.Second
+
+// route returns the queue an update of binding subsID queued to queue goes
+// to: its shard when queue is split.
+func (p *Producer) route(ctx context.Context, queue, subsID string) (string, error) {
+	p.layoutMu.Lock()
+	c, ok := p.layouts[queue]
+	p.layoutMu.Unlock()
+	if !ok || time.Since(c.at) > layoutTTL {
+		l, err := ReadLayout(ctx, p.Redis, p.KeyPrefix, queue)
+		if err != nil {
+			return "", err
+		}
+		c = cachedLayout{l: l, at: time.Now()}
+		p.layoutMu.Lock()
+		if p.layouts == nil {
+			p.layouts = map[string]cachedLayout{}
+		}
+		p.layouts[queue] = c
+		p.layoutMu.Unlock()
+	}
+	return c.l.QueueFor(subsID), nil
 }
 
 // NewProducer returns a Producer that enqueues through rdb and takes
@@ -127,6 +169,12 @@ func (p *Producer) Enqueue(ctx context.Context, u Update, opts ...asynq.Option) 
 		queue = DefaultLiveQueue
 	}
 	all := append(append(defaultOptions(u), asynq.Queue(queue)), opts...)
+	// A split queue: its shard for the binding.
+	routed, err := p.route(ctx, queueOf(all), u.SubsId)
+	if err != nil {
+		return Result{}, err
+	}
+	all = append(all, asynq.Queue(routed))
 	if q, id := optionTargets(all); u.IdempotencyKey != "" && id == TaskIDForKey(u.IdempotencyKey) {
 		// The key may be queued under its id of before.
 		legacy, taken, err := LegacyKeyTask(asynq.NewInspectorFromRedisClient(p.Redis), q, u.IdempotencyKey)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -59,6 +60,31 @@ func (l Layout) QueueFor(subsID string) string {
 		return l.Queue
 	}
 	return ShardName(l.Queue, ShardOf(subsID, l.Shards), l.Shards)
+}
+
+// IsShard reports whether name is named as a shard of queue, of any
+// split: "<queue>.<i>" or "<queue>.<i>-<k>".
+func IsShard(name, queue string) bool {
+	rest, ok := strings.CutPrefix(name, queue+".")
+	if !ok {
+		return false
+	}
+	i, k, found := strings.Cut(rest, "-")
+	if !allDigits(i) {
+		return false
+	}
+	return !found || allDigits(k)
+}
+
+// ShardBase returns the queue that name is named as a shard of, and
+// whether it is one ("<queue>.<i>" or "<queue>.<i>-<k>").
+func ShardBase(name string) (string, bool) {
+	dot := strings.LastIndexByte(name, '.')
+	if dot <= 0 {
+		return "", false
+	}
+	base := name[:dot]
+	return base, IsShard(name, base)
 }
 
 // ShardOf returns the shard, 0 to n-1, of binding subsID among n: FNV-1a of

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/dyplsq/dyplsq/tasks"
 )
@@ -112,5 +114,42 @@ func TestSetShardsChangesOnlyFromTheCountItWasGiven(t *testing.T) {
 	}
 	if _, err := tasks.SetShards(ctx, rdb, ns, "q", 0, tasks.MaxShards+1); err == nil {
 		t.Fatal("more than MaxShards accepted")
+	}
+}
+
+func TestProducerQueuesToTheBindingsShard(t *testing.T) {
+	rdb := redistest.Client(t)
+	ns := redistest.Namespace(t)
+	ctx := context.Background()
+	q := ns + "-live"
+	l := tasks.Layout{Queue: q, Shards: 4}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	t.Cleanup(func() {
+		rdb.Del(context.Background(), tasks.ShardsKey(ns), tasks.VersionKey(ns))
+		for _, name := range l.Names() {
+			_ = insp.DeleteQueue(name, true)
+		}
+	})
+	if _, err := tasks.SetShards(ctx, rdb, ns, q, 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	p := &tasks.Producer{Client: asynq.NewClientFromRedisClient(rdb), Redis: rdb, Queue: q, KeyPrefix: ns}
+	for i := range 40 {
+		u := tasks.Update{PoolKey: "FC1", SubsId: fmt.Sprintf("%016d", 5000+i), PhoneNoX: "17000000000", OperateType: "updateOutId", OutId: "x",
+			IdempotencyKey: fmt.Sprintf("k%d", i)}
+		r, err := p.Enqueue(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := l.QueueFor(u.SubsId); r.Queue != want {
+			t.Fatalf("%s went to %s, want %s", u.SubsId, r.Queue, want)
+		}
+		if _, err := insp.GetTaskInfo(r.Queue, r.TaskID); err != nil {
+			t.Fatal(err)
+		}
+		// The same key again is a duplicate: it is looked up in the shard.
+		if r2, err := p.Enqueue(ctx, u); err != nil || !r2.Duplicate || r2.Queue != r.Queue {
+			t.Fatalf("again: %+v %v", r2, err)
+		}
 	}
 }

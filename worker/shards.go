@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -122,8 +121,7 @@ func jobsIn(insp *asynq.Inspector, q string) int {
 func leftoverShards(insp *asynq.Inspector, queue string, names, known []string) []string {
 	var out []string
 	for _, k := range known {
-		rest, ok := strings.CutPrefix(k, queue+".")
-		if !ok || slices.Contains(names, k) || !isShardSuffix(rest) {
+		if !tasks.IsShard(k, queue) || slices.Contains(names, k) {
 			continue
 		}
 		if jobsIn(insp, k) != 0 {
@@ -131,19 +129,6 @@ func leftoverShards(insp *asynq.Inspector, queue string, names, known []string) 
 		}
 	}
 	return out
-}
-
-// isShardSuffix reports whether s is "<i>" or "<i>-<k>".
-func isShardSuffix(s string) bool {
-	i, k, found := strings.Cut(s, "-")
-	if _, err := strconv.Atoi(i); err != nil || i == "" {
-		return false
-	}
-	if found {
-		_, err := strconv.Atoi(k)
-		return err == nil && k != ""
-	}
-	return true
 }
 
 // weigh gives every queue of groups its asynq weight: the queues of one

@@ -32,7 +32,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 	}
 	for _, v := range []string{"REDIS_URL", "REDIS_CLUSTER_ADDRS", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "LOG_LEVEL", "LOG_FORMAT",
 		"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN", "DYPLS_ENDPOINT", "DYPLS_REGION",
-		"DYPLS_QPS", "DYPLS_TIMEOUT", "WORKER_CONCURRENCY", "WORKER_QUEUES", "WORKER_POLL_INTERVAL", "JOB_MAX_AGE", "JOB_MAX_ATTEMPTS", "JOB_RETRY_FOR", "JOB_BACKOFF_BASE", "MONITOR_ADDR",
+		"DYPLS_QPS", "DYPLS_TIMEOUT", "WORKER_CONCURRENCY", "WORKER_QUEUES", "WORKER_SHARDS", "WORKER_POLL_INTERVAL", "JOB_MAX_AGE", "JOB_MAX_ATTEMPTS", "JOB_RETRY_FOR", "JOB_BACKOFF_BASE", "MONITOR_ADDR",
 		"MONITOR_USER", "MONITOR_PASSWORD", "MONITOR_READONLY", "default 127.0.0.1:8080", "https://dyplsapi.aliyuncs.com"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("--help lacks %s", v)
@@ -60,6 +60,8 @@ func TestBadConfigIsOneLineAndExit2(t *testing.T) {
 		{"backoff base too long", base, []string{"--job-backoff-base", "1h"}, "JOB_BACKOFF_BASE (--job-backoff-base)"},
 		{"poll interval too short", base, []string{"--poll-interval", "500us"}, "WORKER_POLL_INTERVAL (--poll-interval): 500µs is out of range"},
 		{"poll interval too long", base, []string{"--poll-interval", "1m"}, "WORKER_POLL_INTERVAL (--poll-interval): 1m0s is out of range"},
+		{"shard count missing", base, []string{"--shards", "dyplsq-bulk"}, `WORKER_SHARDS (--shards): shard count "" of queue "dyplsq-bulk" is not a whole number ≥ 1`},
+		{"too many shards", base, []string{"--shards", "dyplsq-bulk:65"}, `WORKER_SHARDS (--shards): queue "dyplsq-bulk": 65 shards, at most 64`},
 		{"unknown flag", base, []string{"--nope"}, "nope"},
 	}
 	for _, c := range cases {
@@ -174,6 +176,23 @@ func TestBinarySIGTERM(t *testing.T) {
 		}
 	}
 	_ = redistest.Client(t).SRem(context.Background(), "asynq:queues", ns).Err()
+}
+
+// TestShardsReachTheWorker: WORKER_SHARDS sets the worker's shard counts;
+// unset, none (the worker follows the split in Redis).
+func TestShardsReachTheWorker(t *testing.T) {
+	env := map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s3cret-value"}
+	c, err := parse(nil, envOf(env), io.Discard)
+	if err != nil || len(c.worker.Shards) != 0 {
+		t.Fatalf("default shards %v %v", c.worker.Shards, err)
+	}
+	c, err = parse(nil, envOf(mergeEnv(env, map[string]string{"WORKER_SHARDS": " dyplsq-bulk:3 , dyplsq-live:1"})), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.worker.Shards["dyplsq-bulk"] != 3 || c.worker.Shards["dyplsq-live"] != 1 || len(c.worker.Shards) != 2 {
+		t.Errorf("WORKER_SHARDS gave %v", c.worker.Shards)
+	}
 }
 
 // TestPollIntervalReachesTheWorker: WORKER_POLL_INTERVAL sets the worker's
