@@ -78,6 +78,7 @@ func unavailableIn(id, key string, err error) *httpError {
 type queued struct {
 	u        tasks.Update
 	line     int
+	queue    string // the request's queue, or its shard for the item's binding
 	task     *asynq.Task
 	taskID   string
 	keyed    bool
@@ -121,9 +122,13 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	layout, err := tasks.ReadLayout(ctx, s.cfg.Redis, s.cfg.KeyPrefix, queue)
+	if err != nil {
+		return nil, unavailable(err)
+	}
 	qs := make([]*queued, n)
 	for i, u := range items {
-		q, err := s.prepare(u, bi, i+1, first+int64(i+1), queue)
+		q, err := s.prepare(u, bi, i+1, first+int64(i+1), layout.QueueFor(u.SubsId))
 		if err != nil {
 			return nil, &httpError{http.StatusUnprocessableEntity, "validation_failed", "item " + strconv.Itoa(i) + ": " + err.Error()}
 		}
@@ -131,9 +136,12 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 		q.dupOther = q.prior == batch.OutcomeDuplicate
 		qs[i] = q
 	}
-	primary := ""
-	if durable != nil {
-		if primary, err = tasks.PrimaryID(ctx, s.cfg.Redis, s.cfg.KeyPrefix, queue); err != nil {
+	primary := map[string]string{} // with durable: by queue, the id of the primary holding it
+	for _, q := range qs {
+		if _, ok := primary[q.queue]; durable == nil || ok {
+			continue
+		}
+		if primary[q.queue], err = tasks.PrimaryID(ctx, s.cfg.Redis, s.cfg.KeyPrefix, q.queue); err != nil {
 			return nil, unavailable(err)
 		}
 	}
@@ -141,7 +149,7 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 	// request half-way, and whatever was queued is recorded even when a
 	// later item fails.
 	wctx := context.WithoutCancel(ctx)
-	qerr := s.enqueueAll(wctx, id, queue, qs)
+	qerr := s.enqueueAll(wctx, id, qs)
 	if err := s.record(wctx, id, qs); err != nil {
 		return nil, unavailableIn(id, key, err)
 	}
@@ -154,9 +162,14 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 	acc := s.accepted(id, queue, first, qs)
 	if durable != nil {
 		// The record and the batch's end come last: replicas holding them
-		// hold every item.
-		problem := s.confirm(wctx, queue, primary, *durable)
+		// hold every item. A split queue's shards may live on different
+		// primaries: each is waited for.
+		problems := map[string]*Problem{}
+		for q, p := range primary {
+			problems[q] = s.confirm(wctx, q, p, *durable)
+		}
 		for i := range acc.Items {
+			problem := problems[qs[i].queue]
 			ok := problem == nil
 			acc.Items[i].Durable, acc.Items[i].DurableError = &ok, problem
 		}
@@ -210,7 +223,7 @@ func (s *Server) claimKey(ctx context.Context, id, queue string, items []tasks.U
 // prepare builds the task of one item, line of batch bi.
 func (s *Server) prepare(u tasks.Update, bi batch.Info, line int, version int64, queue string) (*queued, error) {
 	u.Meta = &tasks.Meta{Version: version, Batch: bi.ID, Line: line, Source: tasks.SourceAPI}
-	q := &queued{u: u, line: line}
+	q := &queued{u: u, line: line, queue: queue}
 	opts := []asynq.Option{asynq.Queue(queue)}
 	if k := strings.TrimSpace(u.IdempotencyKey); k != "" {
 		q.keyed, q.taskID = true, tasks.TaskIDForKey(k) // NewTask sets it as the task id
@@ -227,7 +240,7 @@ func (s *Server) prepare(u tasks.Update, bi batch.Info, line int, version int64,
 }
 
 // enqueueAll queues the items not recorded before, a few at a time.
-func (s *Server) enqueueAll(ctx context.Context, id, queue string, qs []*queued) error {
+func (s *Server) enqueueAll(ctx context.Context, id string, qs []*queued) error {
 	work := make(chan *queued)
 	var wg sync.WaitGroup
 	for range enqueueConcurrency {
@@ -235,7 +248,7 @@ func (s *Server) enqueueAll(ctx context.Context, id, queue string, qs []*queued)
 		go func() {
 			defer wg.Done()
 			for q := range work {
-				q.err = s.enqueueOne(ctx, id, queue, q)
+				q.err = s.enqueueOne(ctx, id, q)
 			}
 		}()
 	}
@@ -255,9 +268,9 @@ func (s *Server) enqueueAll(ctx context.Context, id, queue string, qs []*queued)
 }
 
 // enqueueOne queues one item; afterwards q.outcome says what to record.
-func (s *Server) enqueueOne(ctx context.Context, id, queue string, q *queued) error {
+func (s *Server) enqueueOne(ctx context.Context, id string, q *queued) error {
 	if q.keyed {
-		legacy, taken, err := tasks.LegacyKeyTask(s.insp, queue, strings.TrimSpace(q.u.IdempotencyKey))
+		legacy, taken, err := tasks.LegacyKeyTask(s.insp, q.queue, strings.TrimSpace(q.u.IdempotencyKey))
 		if err != nil {
 			return err
 		}
@@ -270,7 +283,7 @@ func (s *Server) enqueueOne(ctx context.Context, id, queue string, q *queued) er
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict), errors.Is(err, asynq.ErrDuplicateTask):
 		q.outcome = batch.OutcomePending
-		if q.keyed && !s.ours(queue, q.taskID, id, q.line) {
+		if q.keyed && !s.ours(q.queue, q.taskID, id, q.line) {
 			q.outcome, q.dupOther = batch.OutcomeDuplicate, true
 		}
 		return nil
@@ -322,7 +335,7 @@ func (s *Server) accepted(id, queue string, first int64, qs []*queued) *Accepted
 	now := s.cfg.Now()
 	out := &Accepted{BatchID: id, Queue: queue, Items: make([]AcceptedItem, len(qs))}
 	for i, q := range qs {
-		it := AcceptedItem{Index: i, TaskID: q.taskID, Queue: queue, Version: first + int64(q.line)}
+		it := AcceptedItem{Index: i, TaskID: q.taskID, Queue: q.queue, Version: first + int64(q.line)}
 		if q.dupOther {
 			it.Version = 0
 		}

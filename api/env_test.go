@@ -119,7 +119,15 @@ func (e *env) startWorker() {
 
 func (e *env) cleanupRedis() {
 	ctx := context.Background()
-	for _, q := range []string{e.live, e.bulk} {
+	queues := []string{e.live, e.bulk}
+	if all, err := e.insp.Queues(); err == nil {
+		for _, q := range all {
+			if strings.HasPrefix(q, e.ns+"-") {
+				queues = append(queues, q) // shards
+			}
+		}
+	}
+	for _, q := range queues {
 		_ = e.insp.DeleteQueue(q, true)
 		e.rdb.SRem(ctx, "asynq:queues", q)
 	}

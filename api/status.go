@@ -93,8 +93,21 @@ func (s *Server) updateStatus(ctx context.Context, id string) (*UpdateStatus, er
 			return nil, err
 		}
 	}
-	seen := map[string]bool{}
+	// A split queue's task is in one of its shards.
+	split, err := tasks.ReadLayouts(ctx, s.cfg.Redis, s.cfg.KeyPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var all []string
 	for _, q := range queues {
+		if l, ok := split[q]; ok {
+			all = append(all, l.Names()...)
+		} else {
+			all = append(all, q)
+		}
+	}
+	seen := map[string]bool{}
+	for _, q := range all {
 		if seen[q] {
 			continue
 		}
