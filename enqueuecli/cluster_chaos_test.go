@@ -8,11 +8,14 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/dyplsq/dyplsq/internal/safebuf"
 	"github.com/dyplsq/dyplsq/redisconn"
+	"github.com/dyplsq/dyplsq/tasks"
+	"github.com/dyplsq/dyplsq/worker"
 )
 
 // TestChaosRedisCluster runs the CLI on a three-master Redis Cluster: every
@@ -70,6 +73,34 @@ func TestChaosRedisCluster(t *testing.T) {
 		t.Fatalf("%s", r)
 	}
 	if !strings.Contains(r.stdout, "applied  OK    20") || strings.Count(r.stdout, ",applied,OK,") != 20 {
+		t.Errorf("%s", r)
+	}
+
+	// A queue split three ways (WORKER_SHARDS): one shard on each master,
+	// every row in its binding's shard, the batch runs to the end.
+	split := ns + "-split"
+	t.Cleanup(func() {
+		for _, q := range (tasks.Layout{Queue: split, Shards: 3}).Names() {
+			_ = h.insp.DeleteQueue(q, true)
+		}
+	})
+	startWorkerWith(t, h, api, func(c *worker.Config) { c.Shards = map[string]int{split: 3} }, split)
+	nodes := map[string]bool{}
+	for _, q := range (tasks.Layout{Queue: split, Shards: 3}).Names()[1:] {
+		n, err := rdb.(*redis.ClusterClient).MasterForKey(context.Background(), "asynq:{"+q+"}:pending")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[n.Options().Addr] = true
+	}
+	if len(nodes) != 3 {
+		t.Errorf("the three shards are on %d masters", len(nodes))
+	}
+	r = runC("--queue", split, "--wait", "--wait-timeout", "60s", "--report", "-", h.write("c.csv", strings.ReplaceAll(csvRows(20), ",137", ",139")))
+	if r.code != 0 || !strings.Contains(r.stderr, "split into 3 shards") {
+		t.Fatalf("%s", r)
+	}
+	if !strings.Contains(r.stdout, "applied  OK    20") {
 		t.Errorf("%s", r)
 	}
 }
