@@ -30,6 +30,15 @@ func DurableMarkerKey(prefix, queue string) string {
 	return prefixOr(prefix) + ":durable:{" + queue + "}"
 }
 
+// ShardsKey returns the name of the hash of queue shard counts:
+// <prefix>:queue-shards, field the queue's name, value its shard count (2
+// or more; a queue not in it is one queue). Slot: its own. Lifetime:
+// forever; a worker changes a count only when every queue of the old
+// layout is empty.
+func ShardsKey(prefix string) string {
+	return prefixOr(prefix) + ":queue-shards"
+}
+
 // The keys of one binding have the hash tag {<SubsId>}: they share one Redis
 // Cluster slot per binding, so the worker's fence scripts touch one slot.
 

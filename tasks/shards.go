@@ -23,15 +23,6 @@ import (
 // MaxShards is the most shards a queue may be split into.
 const MaxShards = 64
 
-// ShardsKey returns the name of the hash of queue shard counts:
-// <prefix>:queue-shards, field the queue's name, value its shard count (2
-// or more; a queue not in it is one queue). Slot: its own. Lifetime:
-// forever; a worker changes a count only when every queue of the old
-// layout is empty.
-func ShardsKey(prefix string) string {
-	return prefixOr(prefix) + ":queue-shards"
-}
-
 // Layout is how one queue is split: Shards queues named by [ShardName], or,
 // with Shards 0 or 1, the queue itself.
 type Layout struct {
