@@ -23,23 +23,18 @@ import (
 //     that differs from the one in Redis replaces it, but only when no job
 //     is waiting in a shard that the change would leave unserved;
 //   - a queue with no configured count follows Redis, so every worker
-//     serves every shard whatever its own settings;
+//     serves every shard whatever its own settings (and a running worker
+//     follows a change within queueWatch: see Worker.watchQueues);
 //   - a shard of a served queue that is not in the current layout (an
-//     earlier split, or one an enqueue running across the change still
-//     filled) is served too while it holds jobs.
+//     earlier split, or one an enqueue or producer that read the layout
+//     before a change still filled) is served too while it holds jobs.
 //
-// A split queue's weight is shared by the queue and its shards (each gets
-// the queue's weight, and every other queue's weight is multiplied by their
-// number), so splitting a queue does not change its share of the worker.
+// A split queue's weight is shared by the queue and its shards, so
+// splitting a queue keeps its share of the worker (see weigh).
 func servedQueues(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, prefix string,
 	queues, shards map[string]int, log zerolog.Logger) (map[string]int, error) {
-	for q, n := range shards {
-		if _, ok := queues[q]; !ok {
-			return nil, fmt.Errorf("WORKER_SHARDS splits queue %s, which WORKER_QUEUES does not serve", q)
-		}
-		if n < 1 || n > tasks.MaxShards {
-			return nil, fmt.Errorf("WORKER_SHARDS: queue %s: %d shards, want 1 to %d", q, n, tasks.MaxShards)
-		}
+	if err := checkShards(queues, shards); err != nil {
+		return nil, err
 	}
 	registered, err := tasks.ReadLayouts(ctx, rdb, prefix)
 	if err != nil {
@@ -70,8 +65,32 @@ func servedQueues(ctx context.Context, rdb redis.UniversalClient, insp *asynq.In
 	return weigh(queues, groups), nil
 }
 
+// checkShards checks WORKER_SHARDS against WORKER_QUEUES.
+func checkShards(queues, shards map[string]int) error {
+	for q, n := range shards {
+		if _, ok := queues[q]; !ok {
+			return fmt.Errorf("WORKER_SHARDS splits queue %s, which WORKER_QUEUES does not serve", q)
+		}
+		if n < 1 || n > tasks.MaxShards {
+			return fmt.Errorf("WORKER_SHARDS: queue %s: %d shards, want 1 to %d", q, n, tasks.MaxShards)
+		}
+		if n > 1 && strings.ContainsAny(q, "{}") {
+			return fmt.Errorf("WORKER_SHARDS: queue %q cannot be split: a name with { or } decides its own Redis Cluster slot", q)
+		}
+	}
+	for q := range queues {
+		if base, ok := tasks.ShardBase(q); ok {
+			if _, served := queues[base]; served {
+				return fmt.Errorf("WORKER_QUEUES: %s is named as a shard of queue %s (<queue>.<n> names are kept for shards); rename it", q, base)
+			}
+		}
+	}
+	return nil
+}
+
 // reshard changes the shard count of l.Queue to n, when no job waits in a
-// shard of the old layout.
+// shard of the old layout. The new shards are paused when the queue or a
+// shard of the old layout was.
 func reshard(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, prefix string, l tasks.Layout, n int, log zerolog.Logger) (tasks.Layout, error) {
 	next := tasks.Layout{Queue: l.Queue, Shards: n}
 	if l.Sharded() {
@@ -92,6 +111,14 @@ func reshard(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspect
 			return l, fmt.Errorf("WORKER_SHARDS splits queue %s %d ways, but Redis has it split %d ways and %d jobs still wait in %s: "+
 				"set WORKER_SHARDS to %s:%d, or change the count once those shards are empty (enqueue queue status %s)",
 				l.Queue, n, l.Shards, waiting, strings.Join(where, ", "), l.Queue, l.Shards, l.Queue)
+		}
+	}
+	ctl := &admin.Control{Inspector: insp, Halts: &admin.Halts{Redis: rdb, Prefix: prefix}}
+	if st, _, err := ctl.Status(ctx, l.Names()...); err != nil {
+		return l, err
+	} else if slices.ContainsFunc(st, func(q admin.QueueStatus) bool { return q.Paused }) {
+		if err := ctl.Pause(ctx, next.Names()...); err != nil {
+			return l, err
 		}
 	}
 	got, err := tasks.SetShards(ctx, rdb, prefix, l.Queue, l.Shards, n)
@@ -132,25 +159,21 @@ func leftoverShards(insp *asynq.Inspector, queue string, names, known []string) 
 }
 
 // weigh gives every queue of groups its asynq weight: the queues of one
-// group share the configured weight of the group's queue.
+// group share the configured weight of the group's queue. Each queue outside
+// a split gets its weight times the largest group's size, each member of a
+// group its share of that, at least 1: weights stay below 65 times the
+// configured ones (asynq walks a list as long as their sum on every
+// dequeue).
 func weigh(queues map[string]int, groups map[string][]string) map[string]int {
-	l := 1
+	k := 1
 	for _, g := range groups {
-		l = lcm(l, len(g))
+		k = max(k, len(g))
 	}
 	out := make(map[string]int)
 	for q, names := range groups {
 		for _, s := range names {
-			out[s] = queues[q] * l / len(names)
+			out[s] = max(1, queues[q]*k/len(names))
 		}
 	}
 	return out
-}
-
-func lcm(a, b int) int {
-	x, y := a, b
-	for y != 0 {
-		x, y = y, x%y
-	}
-	return a / x * b
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/tasks"
 	"github.com/dyplsq/dyplsq/worker"
@@ -51,15 +52,28 @@ func TestWorkerSplitsAQueueIntoShards(t *testing.T) {
 	var ids []string
 	for i := 1; i <= 60; i++ {
 		u := outIDUpdate(i, fmt.Sprintf("s%d", i))
-		q := l.QueueFor(u.SubsId)
 		if i%10 == 0 {
-			q = e.queue // a producer that does not route
+			// A plain asynq producer, which does not route: the queue
+			// itself is served too.
+			task, err := tasks.NewTask(u, asynq.Queue(e.queue))
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := asynq.NewClientFromRedisClient(e.rdb).Enqueue(task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.queue+"/"+info.ID)
+			continue
 		}
-		r, err := e.prod.Enqueue(e.ctx, u, asynq.Queue(q))
+		r, err := e.prod.Enqueue(e.ctx, u) // routes to the binding's shard
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, q+"/"+r.TaskID)
+		if r.Queue != l.QueueFor(u.SubsId) {
+			t.Fatalf("producer queued %s to %s, want %s", u.SubsId, r.Queue, l.QueueFor(u.SubsId))
+		}
+		ids = append(ids, r.Queue+"/"+r.TaskID)
 	}
 	for _, id := range ids {
 		q, tid, _ := strings.Cut(id, "/")
@@ -92,7 +106,6 @@ func TestWorkerChangesTheShardCountOnlyWhenNoJobIsLeftBehind(t *testing.T) {
 
 	cfg := e.cfg
 	cfg.Shards = map[string]int{e.queue: 2}
-	cfg.Logger = e.cfg.Logger
 	_, err := worker.New(cfg, e.rdb, e.api)
 	if err == nil || !strings.Contains(err.Error(), "split 3 ways and 1 jobs still wait in "+stuck) {
 		t.Fatalf("change with a job left behind: %v", err)
@@ -125,7 +138,11 @@ func TestWorkerChangesTheShardCountOnlyWhenNoJobIsLeftBehind(t *testing.T) {
 	})
 	w.Shutdown()
 
-	// Empty now: back to 3 ways is allowed, and to 1 (not split).
+	// Empty now: back to 3 ways is allowed, and to 1 (not split). The
+	// queue is paused: so are its new shards.
+	if err := e.insp.PauseQueue(e.queue); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []int{3, 1} {
 		cfg.Shards = map[string]int{e.queue: n}
 		w, err := worker.New(cfg, e.rdb, e.api)
@@ -138,10 +155,74 @@ func TestWorkerChangesTheShardCountOnlyWhenNoJobIsLeftBehind(t *testing.T) {
 		if n == 1 && len(w.Queues()) != 1 {
 			t.Fatalf("not split, served %v", w.Queues())
 		}
+		if n == 3 {
+			st, _, err := (&admin.Control{Inspector: e.insp, Halts: &admin.Halts{Redis: e.rdb, Prefix: e.ns}}).
+				Status(e.ctx, tasks.Layout{Queue: e.queue, Shards: 3}.Names()...)
+			if err != nil || len(st) != 4 {
+				t.Fatalf("status %v %v", st, err)
+			}
+			for _, q := range st {
+				if !q.Paused {
+					t.Errorf("%s not paused after the split of a paused queue", q.Queue)
+				}
+			}
+		}
 	}
 
 	cfg.Shards = map[string]int{"elsewhere": 2}
 	if _, err := worker.New(cfg, e.rdb, e.api); err == nil || !strings.Contains(err.Error(), "WORKER_QUEUES does not serve") {
 		t.Fatalf("shards of a queue not served: %v", err)
 	}
+	cfg.Shards = nil
+	cfg.Queues = map[string]int{e.queue: 1, e.queue + ".1": 1}
+	if _, err := worker.New(cfg, e.rdb, e.api); err == nil || !strings.Contains(err.Error(), "is named as a shard of queue") {
+		t.Fatalf("a queue named as a shard: %v", err)
+	}
+	cfg.Queues = map[string]int{"a{b}": 1}
+	cfg.Shards = map[string]int{"a{b}": 2}
+	if _, err := worker.New(cfg, e.rdb, e.api); err == nil || !strings.Contains(err.Error(), "cannot be split") {
+		t.Fatalf("a queue with braces split: %v", err)
+	}
+}
+
+// TestRunningWorkerFollowsTheSplit: a worker already running serves the
+// shards of a split another worker made, and a shard of an earlier split
+// that a producer still filled, within queueWatch, and lets go of the
+// latter once it is empty.
+func TestRunningWorkerFollowsTheSplit(t *testing.T) {
+	e := newEnv(t, dyplsim.Config{}, nil)
+	w := e.start()
+	if got := w.Queues(); len(got) != 1 {
+		t.Fatalf("served %v", got)
+	}
+	if _, err := tasks.SetShards(e.ctx, e.rdb, e.ns, e.queue, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	l := tasks.Layout{Queue: e.queue, Shards: 3}
+	eventually(t, 15*time.Second, "the worker serves the 3 shards", func() bool { return len(w.Queues()) == 4 })
+	stale := tasks.ShardName(e.queue, 1, 2) // a producer that still read a 2-way split
+	var ids []string
+	for i := 1; i <= 6; i++ {
+		u := outIDUpdate(i, fmt.Sprintf("f%d", i))
+		q := l.QueueFor(u.SubsId)
+		if i == 6 {
+			q = stale
+		}
+		r, err := e.prod.Enqueue(e.ctx, u, asynq.Queue(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, q+"/"+r.TaskID)
+	}
+	for _, id := range ids {
+		q, tid, _ := strings.Cut(id, "/")
+		eventually(t, 20*time.Second, "job "+id+" completed", func() bool {
+			info, err := e.insp.GetTaskInfo(q, tid)
+			return err == nil && info.State == asynq.TaskStateCompleted
+		})
+	}
+	eventually(t, 15*time.Second, "the worker lets go of the emptied shard", func() bool {
+		_, ok := w.Queues()[stale]
+		return !ok && len(w.Queues()) == 4
+	})
 }

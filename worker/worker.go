@@ -167,14 +167,20 @@ func (c Config) withDefaults(callTimeout time.Duration) Config {
 type Worker struct {
 	cfg       Config
 	rdb       redis.UniversalClient
-	srv       *asynq.Server
 	h         *handler
 	inspector *asynq.Inspector
-	served    map[string]int // the queues served and their weights (servedQueues)
-	halts     *admin.Halts
-	sweeper   *deadletter.Sweeper
-	metrics   *Metrics
-	log       zerolog.Logger
+
+	// srvMu guards the asynq server and the queues it serves with their
+	// weights (servedQueues): watchQueues replaces both when the split of
+	// a queue changes.
+	srvMu    sync.Mutex
+	srv      *asynq.Server
+	served   map[string]int
+	stopping bool
+	halts    *admin.Halts
+	sweeper  *deadletter.Sweeper
+	metrics  *Metrics
+	log      zerolog.Logger
 
 	haltReported bool      // a halt is in Redis; only the halt loop uses it
 	haltCode     string    // the code dyplsq_halted shows; only the halt loop uses it
@@ -263,9 +269,16 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(deadLetterCollector(store))
 	}
-	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+	w.srv = w.newServer(w.served)
+	return w, nil
+}
+
+// newServer returns an asynq server of the worker's settings on queues.
+func (w *Worker) newServer(queues map[string]int) *asynq.Server {
+	cfg := w.cfg
+	return asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
-		Queues:                   w.served,
+		Queues:                   queues,
 		RetryDelayFunc:           retryDelay,
 		IsFailure:                isFailure,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
@@ -274,12 +287,50 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		Logger:                   asynqLogger{cfg.Logger.With().Str("component", "asynq").Logger()},
 		LogLevel:                 asynqLogLevel(cfg.Logger.GetLevel()),
 	})
-	return w, nil
+}
+
+// queueWatch is how often a worker reads the split of its queues again.
+const queueWatch = 5 * time.Second
+
+// watchQueues follows the split of the worker's queues in Redis (see
+// servedQueues): when the queues it should serve change (another worker
+// split a queue, or a shard of an earlier split holds jobs), it starts an
+// asynq server on the new set and shuts the old one down, which lets the
+// jobs it runs finish. Meanwhile both run: up to twice the concurrency,
+// for as long as the old server's jobs take.
+func (w *Worker) watchQueues(ctx context.Context) {
+	want, err := servedQueues(ctx, w.rdb, w.inspector, w.cfg.KeyPrefix, w.cfg.Queues, nil, zerolog.Nop())
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Debug().Err(err).Msg("cannot read the split of the queues")
+		}
+		return
+	}
+	w.srvMu.Lock()
+	if w.stopping || maps.Equal(want, w.served) {
+		w.srvMu.Unlock()
+		return
+	}
+	srv := w.newServer(want)
+	if err := srv.Start(asynq.HandlerFunc(w.h.ProcessTask)); err != nil {
+		w.srvMu.Unlock()
+		w.log.Warn().Err(err).Msg("cannot serve the queues as now split")
+		return
+	}
+	old := w.srv
+	w.srv, w.served = srv, want
+	w.srvMu.Unlock()
+	w.log.Info().Interface("queues", want).Msg("serving the queues as now split in Redis; the jobs of the earlier set finish")
+	old.Shutdown()
 }
 
 // Queues returns the queues the worker serves, with their asynq weights:
 // Config.Queues, with each split queue's shards (see Config.Shards).
-func (w *Worker) Queues() map[string]int { return maps.Clone(w.served) }
+func (w *Worker) Queues() map[string]int {
+	w.srvMu.Lock()
+	defer w.srvMu.Unlock()
+	return maps.Clone(w.served)
+}
 
 // Inspector returns the asynq inspector on the worker's Redis.
 func (w *Worker) Inspector() *asynq.Inspector { return w.inspector }
@@ -295,6 +346,7 @@ func (w *Worker) Start() error {
 		w.probeSeen = n
 	}
 	w.loop(ctx, w.cfg.SweepInterval, w.sweep)
+	w.loop(ctx, queueWatch, w.watchQueues)
 	w.loop(ctx, 2*time.Second, w.reportHalt)
 	w.loop(ctx, time.Second, w.watchRedis)
 	w.loop(ctx, 500*time.Millisecond, w.watchHalt)
@@ -317,7 +369,7 @@ func (w *Worker) control() *admin.Control {
 }
 
 func (w *Worker) queues() []string {
-	return slices.Sorted(maps.Keys(w.served))
+	return slices.Sorted(maps.Keys(w.Queues()))
 }
 
 // credentialProbe is the binding the credential check reads: none has
@@ -404,7 +456,11 @@ func (w *Worker) checkCredentials(ctx context.Context, probe bool) {
 func (w *Worker) Shutdown() {
 	w.stopOnce.Do(func() {
 		close(w.h.stop)
-		w.srv.Shutdown()
+		w.srvMu.Lock()
+		w.stopping = true
+		srv := w.srv
+		w.srvMu.Unlock()
+		srv.Shutdown()
 		if w.cancel != nil {
 			w.cancel()
 		}
@@ -476,6 +532,7 @@ func (w *Worker) loop(ctx context.Context, every time.Duration, fn func(context.
 }
 
 func (w *Worker) sweep(ctx context.Context) {
+	w.sweeper.Queues = w.queues()
 	n, err := w.sweeper.Sweep(ctx)
 	w.metrics.DeadCreated.Add(float64(n))
 	if err != nil && ctx.Err() == nil {
