@@ -136,14 +136,9 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 		q.dupOther = q.prior == batch.OutcomeDuplicate
 		qs[i] = q
 	}
-	primary := map[string]string{} // with durable: by queue, the id of the primary holding it
-	for _, q := range qs {
-		if _, ok := primary[q.queue]; durable == nil || ok {
-			continue
-		}
-		if primary[q.queue], err = tasks.PrimaryID(ctx, s.cfg.Redis, s.cfg.KeyPrefix, q.queue); err != nil {
-			return nil, unavailable(err)
-		}
+	primary, err := s.primaries(ctx, qs, durable)
+	if err != nil {
+		return nil, unavailable(err)
 	}
 	// Once items go into asynq, a client that hangs up does not stop the
 	// request half-way, and whatever was queued is recorded even when a
@@ -164,10 +159,7 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 		// The record and the batch's end come last: replicas holding them
 		// hold every item. A split queue's shards may live on different
 		// primaries: each is waited for.
-		problems := map[string]*Problem{}
-		for q, p := range primary {
-			problems[q] = s.confirm(wctx, q, p, *durable)
-		}
+		problems := s.confirmAll(wctx, primary, *durable)
 		for i := range acc.Items {
 			problem := problems[qs[i].queue]
 			ok := problem == nil
@@ -175,6 +167,42 @@ func (s *Server) enqueue(ctx context.Context, r *http.Request, items []tasks.Upd
 		}
 	}
 	return acc, nil
+}
+
+// primaries returns, with durable, the id of the Redis primary of each
+// queue the items go to, read before they are queued.
+func (s *Server) primaries(ctx context.Context, qs []*queued, durable *tasks.Durability) (map[string]string, error) {
+	out := map[string]string{}
+	for _, q := range qs {
+		if _, ok := out[q.queue]; durable == nil || ok {
+			continue
+		}
+		id, err := tasks.PrimaryID(ctx, s.cfg.Redis, s.cfg.KeyPrefix, q.queue)
+		if err != nil {
+			return nil, err
+		}
+		out[q.queue] = id
+	}
+	return out, nil
+}
+
+// confirmAll waits at once for the replicas of each queue's primary (the
+// shards of a split queue may live on different primaries), and returns
+// what each wait found.
+func (s *Server) confirmAll(ctx context.Context, primary map[string]string, d tasks.Durability) map[string]*Problem {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := make(map[string]*Problem, len(primary))
+	for q, p := range primary {
+		wg.Go(func() {
+			problem := s.confirm(ctx, q, p, d)
+			mu.Lock()
+			out[q] = problem
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // batchID names the batch of a request: derived from the token's name and

@@ -93,17 +93,19 @@ func (s *Server) updateStatus(ctx context.Context, id string) (*UpdateStatus, er
 			return nil, err
 		}
 	}
-	// A split queue's task is in one of its shards.
-	split, err := tasks.ReadLayouts(ctx, s.cfg.Redis, s.cfg.KeyPrefix)
+	// A split queue's task is in one of its shards, or in a shard of an
+	// earlier split.
+	known, err := s.insp.Queues()
 	if err != nil {
 		return nil, err
 	}
 	var all []string
 	for _, q := range queues {
-		if l, ok := split[q]; ok {
-			all = append(all, l.Names()...)
-		} else {
-			all = append(all, q)
+		all = append(all, q)
+		for _, k := range known {
+			if tasks.IsShard(k, q) {
+				all = append(all, k)
+			}
 		}
 	}
 	seen := map[string]bool{}

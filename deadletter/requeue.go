@@ -163,9 +163,10 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, stored []byte, dryRun 
 }
 
 // queueFor returns the queue a requeued job goes to: the queue it died in,
-// unless that is a shard of a queue split otherwise since (see
-// tasks.Layout), whose shard for the job's binding it then goes to, so
-// that a worker serves it.
+// unless that is a shard of a queue split otherwise since, or no longer
+// split (see tasks.Layout), when it goes to its binding's shard of the split
+// in force, or to the queue itself: a queue workers serve. A queue merely
+// named like a shard ("<queue>.<n>") of a queue never split is kept.
 func (q *Requeuer) queueFor(ctx context.Context, r Record) (string, error) {
 	base, ok := tasks.ShardBase(r.Queue)
 	if !ok {
@@ -175,8 +176,11 @@ func (q *Requeuer) queueFor(ctx context.Context, r Record) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !l.Sharded() || slices.Contains(l.Names(), r.Queue) {
-		return r.Queue, nil // a queue merely named like a shard, or a shard of the split in force
+	if slices.Contains(l.Names(), r.Queue) {
+		return r.Queue, nil
+	}
+	if l.Shards == 0 {
+		return r.Queue, nil // never split: a queue merely named like a shard
 	}
 	return l.QueueFor(r.SubsId), nil
 }

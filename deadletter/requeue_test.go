@@ -391,4 +391,19 @@ func TestRequeueFollowsTheQueuesSplit(t *testing.T) {
 	if st := state(t, in, old, "from-old"); st != "gone" {
 		t.Errorf("from-old left in %s: %s", old, st)
 	}
+
+	// Merged back into one queue: a job that died in a shard goes to the
+	// queue itself.
+	if _, err := tasks.SetShards(ctx, s.Redis, s.Prefix, q, 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	shard := cur.Names()[2]
+	t.Cleanup(func() { _ = in.DeleteQueue(shard, true) })
+	deadJob(t, s, c, in, shard, "after-merge", payload)
+	if got, err := rq.Requeue(ctx, Filter{}, false); err != nil || outcomes(got)["after-merge"] != OutcomeRequeued {
+		t.Fatalf("after the merge: %+v %v", got, err)
+	}
+	if st := state(t, in, q, "after-merge"); st != "pending" {
+		t.Errorf("after-merge in %s: %s, want pending", q, st)
+	}
 }

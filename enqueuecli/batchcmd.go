@@ -438,24 +438,32 @@ func activeRowsIn(insp *asynq.Inspector, queue, id string, out map[taskRef]int) 
 	}
 }
 
-// deleteFrom deletes task tid from the first of queues that has it. It
-// returns a permanentError when none deleted it: gone already, or being
-// run (asynq does not delete an active task).
+// deleteFrom deletes task tid from every one of queues that has it (a row
+// queued again into another shard after a change of the split has two). It
+// returns a permanentError when none deleted it: gone already, or being run
+// (asynq does not delete an active task).
 func deleteFrom(insp *asynq.Inspector, queues []string, tid string) error {
-	var err error
+	var last error
+	deleted := false
 	for _, q := range queues {
-		err = insp.DeleteTask(q, tid)
+		err := insp.DeleteTask(q, tid)
 		switch {
 		case err == nil:
-			return nil
+			deleted = true
 		case isActiveRefusal(err):
-			return permanentError{err}
+			last = err
 		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+			if last == nil {
+				last = err
+			}
 		default:
 			return err
 		}
 	}
-	return permanentError{err}
+	if deleted {
+		return nil
+	}
+	return permanentError{last}
 }
 
 // removeCancelledJobs deletes from asynq the jobs of the batch's cancelled

@@ -260,26 +260,10 @@ func (q *queuer) dispatch(c *chunk) {
 		<-q.slots
 		return
 	}
-	if q.durable != nil {
-		c.primary = map[string]string{}
-		err := q.guard.do(q.ctx, func(ctx context.Context) error {
-			for _, r := range todo {
-				if _, ok := c.primary[r.queue]; ok {
-					continue
-				}
-				id, err := tasks.PrimaryID(ctx, q.rdb, q.prefix, r.queue)
-				if err != nil {
-					return err
-				}
-				c.primary[r.queue] = id
-			}
-			return nil
-		})
-		if err != nil {
-			q.fail(err)
-			<-q.slots
-			return
-		}
+	if err := q.readPrimaries(c, todo); err != nil {
+		q.fail(err)
+		<-q.slots
+		return
 	}
 	c.todo = int64(len(todo))
 	q.unrecorded.Add(c.todo)
@@ -287,6 +271,28 @@ func (q *queuer) dispatch(c *chunk) {
 	for _, r := range todo {
 		q.work <- workItem{c: c, r: r}
 	}
+}
+
+// readPrimaries notes, with --durable, the id of the Redis primary of each
+// queue the rows todo of c go to, before they are queued.
+func (q *queuer) readPrimaries(c *chunk, todo []*qrow) error {
+	if q.durable == nil {
+		return nil
+	}
+	c.primary = map[string]string{}
+	return q.guard.do(q.ctx, func(ctx context.Context) error {
+		for _, r := range todo {
+			if _, ok := c.primary[r.queue]; ok {
+				continue
+			}
+			id, err := tasks.PrimaryID(ctx, q.rdb, q.prefix, r.queue)
+			if err != nil {
+				return err
+			}
+			c.primary[r.queue] = id
+		}
+		return nil
+	})
 }
 
 // awaitRoom waits until n more rows keep the batch's open rows (queued and
@@ -538,12 +544,17 @@ func (q *queuer) confirm(c *chunk) {
 	}
 	// One try per queue: after a connection error the client may be on a
 	// new primary, whose replicas would confirm rows the old one took with
-	// it. The shards of a split queue may live on different primaries.
+	// it. The shards of a split queue may live on different primaries:
+	// they are waited for at once.
 	ctx, cancel := context.WithTimeout(context.Background(), q.durable.Timeout+10*time.Second)
 	defer cancel()
+	var wg sync.WaitGroup
 	for queue, n := range fresh {
-		if err := tasks.WaitReplicas(ctx, q.rdb, q.prefix, queue, c.primary[queue], *q.durable); err != nil {
-			q.unconfirmed.Add(int64(n))
-		}
+		wg.Go(func() {
+			if err := tasks.WaitReplicas(ctx, q.rdb, q.prefix, queue, c.primary[queue], *q.durable); err != nil {
+				q.unconfirmed.Add(int64(n))
+			}
+		})
 	}
+	wg.Wait()
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -96,6 +97,24 @@ func ShardOf(subsID string, n int) int {
 // slots are split evenly among its masters, as redis-cli --cluster create
 // splits them, then holds shards on as many masters as it can.
 func ShardName(queue string, i, n int) string {
+	key := shardKey{queue, i, n}
+	if name, ok := shardNames.Load(key); ok {
+		return name.(string)
+	}
+	name := shardName(queue, i, n)
+	shardNames.Store(key, name)
+	return name
+}
+
+// shardNames caches [ShardName], which may try a hundred names.
+var shardNames sync.Map
+
+type shardKey struct {
+	queue string
+	i, n  int
+}
+
+func shardName(queue string, i, n int) string {
 	lo, hi := i*slotCount/n, (i+1)*slotCount/n
 	margin := (hi - lo) / 8
 	base := queue + "." + strconv.Itoa(i)
@@ -129,7 +148,8 @@ func Slot(queue string) int {
 	return int(crc) % slotCount
 }
 
-// ReadLayout returns the layout of queue from Redis.
+// ReadLayout returns the layout of queue from Redis. Shards is 1 for a
+// queue that was split and merged back, 0 for one never split.
 func ReadLayout(ctx context.Context, rdb redis.UniversalClient, prefix, queue string) (Layout, error) {
 	n, err := rdb.HGet(ctx, ShardsKey(prefix), queue).Int()
 	if errors.Is(err, redis.Nil) {
@@ -161,30 +181,30 @@ func ReadLayouts(ctx context.Context, rdb redis.UniversalClient, prefix string) 
 // setShards sets the shard count of a queue from old to n (0: delete it),
 // unless another writer changed it first.
 var setShards = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
-if cur ~= ARGV[2] then return cur end
-if ARGV[3] == '0' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
-return ARGV[3]
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') or 0
+if cur < 2 then cur = 0 end
+if cur ~= tonumber(ARGV[2]) then return cur end
+local n = tonumber(ARGV[3])
+if n < 2 then redis.call('HSET', KEYS[1], ARGV[1], 1) else redis.call('HSET', KEYS[1], ARGV[1], n) end
+if n < 2 then return 0 end
+return n
 `)
 
-// SetShards changes the shard count of queue from old (0: not split) to n
-// (0 or 1: not split) and returns the count Redis holds afterwards, which is
-// not n when another worker changed it first. The caller checks that no
-// job is left in a queue of the old layout; see [Layout.Names].
+// SetShards changes the shard count of queue from old (0 or 1: not split)
+// to n (0 or 1: not split) and returns the count Redis holds afterwards
+// (0: not split), which is not n when another worker changed it first. A
+// queue split once and merged back keeps the count 1, so that a job of one
+// of its shards can still be told from a queue merely named like one (see
+// [ReadLayout]). The caller checks that no job is left in a queue of the
+// old layout; see [Layout.Names].
 func SetShards(ctx context.Context, rdb redis.UniversalClient, prefix, queue string, old, n int) (int, error) {
-	if n < 2 {
-		n = 0
-	}
-	if old < 2 {
-		old = 0
-	}
+	n, old = max(n, 0), max(old, 0)
 	if n > MaxShards {
 		return 0, fmt.Errorf("tasks: queue %s: %d shards is more than %d", queue, n, MaxShards)
 	}
-	v, err := setShards.Run(ctx, rdb, []string{ShardsKey(prefix)}, queue, strconv.Itoa(old), strconv.Itoa(n)).Text()
+	got, err := setShards.Run(ctx, rdb, []string{ShardsKey(prefix)}, queue, strconv.Itoa(old), strconv.Itoa(n)).Int()
 	if err != nil {
 		return 0, fmt.Errorf("tasks: set the shard count of queue %s: %w", queue, err)
 	}
-	got, _ := strconv.Atoi(v)
 	return got, nil
 }
