@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -65,23 +67,46 @@ func servedQueues(ctx context.Context, rdb redis.UniversalClient, insp *asynq.In
 	return weigh(queues, groups), nil
 }
 
+// settingError is an error of servedQueues that trying again cannot mend:
+// the settings, or the jobs in Redis, forbid what the settings ask.
+type settingError struct{ error }
+
+func (e settingError) Unwrap() error { return e.error }
+
+// servedQueuesAtStart is servedQueues for a worker that starts: an error
+// of Redis is tried again for up to 10 s, as the worker's calls are.
+func servedQueuesAtStart(rdb redis.UniversalClient, insp *asynq.Inspector, prefix string,
+	queues, shards map[string]int, log zerolog.Logger) (map[string]int, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		served, err := servedQueues(ctx, rdb, insp, prefix, queues, shards, log)
+		cancel()
+		var se settingError
+		if err == nil || errors.As(err, &se) || time.Now().After(deadline) {
+			return served, err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // checkShards checks WORKER_SHARDS against WORKER_QUEUES.
 func checkShards(queues, shards map[string]int) error {
 	for q, n := range shards {
 		if _, ok := queues[q]; !ok {
-			return fmt.Errorf("WORKER_SHARDS splits queue %s, which WORKER_QUEUES does not serve", q)
+			return settingError{fmt.Errorf("WORKER_SHARDS splits queue %s, which WORKER_QUEUES does not serve", q)}
 		}
 		if n < 1 || n > tasks.MaxShards {
-			return fmt.Errorf("WORKER_SHARDS: queue %s: %d shards, want 1 to %d", q, n, tasks.MaxShards)
+			return settingError{fmt.Errorf("WORKER_SHARDS: queue %s: %d shards, want 1 to %d", q, n, tasks.MaxShards)}
 		}
 		if n > 1 && strings.ContainsAny(q, "{}") {
-			return fmt.Errorf("WORKER_SHARDS: queue %q cannot be split: a name with { or } decides its own Redis Cluster slot", q)
+			return settingError{fmt.Errorf("WORKER_SHARDS: queue %q cannot be split: a name with { or } decides its own Redis Cluster slot", q)}
 		}
 	}
 	for q := range queues {
 		if base, ok := tasks.ShardBase(q); ok {
 			if _, served := queues[base]; served {
-				return fmt.Errorf("WORKER_QUEUES: %s is named as a shard of queue %s (<queue>.<n> names are kept for shards); rename it", q, base)
+				return settingError{fmt.Errorf("WORKER_QUEUES: %s is named as a shard of queue %s (<queue>.<n> names are kept for shards); rename it", q, base)}
 			}
 		}
 	}
@@ -108,9 +133,9 @@ func reshard(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspect
 			}
 		}
 		if waiting != 0 {
-			return l, fmt.Errorf("WORKER_SHARDS splits queue %s %d ways, but Redis has it split %d ways and %d jobs still wait in %s: "+
+			return l, settingError{fmt.Errorf("WORKER_SHARDS splits queue %s %d ways, but Redis has it split %d ways and %d jobs still wait in %s: "+
 				"set WORKER_SHARDS to %s:%d, or change the count once those shards are empty (enqueue queue status %s)",
-				l.Queue, n, l.Shards, waiting, strings.Join(where, ", "), l.Queue, l.Shards, l.Queue)
+				l.Queue, n, l.Shards, waiting, strings.Join(where, ", "), l.Queue, l.Shards, l.Queue)}
 		}
 	}
 	ctl := &admin.Control{Inspector: insp, Halts: &admin.Halts{Redis: rdb, Prefix: prefix}}
@@ -126,7 +151,7 @@ func reshard(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspect
 		return l, err
 	}
 	if max(got, 1) != max(n, 1) {
-		return l, fmt.Errorf("WORKER_SHARDS: another worker changed the shard count of queue %s to %d meanwhile; start this one again", l.Queue, got)
+		return l, settingError{fmt.Errorf("WORKER_SHARDS: another worker changed the shard count of queue %s to %d meanwhile; start this one again", l.Queue, got)}
 	}
 	log.Info().Str("queue", l.Queue).Int("from", max(l.Shards, 1)).Int("to", max(n, 1)).Msg("changed the queue's shard count (WORKER_SHARDS)")
 	return next, nil

@@ -232,9 +232,7 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		log:       cfg.Logger.With().Str("component", "worker").Logger(),
 		api:       api,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	served, err := servedQueues(ctx, rdb, w.inspector, cfg.KeyPrefix, cfg.Queues, cfg.Shards, w.log)
-	cancel()
+	served, err := servedQueuesAtStart(rdb, w.inspector, cfg.KeyPrefix, cfg.Queues, cfg.Shards, w.log)
 	if err != nil {
 		return nil, err
 	}
