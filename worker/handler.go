@@ -109,6 +109,7 @@ type job struct {
 	// round trip; until then st holds only its key (see prepare).
 	stateLater bool
 	rerun      bool // asynq ran the task before (a failure or a lease expiry)
+	waited     bool // acquire slept (for a halt, the binding or the rate)
 }
 
 // versionInState reports whether the job's version lives only in its
@@ -147,7 +148,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	// The job may have waited for a halt, the binding or the rate since
 	// its batch was last checked: a cancel in between still stops it.
-	if cancelled, err := h.batchCancelled(ctx, j); err != nil || cancelled {
+	if cancelled, err := h.cancelledWhileWaiting(ctx, j); err != nil || cancelled {
 		if err != nil {
 			return h.finish(ctx, j, l, h.redisRetry(j, err))
 		}
@@ -313,6 +314,19 @@ func (h *handler) batchCancelled(ctx context.Context, j *job) (bool, error) {
 	return h.batches.Cancelled(ctx, j.u.Meta.Batch)
 }
 
+// cancelledWhileWaiting reads the batch's mark again before the call of a
+// row that slept in acquire (for a halt, the binding or the rate), so that
+// a cancel issued meanwhile stops it. A row that went straight through (its
+// round trips only) is not read again: a cancel issued since finds it
+// running, and the cancel command waits for the rows being run
+// (RELIABILITY.md, section 5).
+func (h *handler) cancelledWhileWaiting(ctx context.Context, j *job) (bool, error) {
+	if !j.waited {
+		return false, nil
+	}
+	return h.batchCancelled(ctx, j)
+}
+
 // cancelled ends, without a call, a job whose CLI batch was cancelled: its
 // row ends cancelled unless it already ended, and the job completes. When
 // an earlier attempt's outcome is unknown, the binding is read first (for
@@ -367,7 +381,8 @@ func (j *job) ambiguous() bool { return j.st != nil && j.st.Ambiguous }
 // from the shared rate limit. It returns the lease, or the job's end or
 // retry.
 func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
-	ok, probe, retryIn := h.halt.admit(ctx, h.stop, h.cfg.HaltWait)
+	ok, probe, slept, retryIn := h.halt.admit(ctx, h.stop, h.cfg.HaltWait)
+	j.waited = j.waited || slept
 	if !ok {
 		h.metrics.Retries.WithLabelValues(StateHalted, h.halt.info().Code).Inc()
 		return nil, &retryError{reason: StateHalted, delay: retryIn}
@@ -406,7 +421,8 @@ func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
 		return nil, &retryError{reason: reason, delay: jitter(h.cfg.BusyDelay)}
 	}
 	if h.limit != nil {
-		ok, wait, err := h.limit.wait(ctx, h.cfg.LimitWait, h.stop)
+		ok, wait, slept, err := h.limit.wait(ctx, h.cfg.LimitWait, h.stop)
+		j.waited = j.waited || slept
 		if err != nil || !ok {
 			h.endLease(ctx, j, l, attemptEnd{state: endKeep, clearIntent: !j.ambiguous()})
 			if err != nil {
@@ -427,6 +443,7 @@ func (h *handler) fenceBegin(ctx context.Context, j *job, token string) (beginRe
 		if err != nil || b.verdict != fenceBusy || !h.now().Before(deadline) {
 			return b, err
 		}
+		j.waited = true
 		select {
 		case <-time.After(10 * time.Millisecond):
 		case <-ctx.Done():

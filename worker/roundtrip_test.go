@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dyplsq/dyplsq/batch"
 	"github.com/dyplsq/dyplsq/dyplsim"
 	"github.com/dyplsq/dyplsq/tasks"
 	"github.com/dyplsq/dyplsq/worker"
@@ -166,4 +168,91 @@ func TestLegacyStateIsFound(t *testing.T) {
 	if r.Outcome != worker.OutcomeApplied || r.Attempts != 3 {
 		t.Errorf("result %+v, want applied as attempt 3 (2 counted in the legacy state)", r)
 	}
+}
+
+// batchRowEnv is an env with a CLI batch of three lines begun, and a hook
+// counting the reads of the batch's cancel mark.
+func batchRowEnv(t *testing.T, mod func(*worker.Config)) (*env, *batch.Store, string, *atomic.Int64) {
+	t.Helper()
+	e := newEnv(t, dyplsim.Config{}, mod)
+	store := &batch.Store{Redis: e.rdb, Prefix: e.ns}
+	id := "bcanceqwaitrxyz22"
+	if _, _, err := store.Begin(e.ctx, batch.Info{ID: id, File: "f.csv", Format: "csv", Queue: e.queue, Lines: 3, Rows: 2, ValidRows: 2}); err != nil {
+		t.Fatal(err)
+	}
+	reads := &atomic.Int64{}
+	e.rdb.AddHook(onCommand(func(cmd redis.Cmder) {
+		if a := cmd.Args(); strings.EqualFold(cmd.Name(), "hget") && len(a) > 2 && a[1] == store.Key(id) && a[2] == "state" {
+			reads.Add(1)
+		}
+	}))
+	return e, store, id, reads
+}
+
+// enqueueRow enqueues u as line 2 of batch id, with a version.
+func (e *env) enqueueRow(u tasks.Update, id string) string {
+	e.t.Helper()
+	u.Meta = &tasks.Meta{Batch: id, Line: 2, Version: 7, Source: tasks.SourceCLI}
+	task, err := tasks.NewTask(u, asynq.Queue(e.queue))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := asynq.NewClientFromRedisClient(e.rdb).Enqueue(task)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.ID
+}
+
+// A batch row that goes straight to its call (no halt, no busy binding, no
+// rate to wait for) reads its batch's cancel mark once, at pick-up.
+func TestBatchRowReadsItsCancelMarkOnce(t *testing.T) {
+	t.Parallel()
+	e, _, id, reads := batchRowEnv(t, nil)
+	e.start()
+	r := result(t, e.waitState(e.enqueueRow(outIDUpdate(15, "row"), id), 10*time.Second, asynq.TaskStateCompleted))
+	if r.Outcome != worker.OutcomeApplied {
+		t.Fatalf("result %+v", r)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("the cancel mark was read %d times, want once", n)
+	}
+}
+
+// A cancel issued while a batch row waits for its binding stops it before
+// its call.
+func TestCancelWhileWaitingForTheBindingStopsTheRow(t *testing.T) {
+	t.Parallel()
+	e, store, id, reads := batchRowEnv(t, func(c *worker.Config) { c.BusyWait = 5 * time.Second })
+	u := outIDUpdate(16, "row")
+	if err := e.rdb.Set(e.ctx, tasks.LockKey(e.ns, u.SubsId), "someone-else", 600*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	tid := e.enqueueRow(u, id)
+	eventually(t, 5*time.Second, "the row's pick-up", func() bool { return reads.Load() > 0 })
+	if _, err := store.Cancel(e.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	r := result(t, e.waitState(tid, 10*time.Second, asynq.TaskStateCompleted))
+	if r.Outcome != worker.OutcomeCancelled {
+		t.Errorf("result %+v, want cancelled", r)
+	}
+	if n := e.sim.Stats().Calls["UpdateSubscription"]["OK"]; n != 0 {
+		t.Errorf("%d calls after the cancel", n)
+	}
+}
+
+// onCommand is a go-redis hook calling f with every command sent alone.
+type onCommand func(redis.Cmder)
+
+func (f onCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f onCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		f(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (f onCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
