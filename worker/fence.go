@@ -65,12 +65,16 @@ if ARGV[8] == '1' then
     end
   end
 end
-local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
+local fields = redis.call('HGETALL', KEYS[1])
+local applied, rid = tonumber('0'), ''
+for i = 1, #fields, 2 do
+  if fields[i] == op then applied = tonumber(fields[i + 1])
+  elseif fields[i] == 'r:' .. op then rid = fields[i + 1] end
+end
 if applied > v then return {0, applied, '', st} end
-if applied == v then return {3, applied, redis.call('HGET', KEYS[1], 'r:' .. op) or '', st} end
+if applied == v then return {3, applied, rid, st} end
 local pre = 'i:' .. op .. ':'
 local mine = pre .. task
-local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
   local k = fields[i]
   if k ~= mine and string.sub(k, 1, #pre) == pre then
@@ -87,8 +91,18 @@ if cur and cur ~= ARGV[3] then return {1, redis.call('PTTL', KEYS[2]), '', st} e
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 redis.call('HSET', KEYS[1], mine, ARGV[2] .. '|' .. (now + tonumber(ARGV[5])))
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-redis.call('HSET', KEYS[3], 'inflight', now)
-redis.call('HSETNX', KEYS[3], 'first_seen', now)
+local seen = false
+for i = 1, #st, 2 do
+  if st[i] == 'first_seen' then seen = true end
+end
+if ARGV[8] ~= '1' then
+  redis.call('HSET', KEYS[3], 'inflight', now)
+  redis.call('HSETNX', KEYS[3], 'first_seen', now)
+elseif seen then
+  redis.call('HSET', KEYS[3], 'inflight', now)
+else
+  redis.call('HSET', KEYS[3], 'inflight', now, 'first_seen', now)
+end
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return {2, applied, '', st}`)
 
@@ -101,11 +115,14 @@ return {2, applied, '', st}`)
 	// before. Running it twice is harmless.
 	fenceCommit = redis.NewScript(`
 local op, v = ARGV[1], tonumber(ARGV[2])
-local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
-if v > applied then redis.call('HSET', KEYS[1], op, ARGV[2], 'r:' .. op, ARGV[4]) end
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
-local pre = 'i:' .. op .. ':'
 local fields = redis.call('HGETALL', KEYS[1])
+local applied = tonumber('0')
+for i = 1, #fields, 2 do
+  if fields[i] == op then applied = tonumber(fields[i + 1]) end
+end
+if v > applied then redis.call('HSET', KEYS[1], op, ARGV[2], 'r:' .. op, ARGV[4]) end
+if v > applied or #fields > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
+local pre = 'i:' .. op .. ':'
 for i = 1, #fields, 2 do
   local k = fields[i]
   if string.sub(k, 1, #pre) == pre then
