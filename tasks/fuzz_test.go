@@ -50,3 +50,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeOnePass checks the one-pass decoder of the common payload
+// against the general one: wherever it takes a payload, the general
+// decoder takes it too and gives the same update.
+func FuzzDecodeOnePass(f *testing.F) {
+	for _, s := range []string{
+		`{"PoolKey":"FC1","SubsId":"1000000000000001","PhoneNoX":"17000000000","OperateType":"updateOutId","OutId":"o-1","_meta":{"schema":1,"version":7,"enqueued_at":"2026-01-02T03:04:05.678Z","batch":"b1","line":3}}`,
+		` { "subsid" : "1" , "PHONENOX":"17000000000", "OperateType":"updateOutId", "_x": "y", "_Meta": {"schema":1, "source":"a\"}b"} } `,
+		`{"SubsId":"1","PhoneNoX":"17000000000","OperateType":"updateOutId","OutId":"订单"}`,
+		`{"SubsId":"1","OutId":"a\u0041"}`, `{"SubsId":"1","subsid":"2"}`, `{"_meta":null}`, `{"_meta":{"schema":"1"}}`,
+		`{"SubsId":"1"} x`, `{"SubsId":"1"}{}`, `{}`, `{"OutId":"` + "\xff" + `"}`, `{"OutId":"a` + "\n" + `"}`,
+		`{"_meta":{"schema":1,"x":[1,{"y":"}"}]}}`, `{"_meta":{}}}`, `{"SubsId":"1",}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		fast, ok := decodeOnePass(payload)
+		if !ok {
+			return
+		}
+		var slow Update
+		if err := slow.decodeTokens(payload); err != nil {
+			t.Fatalf("one pass took %q, the general decoder refuses it: %v", payload, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\none pass %+v (meta %+v)\ngeneral  %+v (meta %+v)", payload, fast, fast.Meta, slow, slow.Meta)
+		}
+	})
+}

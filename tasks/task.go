@@ -152,7 +152,9 @@ func defaultOptions(u Update) []asynq.Option {
 // Meta.
 func Decode(payload []byte) (Update, error) {
 	var u Update
-	if err := json.Unmarshal(payload, &u); err != nil {
+	// UnmarshalJSON itself, not json.Unmarshal: it checks the whole payload
+	// in its one pass, which json.Unmarshal would scan once more before.
+	if err := u.UnmarshalJSON(payload); err != nil {
 		return Update{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if u.Meta != nil {

@@ -261,8 +261,18 @@ func trimSpace(s string) string { return strings.TrimFunc(s, isTrimmable) }
 // ("true"/"false") or null (not set); RingConfig may also be a JSON object,
 // kept as its compact text. The "_meta" key holds [Meta]; other keys
 // starting with "_" are ignored. An unknown key or a key given twice is an
-// error.
+// error. Only blanks may follow the object.
 func (u *Update) UnmarshalJSON(data []byte) error {
+	if v, ok := decodeOnePass(data); ok {
+		*u = v
+		return nil
+	}
+	return u.decodeTokens(data)
+}
+
+// decodeTokens is UnmarshalJSON for every payload: token by token, each
+// value read whole and then converted.
+func (u *Update) decodeTokens(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -318,6 +328,11 @@ func (u *Update) UnmarshalJSON(data []byte) error {
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return err
+	}
+	// Decode hands a payload here directly, not through json.Unmarshal
+	// (which would first scan it whole): nothing but blanks may follow.
+	if i := skipBlank(data, int(dec.InputOffset())); i < len(data) {
+		return fmt.Errorf("invalid character %q after top-level value", data[i])
 	}
 	*u = out
 	return nil

@@ -253,3 +253,13 @@ func TestFieldValueExactNamesDoNotAllocate(t *testing.T) {
 		t.Errorf("exact names allocate %v times per lookup of every column", n)
 	}
 }
+
+func BenchmarkDecode(b *testing.B) {
+	payload := []byte(`{"PoolKey":"FC100000012345678","SubsId":"1000000768790001","PhoneNoX":"17000000000","OperateType":"updateOutId","OutId":"order-12345","_meta":{"schema":1,"version":123456,"enqueued_at":"2026-11-29T21:00:00.123456Z","source":"api"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

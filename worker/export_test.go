@@ -22,32 +22,54 @@ func (brokenFence) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (b brokenFence) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c, ok := cmd.(*redis.Cmd)
-		if !ok || len(cmd.Args()) < 2 {
-			return next(ctx, cmd)
-		}
-		name := strings.ToLower(cmd.Name())
-		if name != "evalsha" && name != "eval" {
-			return next(ctx, cmd)
-		}
-		arg, _ := cmd.Args()[1].(string)
-		if name == "eval" {
-			arg = fmt.Sprintf("%x", sha1.Sum([]byte(arg)))
-		}
-		switch {
-		case b.kind == "off" && arg == fenceBegin.Hash():
-			c.SetVal([]any{int64(fenceGo), int64(0), ""})
-			return nil
-		case b.kind == "nocommit" && arg == fenceCommit.Hash():
-			c.SetVal(int64(0))
+		if b.fake(cmd) {
 			return nil
 		}
 		return next(ctx, cmd)
 	}
 }
 
-func (brokenFence) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+// ProcessPipelineHook fakes the scripts where a pipeline carries them (the
+// commit goes with the job's result); the other commands run.
+func (b brokenFence) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		rest := cmds[:0:0]
+		for _, c := range cmds {
+			if !b.fake(c) {
+				rest = append(rest, c)
+			}
+		}
+		if len(rest) == 0 {
+			return nil
+		}
+		return next(ctx, rest)
+	}
+}
+
+// fake answers cmd itself, and says so, if it is a script the broken
+// fence fakes.
+func (b brokenFence) fake(cmd redis.Cmder) bool {
+	c, ok := cmd.(*redis.Cmd)
+	if !ok || len(cmd.Args()) < 2 {
+		return false
+	}
+	name := strings.ToLower(cmd.Name())
+	if name != "evalsha" && name != "eval" {
+		return false
+	}
+	arg, _ := cmd.Args()[1].(string)
+	if name == "eval" {
+		arg = fmt.Sprintf("%x", sha1.Sum([]byte(arg)))
+	}
+	switch {
+	case b.kind == "off" && arg == fenceBegin.Hash():
+		c.SetVal([]any{int64(fenceGo), int64(0), ""})
+		return true
+	case b.kind == "nocommit" && arg == fenceCommit.Hash():
+		c.SetVal(int64(0))
+		return true
+	}
+	return false
 }
 
 // FenceCommitSHA is the SHA1 of the fence's commit script, for hooks that

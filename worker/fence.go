@@ -38,22 +38,43 @@ import (
 // enough for every job that may still run (see tasks.VersionWindow).
 // docs/ARCHITECTURE.md describes the keys; RELIABILITY.md the guarantees.
 var (
-	// fenceBegin KEYS: fence, lock, state. ARGV: op, version, token,
-	// lock TTL ms, state TTL ms, task id, fence lifetime ms. Expired
-	// intents of the field are removed on the way.
-	// Returns {verdict, n, RequestId}: superseded (n = applied version),
-	// busy (n = the lock's PTTL), go, done (this version was applied; the
-	// RequestId of that call), blocked (n = the newer version in doubt).
+	// fenceBegin KEYS: fence, lock, state, the state's legacy key (see
+	// legacyJobStateKey). ARGV: op, version, token, lock TTL ms, state TTL
+	// ms, task id, fence lifetime ms, read state ("1": return the job's
+	// state as it was before this begin, first moving a state found only
+	// under the legacy key to the present one), requeue generation (for
+	// that move). Expired intents of the field are removed on the way.
+	// Returns {verdict, n, RequestId, state}: superseded (n = applied
+	// version), busy (n = the lock's PTTL), go, done (this version was
+	// applied; the RequestId of that call), blocked (n = the newer version
+	// in doubt); state is the job state's fields and values (empty unless
+	// asked for).
 	fenceBegin = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local op, v, task = ARGV[1], tonumber(ARGV[2]), ARGV[6]
-local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
-if applied > v then return {0, applied, ''} end
-if applied == v then return {3, applied, redis.call('HGET', KEYS[1], 'r:' .. op) or ''} end
+local st = {}
+if ARGV[8] == '1' then
+  st = redis.call('HGETALL', KEYS[3])
+  if #st == 0 then
+    local old = redis.call('HGETALL', KEYS[4])
+    if #old > 0 then
+      redis.call('HSET', KEYS[3], unpack(old))
+      redis.call('HSET', KEYS[3], 'gen', ARGV[9])
+      st = redis.call('HGETALL', KEYS[3])
+    end
+  end
+end
+local fields = redis.call('HGETALL', KEYS[1])
+local applied, rid = tonumber('0'), ''
+for i = 1, #fields, 2 do
+  if fields[i] == op then applied = tonumber(fields[i + 1])
+  elseif fields[i] == 'r:' .. op then rid = fields[i + 1] end
+end
+if applied > v then return {0, applied, '', st} end
+if applied == v then return {3, applied, rid, st} end
 local pre = 'i:' .. op .. ':'
 local mine = pre .. task
-local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
   local k = fields[i]
   if k ~= mine and string.sub(k, 1, #pre) == pre then
@@ -61,19 +82,29 @@ for i = 1, #fields, 2 do
     if not iv or tonumber(idl) <= now then
       redis.call('HDEL', KEYS[1], k)
     elseif tonumber(iv) > v then
-      return {4, tonumber(iv), ''}
+      return {4, tonumber(iv), '', st}
     end
   end
 end
 local cur = redis.call('GET', KEYS[2])
-if cur and cur ~= ARGV[3] then return {1, redis.call('PTTL', KEYS[2]), ''} end
+if cur and cur ~= ARGV[3] then return {1, redis.call('PTTL', KEYS[2]), '', st} end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 redis.call('HSET', KEYS[1], mine, ARGV[2] .. '|' .. (now + tonumber(ARGV[5])))
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-redis.call('HSET', KEYS[3], 'inflight', now)
-redis.call('HSETNX', KEYS[3], 'first_seen', now)
+local seen = false
+for i = 1, #st, 2 do
+  if st[i] == 'first_seen' then seen = true end
+end
+if ARGV[8] ~= '1' then
+  redis.call('HSET', KEYS[3], 'inflight', now)
+  redis.call('HSETNX', KEYS[3], 'first_seen', now)
+elseif seen then
+  redis.call('HSET', KEYS[3], 'inflight', now)
+else
+  redis.call('HSET', KEYS[3], 'inflight', now, 'first_seen', now)
+end
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
-return {2, applied, ''}`)
+return {2, applied, '', st}`)
 
 	// fenceCommit KEYS: fence, lock, state. ARGV: op, version, token,
 	// RequestId, keep state ("1": keep the job's state, for a job whose
@@ -84,11 +115,14 @@ return {2, applied, ''}`)
 	// before. Running it twice is harmless.
 	fenceCommit = redis.NewScript(`
 local op, v = ARGV[1], tonumber(ARGV[2])
-local applied = tonumber(redis.call('HGET', KEYS[1], op) or '0')
-if v > applied then redis.call('HSET', KEYS[1], op, ARGV[2], 'r:' .. op, ARGV[4]) end
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
-local pre = 'i:' .. op .. ':'
 local fields = redis.call('HGETALL', KEYS[1])
+local applied = tonumber('0')
+for i = 1, #fields, 2 do
+  if fields[i] == op then applied = tonumber(fields[i + 1]) end
+end
+if v > applied then redis.call('HSET', KEYS[1], op, ARGV[2], 'r:' .. op, ARGV[4]) end
+if v > applied or #fields > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
+local pre = 'i:' .. op .. ':'
 for i = 1, #fields, 2 do
   local k = fields[i]
   if string.sub(k, 1, #pre) == pre then
@@ -166,31 +200,69 @@ type beginResult struct {
 	verdict   fenceVerdict
 	n         int64  // applied version, lock PTTL (busy) or version in doubt (blocked)
 	requestID string // for fenceDone: the RequestId of the call that applied it
+	// state is the job's state hash as the begin found it, when asked
+	// for (j.stateLater); empty when there is none.
+	state map[string]string
 }
 
-// begin runs the begin script for attempt token of job j.
+// begin runs the begin script for attempt token of job j. When
+// j.stateLater, it also reads the job's state (requeue generation 0).
 func (f *fence) begin(ctx context.Context, j *job, token string) (beginResult, error) {
 	fk, lk := f.keys(j.u.SubsId)
-	vals, err := fenceBegin.Run(ctx, f.rdb, []string{fk, lk, j.st.key}, j.u.OperateType, j.version, token,
-		f.lockTTL.Milliseconds(), f.stateTTL.Milliseconds(), j.id, tasks.FenceLifetime.Milliseconds()).Slice()
+	legacy := legacyJobStateKey(f.prefix, j.u.SubsId, j.id, 0)
+	vals, err := fenceBegin.Run(ctx, f.rdb, []string{fk, lk, j.st.key, legacy}, j.u.OperateType, j.version, token,
+		f.lockTTL.Milliseconds(), f.stateTTL.Milliseconds(), j.id, tasks.FenceLifetime.Milliseconds(),
+		boolArg(j.stateLater), 0).Slice()
 	if err != nil {
 		return beginResult{}, err
 	}
-	if len(vals) != 3 {
+	if len(vals) != 3 && len(vals) != 4 {
 		return beginResult{}, fmt.Errorf("fence begin: unexpected reply %v", vals)
 	}
 	v, _ := vals[0].(int64)
 	n, _ := vals[1].(int64)
 	rid, _ := vals[2].(string)
-	return beginResult{verdict: fenceVerdict(v), n: n, requestID: rid}, nil
+	b := beginResult{verdict: fenceVerdict(v), n: n, requestID: rid, state: map[string]string{}}
+	if len(vals) == 4 {
+		kv, _ := vals[3].([]any)
+		for i := 0; i+1 < len(kv); i += 2 {
+			k, _ := kv[i].(string)
+			b.state[k], _ = kv[i+1].(string)
+		}
+	}
+	return b, nil
 }
 
 // commit records j's version as applied, with the call's RequestId. It
 // returns the version applied before.
-func (f *fence) commit(ctx context.Context, j *job, token, requestID string) (int64, error) {
+//
+// With a result (not nil), the same round trip also stores it as the
+// job's asynq result, as asynq's ResultWriter would (HSET of the task's
+// key, field "result"): a pipeline, since the task's key is in its queue's
+// Cluster slot, not the binding's. Both commands are sent whatever the
+// other's fate; resultErr is the result's own error. A result stored while
+// the commit failed is harmless: asynq shows a task's result only once the
+// task completed, and the job completes only through a report that stores
+// its result again (docs/ARCHITECTURE.md, "The life of a job").
+func (f *fence) commit(ctx context.Context, j *job, token, requestID string, result []byte) (prev int64, resultErr, err error) {
 	fk, lk := f.keys(j.u.SubsId)
-	return fenceCommit.Run(ctx, f.rdb, []string{fk, lk, j.st.key}, j.u.OperateType, j.version, token,
-		requestID, boolArg(j.versionInState()), tasks.FenceLifetime.Milliseconds()).Int64()
+	keys := []string{fk, lk, j.st.key}
+	args := []any{j.u.OperateType, j.version, token, requestID, boolArg(j.versionInState()), tasks.FenceLifetime.Milliseconds()}
+	if result == nil {
+		prev, err = fenceCommit.Run(ctx, f.rdb, keys, args...).Int64()
+		return prev, nil, err
+	}
+	pipe := f.rdb.Pipeline()
+	c := fenceCommit.EvalSha(ctx, pipe, keys, args...)
+	w := pipe.HSet(ctx, asynqTaskKey(j.queue, j.id), "result", result)
+	_, _ = pipe.Exec(ctx)
+	if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+		// Redis does not know the script yet (it restarted, or this is
+		// the first commit): send its text. The commit is idempotent.
+		c = fenceCommit.Run(ctx, f.rdb, keys, args...)
+	}
+	prev, err = c.Int64()
+	return prev, w.Err(), err
 }
 
 // How fence.end leaves the job's state ([attemptEnd.state]); the end

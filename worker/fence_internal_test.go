@@ -58,7 +58,7 @@ func TestIntentsAreKeptPerJob(t *testing.T) {
 		t.Fatalf("Z after C came and went: %v, want still blocked by A", v)
 	}
 	// A settles: applied. Z is then superseded.
-	if _, err := f.commit(ctx, a, tokens["A"], "R-A"); err != nil {
+	if _, _, err := f.commit(ctx, a, tokens["A"], "R-A", nil); err != nil {
 		t.Fatal(err)
 	}
 	if v := begin(z); v != fenceSuperseded {

@@ -166,17 +166,43 @@ type failScript struct {
 func (f *failScript) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (f *failScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if a := cmd.Args(); len(a) > 1 && strings.EqualFold(cmd.Name(), "evalsha") && a[1] == f.sha && f.fail() {
-			f.hits.Add(1)
-			err := errors.New("i/o timeout (injected)")
-			cmd.SetErr(err)
-			return err
+		if f.failed(cmd) {
+			return cmd.Err()
 		}
 		return next(ctx, cmd)
 	}
 }
+
+// ProcessPipelineHook fails the script where a pipeline carries it (the
+// commit goes with the job's result); the other commands run.
 func (f *failScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		rest := cmds[:0:0]
+		var err error
+		for _, c := range cmds {
+			if f.failed(c) {
+				err = c.Err()
+				continue
+			}
+			rest = append(rest, c)
+		}
+		if len(rest) > 0 {
+			if e := next(ctx, rest); e != nil {
+				err = e
+			}
+		}
+		return err
+	}
+}
+
+// failed fails cmd, and says so, if it is the script and fail() says so.
+func (f *failScript) failed(cmd redis.Cmder) bool {
+	if a := cmd.Args(); len(a) > 1 && strings.EqualFold(cmd.Name(), "evalsha") && a[1] == f.sha && f.fail() {
+		f.hits.Add(1)
+		cmd.SetErr(errors.New("i/o timeout (injected)"))
+		return true
+	}
+	return false
 }
 
 // b. The fence's commit fails for a while after the call applied: the job

@@ -135,20 +135,20 @@ func (h *haltState) notify() {
 // admit decides whether a job may call the API. It returns probe=true when
 // the job is the halt's probe. When halted and it is not yet time to probe,
 // it waits up to maxWait (or until stop or ctx ends) and returns ok=false
-// with the time left until the next probe.
-func (h *haltState) admit(ctx context.Context, stop <-chan struct{}, maxWait time.Duration) (ok, probe bool, retryIn time.Duration) {
+// with the time left until the next probe. slept says it waited.
+func (h *haltState) admit(ctx context.Context, stop <-chan struct{}, maxWait time.Duration) (ok, probe, slept bool, retryIn time.Duration) {
 	deadline := h.now().Add(maxWait)
 	for {
 		h.mu.Lock()
 		if !h.halted {
 			h.mu.Unlock()
-			return true, false, 0
+			return true, false, slept, 0
 		}
 		now := h.now()
 		if !h.probing && !now.Before(h.nextProbe) {
 			h.probing = true
 			h.mu.Unlock()
-			return true, true, 0
+			return true, true, slept, 0
 		}
 		wake := h.nextProbe
 		if h.probing {
@@ -159,7 +159,7 @@ func (h *haltState) admit(ctx context.Context, stop <-chan struct{}, maxWait tim
 
 		wait := min(wake.Sub(now), deadline.Sub(now))
 		if wait <= 0 {
-			return false, false, max(wake.Sub(now), 0) + jitter(time.Second)
+			return false, false, slept, max(wake.Sub(now), 0) + jitter(time.Second)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -167,17 +167,18 @@ func (h *haltState) admit(ctx context.Context, stop <-chan struct{}, maxWait tim
 		case <-changed:
 		case <-stop:
 			t.Stop()
-			return false, false, jitter(time.Second)
+			return false, false, slept, jitter(time.Second)
 		case <-ctx.Done():
 			t.Stop()
-			return false, false, jitter(time.Second)
+			return false, false, slept, jitter(time.Second)
 		}
 		t.Stop()
+		slept = true
 		if !h.now().Before(deadline) {
 			h.mu.Lock()
 			left := h.nextProbe.Sub(h.now())
 			h.mu.Unlock()
-			return false, false, max(left, 0) + jitter(time.Second)
+			return false, false, slept, max(left, 0) + jitter(time.Second)
 		}
 	}
 }

@@ -105,7 +105,11 @@ type job struct {
 	attempt   int
 	lastTry   bool // asynq archives the task whatever this attempt returns
 	stateGone bool // the fence's commit dropped the job's state
-	rerun     bool // asynq ran the task before (a failure or a lease expiry)
+	// stateLater: the job's state is read by the fence's begin, in its
+	// round trip; until then st holds only its key (see prepare).
+	stateLater bool
+	rerun      bool // asynq ran the task before (a failure or a lease expiry)
+	waited     bool // acquire slept (for a halt, the binding or the rate)
 }
 
 // versionInState reports whether the job's version lives only in its
@@ -121,7 +125,8 @@ type lease struct {
 }
 
 // ProcessTask implements asynq.Handler. A job goes through four phases:
-// prepare (decode, state, version, age), acquire (halt, fence, rate
+// prepare (decode, state unless the fence's begin reads it, version, age,
+// batch), acquire (halt, fence, rate
 // limit), call (one UpdateSubscription), settle (a pure decision, see
 // settle, then its effects). Whatever a phase returns passes through
 // finish, which turns a retry on asynq's last try into a death with its
@@ -143,7 +148,7 @@ func (h *handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	// The job may have waited for a halt, the binding or the rate since
 	// its batch was last checked: a cancel in between still stops it.
-	if cancelled, err := h.batchCancelled(ctx, j); err != nil || cancelled {
+	if cancelled, err := h.cancelledWhileWaiting(ctx, j); err != nil || cancelled {
 		if err != nil {
 			return h.finish(ctx, j, l, h.redisRetry(j, err))
 		}
@@ -226,9 +231,52 @@ func (h *handler) prepare(ctx context.Context, j *job) error {
 		return h.die(ctx, j, nil, reasonMalformed, &dypls.Error{Code: CodeMalformed, Message: mask.Text(err.Error()), Class: dypls.Permanent})
 	}
 	j.u = u
-	gen := 0
 	if u.Meta != nil {
 		j.version = u.Meta.Version
+	}
+	if h.stateWithBegin(j) {
+		j.st, j.stateLater = &jobState{key: h.state.key(u.SubsId, j.id)}, true
+	} else if err := h.loadState(ctx, j); err != nil {
+		return err
+	}
+	cancelled, err := h.batchCancelled(ctx, j)
+	if err != nil {
+		return h.redisRetry(j, err)
+	}
+	if !cancelled && !h.expired(j) {
+		return nil
+	}
+	if j.stateLater {
+		// Ending here: the state is needed now (an earlier attempt's
+		// outcome may be unknown).
+		if err := h.loadState(ctx, j); err != nil {
+			return err
+		}
+	}
+	if cancelled {
+		return h.cancelled(ctx, j, nil)
+	}
+	return h.maxAgePassed(ctx, j)
+}
+
+// stateWithBegin reports whether the job's state can wait for the fence's
+// begin, which then reads it in its own round trip: the common case of a
+// job that carries its version and enqueue time (so that neither needs
+// the state) and was never requeued (no new attempt budget to start),
+// short of asynq's last try (whose every failure needs the state to end
+// the job). The others load it first.
+func (h *handler) stateWithBegin(j *job) bool {
+	m := j.u.Meta
+	return !j.lastTry && m != nil && m.Version > 0 && !m.EnqueuedAt.IsZero() && m.Requeues == 0 && m.RequeuedAt.IsZero()
+}
+
+// loadState loads the job's state: a requeued job (_meta.requeues above
+// the state's generation) starts a fresh attempt budget, and a job without
+// a version takes one from the counter once and keeps it in its state.
+func (h *handler) loadState(ctx context.Context, j *job) error {
+	u := j.u
+	gen := 0
+	if u.Meta != nil {
 		gen = u.Meta.Requeues
 	}
 	// The first pick-up time matters only to a job that does not say when
@@ -238,28 +286,23 @@ func (h *handler) prepare(ctx context.Context, j *job) error {
 	if err != nil {
 		return h.redisRetry(j, err)
 	}
-	if u.Meta != nil && u.Meta.Ambiguous {
-		st.Ambiguous = true // an earlier life of this job, before a requeue, may have applied it
-	}
-	j.st = st
-	j.attempt = st.Attempts + 1
+	h.useState(j, st)
 	if j.version == 0 {
 		// Enqueued by plain asynq without a version: take one now, once.
 		if j.version, err = h.state.ensureVersion(ctx, st, tasks.VersionKey(h.cfg.KeyPrefix)); err != nil {
 			return h.redisRetry(j, err)
 		}
 	}
-	cancelled, err := h.batchCancelled(ctx, j)
-	if err != nil {
-		return h.redisRetry(j, err)
-	}
-	if cancelled {
-		return h.cancelled(ctx, j, nil)
-	}
-	if h.expired(j) {
-		return h.maxAgePassed(ctx, j)
-	}
 	return nil
+}
+
+// useState makes st the job's state.
+func (h *handler) useState(j *job, st *jobState) {
+	if j.u.Meta != nil && j.u.Meta.Ambiguous {
+		st.Ambiguous = true // an earlier life of this job, before a requeue, may have applied it
+	}
+	j.st, j.stateLater = st, false
+	j.attempt = st.Attempts + 1
 }
 
 // batchCancelled reports whether the job is a row of a CLI batch that was
@@ -269,6 +312,19 @@ func (h *handler) batchCancelled(ctx context.Context, j *job) (bool, error) {
 		return false, nil
 	}
 	return h.batches.Cancelled(ctx, j.u.Meta.Batch)
+}
+
+// cancelledWhileWaiting reads the batch's mark again before the call of a
+// row that slept in acquire (for a halt, the binding or the rate), so that
+// a cancel issued meanwhile stops it. A row that went straight through (its
+// round trips only) is not read again: a cancel issued since finds it
+// running, and the cancel command waits for the rows being run
+// (RELIABILITY.md, section 5).
+func (h *handler) cancelledWhileWaiting(ctx context.Context, j *job) (bool, error) {
+	if !j.waited {
+		return false, nil
+	}
+	return h.batchCancelled(ctx, j)
 }
 
 // cancelled ends, without a call, a job whose CLI batch was cancelled: its
@@ -325,7 +381,8 @@ func (j *job) ambiguous() bool { return j.st != nil && j.st.Ambiguous }
 // from the shared rate limit. It returns the lease, or the job's end or
 // retry.
 func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
-	ok, probe, retryIn := h.halt.admit(ctx, h.stop, h.cfg.HaltWait)
+	ok, probe, slept, retryIn := h.halt.admit(ctx, h.stop, h.cfg.HaltWait)
+	j.waited = j.waited || slept
 	if !ok {
 		h.metrics.Retries.WithLabelValues(StateHalted, h.halt.info().Code).Inc()
 		return nil, &retryError{reason: StateHalted, delay: retryIn}
@@ -341,6 +398,11 @@ func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
 	if err != nil {
 		giveBack()
 		return nil, h.redisRetry(j, err)
+	}
+	if j.stateLater {
+		st := &jobState{key: j.st.key}
+		st.fill(b.state, true, j.start)
+		h.useState(j, st)
 	}
 	switch b.verdict {
 	case fenceSuperseded:
@@ -359,7 +421,8 @@ func (h *handler) acquire(ctx context.Context, j *job) (*lease, error) {
 		return nil, &retryError{reason: reason, delay: jitter(h.cfg.BusyDelay)}
 	}
 	if h.limit != nil {
-		ok, wait, err := h.limit.wait(ctx, h.cfg.LimitWait, h.stop)
+		ok, wait, slept, err := h.limit.wait(ctx, h.cfg.LimitWait, h.stop)
+		j.waited = j.waited || slept
 		if err != nil || !ok {
 			h.endLease(ctx, j, l, attemptEnd{state: endKeep, clearIntent: !j.ambiguous()})
 			if err != nil {
@@ -380,6 +443,7 @@ func (h *handler) fenceBegin(ctx context.Context, j *job, token string) (beginRe
 		if err != nil || b.verdict != fenceBusy || !h.now().Before(deadline) {
 			return b, err
 		}
+		j.waited = true
 		select {
 		case <-time.After(10 * time.Millisecond):
 		case <-ctx.Done():
@@ -526,11 +590,24 @@ func (h *handler) endLease(ctx context.Context, j *job, l *lease, e attemptEnd) 
 // job overwrite it. It insists for a while; if Redis still refuses, the job
 // is not reported and runs again, and meanwhile its intent in the fence
 // keeps older jobs of the field waiting.
+//
+// The first try also stores the job's result (applied), in the same round
+// trip: if the commit finds a newer version recorded, the job ends
+// superseded and that result is written over it; if the result was not
+// stored, the report stores it.
 func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note string) error {
+	res := h.appliedResult(j, requestID, note)
+	var result []byte
+	if w := j.t.ResultWriter(); w != nil && j.queue != "" && ctx.Err() == nil {
+		// asynq's ResultWriter refuses to write once the task's context
+		// ended; so does this.
+		result, _ = json.Marshal(res)
+	}
 	ctx = context.WithoutCancel(ctx)
 	var (
-		prev int64
-		err  error
+		prev   int64
+		err    error
+		stored bool
 	)
 	token := ""
 	if l != nil {
@@ -538,9 +615,12 @@ func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note 
 	}
 	deadline := time.Now().Add(h.cfg.CommitWait)
 	for i := 0; ; i++ {
-		if prev, err = h.fence.commit(ctx, j, token, requestID); err == nil {
+		var resultErr error
+		if prev, resultErr, err = h.fence.commit(ctx, j, token, requestID, result); err == nil {
+			stored = result != nil && resultErr == nil
 			break
 		}
+		result = nil // a later try's report stores the result, with its time
 		if !time.Now().Before(deadline) && !(j.lastTry && !h.stopping()) {
 			// On asynq's last try the job cannot run again: insist
 			// until the worker stops.
@@ -564,7 +644,7 @@ func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note 
 		// recorded: the newer one stands.
 		return h.superseded(ctx, j, prev)
 	}
-	return h.applied(ctx, j, requestID, note)
+	return h.reportApplied(ctx, j, res, stored)
 }
 
 // check settles a conflict after an unknown outcome with
@@ -714,7 +794,7 @@ func (h *handler) halted(ctx context.Context, j *job, de *dypls.Error, wasProbe 
 func (h *handler) superseded(ctx context.Context, j *job, newer int64) error {
 	note := fmt.Sprintf("version %d of %s %s was already applied; this job (version %d) would overwrite it", newer, j.u.SubsId, j.u.OperateType, j.version)
 	res := Result{Outcome: OutcomeSuperseded, Code: CodeSuperseded, Version: j.version, Attempts: j.attempt - 1, Note: note, At: h.now().UTC()}
-	if err := h.report(ctx, j, res); err != nil {
+	if err := h.report(ctx, j, res, false); err != nil {
 		return err
 	}
 	h.ended(j, OutcomeSuperseded, CodeSuperseded)
@@ -722,23 +802,36 @@ func (h *handler) superseded(ctx context.Context, j *job, newer int64) error {
 	return errEnded
 }
 
+// applied completes a job whose version was applied (requestID: the call
+// that applied it).
 func (h *handler) applied(ctx context.Context, j *job, requestID, note string) error {
-	res := Result{Outcome: OutcomeApplied, Code: dypls.CodeOK, RequestID: requestID, Version: j.version,
+	return h.reportApplied(ctx, j, h.appliedResult(j, requestID, note), false)
+}
+
+// appliedResult is the result of a job that ended applied.
+func (h *handler) appliedResult(j *job, requestID, note string) Result {
+	return Result{Outcome: OutcomeApplied, Code: dypls.CodeOK, RequestID: requestID, Version: j.version,
 		Attempts: j.attempt, Note: note, At: h.now().UTC()}
-	if err := h.report(ctx, j, res); err != nil {
+}
+
+// reportApplied reports res, the end of an applied job; stored says the
+// result is already stored (with the fence's commit).
+func (h *handler) reportApplied(ctx context.Context, j *job, res Result, stored bool) error {
+	if err := h.report(ctx, j, res, stored); err != nil {
 		return err
 	}
 	h.ended(j, OutcomeApplied, dypls.CodeOK)
-	h.logJob(zerolog.InfoLevel, j, OutcomeApplied, &dypls.Error{Code: dypls.CodeOK, RequestID: requestID, Message: note})
+	h.logJob(zerolog.InfoLevel, j, OutcomeApplied, &dypls.Error{Code: dypls.CodeOK, RequestID: res.RequestID, Message: res.Note})
 	return errEnded
 }
 
-// report stores the result of a job that ended applied or superseded,
-// marks its batch row and forgets its state. If the result or the row
-// cannot be written the job runs again: the fence then answers the same
-// outcome without a call, and the report is made again. On asynq's last
-// try there is no again: the job completes and the failure is logged.
-func (h *handler) report(ctx context.Context, j *job, res Result) error {
+// report stores the result of a job that ended applied or superseded
+// (unless stored: the fence's commit stored it already), marks its batch
+// row and forgets its state. If the result or the row cannot be written
+// the job runs again: the fence then answers the same outcome without a
+// call, and the report is made again. On asynq's last try there is no
+// again: the job completes and the failure is logged.
+func (h *handler) report(ctx context.Context, j *job, res Result, stored bool) error {
 	again := func(err error) error {
 		if j.lastTry {
 			h.log.Error().Err(err).Str("task_id", j.id).Str("outcome", res.Outcome).Msg("job ended but its report is incomplete")
@@ -746,8 +839,8 @@ func (h *handler) report(ctx context.Context, j *job, res Result) error {
 		}
 		return h.redisRetry(j, err)
 	}
-	b, _ := json.Marshal(res)
-	if w := j.t.ResultWriter(); w != nil {
+	if w := j.t.ResultWriter(); w != nil && !stored {
+		b, _ := json.Marshal(res)
 		if _, err := w.Write(b); err != nil {
 			if err := again(fmt.Errorf("result not stored: %w", err)); err != nil {
 				return err

@@ -13,8 +13,8 @@ import (
 // probe counter ([admin.Halts]), the version counter ([tasks.VersionKey]),
 // the keys the monitor's page reads too (a binding's fence, lock and job
 // states: [tasks.FenceKey], [tasks.LockKey], [tasks.JobStateKey]; the shared
-// rate: [tasks.LimitKey]), and asynq's own
-// keys. prefix is [Config.KeyPrefix] (default [tasks.DefaultKeyPrefix]).
+// rate: [tasks.LimitKey]), and asynq's own keys but one (the task hash the
+// worker writes a job's result into, [asynqTaskKey]). prefix is [Config.KeyPrefix] (default [tasks.DefaultKeyPrefix]).
 // Keys whose hash tag is {<SubsId>} share one Redis Cluster slot per
 // binding, so the fence scripts touch one slot.
 
@@ -46,3 +46,10 @@ func limitGCRAKey(prefix string) string { return "rate:" + tasks.LimitKey(prefix
 // <prefix>:limit:UpdateSubscription:throttled. Slot: its own. Lifetime:
 // the spread window (5 s).
 func limitSpreadKey(prefix string) string { return tasks.LimitKey(prefix) + ":throttled" }
+
+// asynqTaskKey is the hash where asynq v0.26 keeps task id of queue
+// (internal/base.TaskKey): asynq:{<queue>}:t:<task id>. The worker writes
+// only its "result" field, as asynq's ResultWriter does, in the round trip
+// of the fence's commit. Slot: the queue. Lifetime: asynq's (the task's
+// retention).
+func asynqTaskKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }

@@ -189,8 +189,9 @@ const maxFetch = 32
 // wait takes one call's token, sleeping while the wait is short. It
 // returns ok=false and the wait left when the token is further away than
 // maxWait (the job goes back to the queue rather than hold its slot), or
-// when the worker stops or ctx ends first.
-func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan struct{}) (ok bool, retryIn time.Duration, err error) {
+// when the worker stops or ctx ends first. slept says it slept for the
+// bucket (waiting for a fetch, one round trip, is not sleeping).
+func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan struct{}) (ok bool, retryIn time.Duration, slept bool, err error) {
 	deadline := l.nowFunc().Add(maxWait)
 	l.mu.Lock()
 	l.waiting++
@@ -204,24 +205,25 @@ func (l *limiter) wait(ctx context.Context, maxWait time.Duration, stop <-chan s
 		got, retry, err := l.take(ctx, stop, deadline.Sub(l.nowFunc()))
 		switch {
 		case err != nil:
-			return false, 0, err
+			return false, 0, slept, err
 		case got:
 			l.count(false)
-			return true, 0, nil
+			return true, 0, slept, nil
 		case retry < 0: // gave up waiting for another job's fetch
-			return false, max(0, deadline.Sub(l.nowFunc())), nil
+			return false, max(0, deadline.Sub(l.nowFunc())), slept, nil
 		case l.nowFunc().Add(retry).After(deadline):
-			return false, retry, nil
+			return false, retry, slept, nil
 		}
 		t := time.NewTimer(retry)
+		slept = true
 		select {
 		case <-t.C:
 		case <-stop:
 			t.Stop()
-			return false, retry, nil
+			return false, retry, slept, nil
 		case <-ctx.Done():
 			t.Stop()
-			return false, retry, nil
+			return false, retry, slept, nil
 		}
 	}
 }

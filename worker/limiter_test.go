@@ -120,7 +120,7 @@ func TestLimiterSharesOneFetchAmongWaitingJobs(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for end := time.Now().Add(run); time.Now().Before(end); {
-					ok, _, err := l.wait(ctx, time.Second, nil)
+					ok, _, _, err := l.wait(ctx, time.Second, nil)
 					if err != nil {
 						t.Error(err)
 						return
@@ -169,7 +169,7 @@ func TestLimiterLowRates(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for end := time.Now().Add(run); time.Now().Before(end); {
-						ok, retry, err := l.wait(ctx, time.Second, nil)
+						ok, retry, _, err := l.wait(ctx, time.Second, nil)
 						if err != nil {
 							t.Error(err)
 							return
@@ -224,7 +224,7 @@ func TestLimiterSharesAFailedFetch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := l.wait(ctx, 5*time.Second, nil); err != nil {
+			if _, _, _, err := l.wait(ctx, 5*time.Second, nil); err != nil {
 				failed.Add(1)
 			}
 		}()
@@ -261,11 +261,11 @@ func TestLimiterOneJobsEndDoesNotFailTheOthers(t *testing.T) {
 	defer cancel()
 	first := make(chan error, 1)
 	go func() {
-		_, _, err := l.wait(short, 5*time.Second, nil)
+		_, _, _, err := l.wait(short, 5*time.Second, nil)
 		first <- err
 	}()
 	time.Sleep(50 * time.Millisecond) // the first job's fetch is held
-	ok, _, err := l.wait(context.Background(), 5*time.Second, nil)
+	ok, _, _, err := l.wait(context.Background(), 5*time.Second, nil)
 	if err != nil || !ok {
 		t.Fatalf("a job waiting for another job's fetch that its context cut short: ok %v, err %v; want a token", ok, err)
 	}

@@ -69,13 +69,7 @@ func (s *stateStore) load(ctx context.Context, subsID, taskID string, gen int, n
 		}
 	}
 	storedGen, _ := strconv.Atoi(m["gen"])
-	st.Version, _ = strconv.ParseInt(m["version"], 10, 64)
-	st.Ambiguous = m["ambiguous"] == "1"
-	st.Crashed = m["inflight"] != ""
-	if st.Crashed {
-		st.Ambiguous = true
-	}
-	st.FirstSeen = unixMilli(m["first_seen"])
+	st.fill(m, gen <= storedGen, now)
 	if gen > storedGen {
 		// Requeued since: a fresh attempt budget, the rest kept.
 		pipe := s.rdb.Pipeline()
@@ -87,16 +81,8 @@ func (s *stateStore) load(ctx context.Context, subsID, taskID string, gen int, n
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, err
 		}
-	} else {
-		st.Attempts, _ = strconv.Atoi(m["attempts"])
-		st.FirstFailure = unixMilli(m["first_failure"])
-		st.LastFailure = unixMilli(m["last_failure"])
-		st.LastCode = m["last_code"]
-		st.LastMessage = m["last_message"]
-		st.LastRequest = m["last_request_id"]
 	}
-	if st.FirstSeen.IsZero() {
-		st.FirstSeen = now
+	if unixMilli(m["first_seen"]).IsZero() {
 		if !persistFirstSeen {
 			return st, nil
 		}
@@ -109,6 +95,31 @@ func (s *stateStore) load(ctx context.Context, subsID, taskID string, gen int, n
 		}
 	}
 	return st, nil
+}
+
+// fill sets st from m, the job's state hash as stored; keepBudget keeps
+// the attempt budget's fields (attempts, failures, last answer), which a
+// requeue since the state was written starts afresh. A job never picked up
+// before is first seen now.
+func (st *jobState) fill(m map[string]string, keepBudget bool, now time.Time) {
+	st.Version, _ = strconv.ParseInt(m["version"], 10, 64)
+	st.Ambiguous = m["ambiguous"] == "1"
+	st.Crashed = m["inflight"] != ""
+	if st.Crashed {
+		st.Ambiguous = true
+	}
+	st.FirstSeen = unixMilli(m["first_seen"])
+	if st.FirstSeen.IsZero() {
+		st.FirstSeen = now
+	}
+	if keepBudget {
+		st.Attempts, _ = strconv.Atoi(m["attempts"])
+		st.FirstFailure = unixMilli(m["first_failure"])
+		st.LastFailure = unixMilli(m["last_failure"])
+		st.LastCode = m["last_code"]
+		st.LastMessage = m["last_message"]
+		st.LastRequest = m["last_request_id"]
+	}
 }
 
 // ensureVersion gives a job enqueued without a version one from the shared
