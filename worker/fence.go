@@ -48,7 +48,10 @@ var (
 	// version), busy (n = the lock's PTTL), go, done (this version was
 	// applied; the RequestId of that call), blocked (n = the newer version
 	// in doubt); state is the job state's fields and values (empty unless
-	// asked for).
+	// asked for). Run twice for one attempt (go-redis sends a command again
+	// when its reply is lost), the second run leaves out the first's attempt
+	// marker, which is no crash; a crash the first run found it keeps as
+	// ambiguous=1 in the state.
 	fenceBegin = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -64,6 +67,20 @@ if ARGV[8] == '1' then
       st = redis.call('HGETALL', KEYS[3])
     end
   end
+end
+local crashed = false
+if #st > 0 then
+  -- A begin that ran before for this attempt (a command sent again after
+  -- its reply was lost) took the lock with our token: its own marker is
+  -- no crash. A crash it saw is kept as ambiguous=1 (below).
+  local again = redis.call('GET', KEYS[2]) == ARGV[3]
+  local kept = {}
+  for i = 1, #st, 2 do
+    local mine = st[i] == 'inflight' and again
+    if st[i] == 'inflight' then crashed = not again end
+    if not mine then kept[#kept + 1] = st[i]; kept[#kept + 1] = st[i + 1] end
+  end
+  st = kept
 end
 local fields = redis.call('HGETALL', KEYS[1])
 local applied, rid = tonumber('0'), ''
@@ -103,6 +120,7 @@ elseif seen then
 else
   redis.call('HSET', KEYS[3], 'inflight', now, 'first_seen', now)
 end
+if crashed then redis.call('HSET', KEYS[3], 'ambiguous', '1') end
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return {2, applied, '', st}`)
 

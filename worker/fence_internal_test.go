@@ -65,3 +65,51 @@ func TestIntentsAreKeptPerJob(t *testing.T) {
 		t.Fatalf("Z after A was recorded: %v, want superseded", v)
 	}
 }
+
+// TestBeginRunTwiceIsNoCrash: go-redis sends a script again when its reply
+// is lost (a read timeout), so the begin that reads the job's state can run
+// twice for one attempt. The second run must not take the first run's
+// attempt marker for a crashed attempt; an earlier attempt's crash that the
+// first run saw must still show.
+func TestBeginRunTwiceIsNoCrash(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	ns := redistest.Namespace(t)
+	f := &fence{rdb: rdb, prefix: ns, lockTTL: 5 * time.Second, stateTTL: time.Hour}
+	t.Cleanup(func() {
+		fk, lk := f.keys("S2")
+		rdb.Del(ctx, fk, lk, ns+":{S2}:job:A", ns+":{S2}:job:B")
+	})
+	mk := func(task string, v int64) *job {
+		return &job{id: task, version: v, stateLater: true, u: tasks.Update{SubsId: "S2", OperateType: "updateExpire",
+			Meta: &tasks.Meta{Version: v}}, st: &jobState{key: ns + ":{S2}:job:" + task}}
+	}
+	twice := func(j *job) (first, second *jobState) {
+		t.Helper()
+		token := lockToken(j.id)
+		for _, st := range []**jobState{&first, &second} {
+			b, err := f.begin(ctx, j, token)
+			if err != nil || b.verdict != fenceGo {
+				t.Fatalf("begin of %s: %v %v", j.id, b.verdict, err)
+			}
+			*st = &jobState{}
+			(*st).fill(b.state, true, time.Now())
+		}
+		return first, second
+	}
+	a1, a2 := twice(mk("A", 1))
+	if a1.Ambiguous || a2.Ambiguous || a2.Crashed {
+		t.Errorf("a fresh job's begin run twice: first %+v, second %+v; want neither in doubt", a1, a2)
+	}
+	// B's earlier attempt crashed mid-call: its marker is in its state.
+	if _, err := f.end(ctx, mk("A", 1), attemptEnd{token: "", clearIntent: true, state: "keep"}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.Del(ctx, ns+":{S2}:lock")
+	rdb.HSet(ctx, ns+":{S2}:job:B", "inflight", time.Now().Add(-time.Minute).UnixMilli(), "attempts", 1)
+	b1, b2 := twice(mk("B", 2))
+	if !b1.Ambiguous || !b2.Ambiguous {
+		t.Errorf("after a crash, begin run twice: first %+v, second %+v; want both in doubt", b1, b2)
+	}
+}
