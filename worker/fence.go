@@ -258,10 +258,12 @@ func (f *fence) begin(ctx context.Context, j *job, token string) (beginResult, e
 // job's asynq result, as asynq's ResultWriter would (HSET of the task's
 // key, field "result"): a pipeline, since the task's key is in its queue's
 // Cluster slot, not the binding's. Both commands are sent whatever the
-// other's fate; resultErr is the result's own error. A result stored while
-// the commit failed is harmless: asynq shows a task's result only once the
-// task completed, and the job completes only through a report that stores
-// its result again (docs/ARCHITECTURE.md, "The life of a job").
+// other's fate; resultErr is the result's own error. asynq shows a task's
+// result in any state, so a result stored while the commit failed is
+// removed (dropResult), and the handler sends one only when the commit
+// cannot find the job superseded (it holds the lock) and a failed report
+// can still run again (not asynq's last try): see docs/ARCHITECTURE.md,
+// "The fence".
 func (f *fence) commit(ctx context.Context, j *job, token, requestID string, result []byte) (prev int64, resultErr, err error) {
 	fk, lk := f.keys(j.u.SubsId)
 	keys := []string{fk, lk, j.st.key}
@@ -281,6 +283,12 @@ func (f *fence) commit(ctx context.Context, j *job, token, requestID string, res
 	}
 	prev, err = c.Int64()
 	return prev, w.Err(), err
+}
+
+// dropResult removes, best effort, the result stored for j's task (a
+// commit that failed after its result was stored).
+func (f *fence) dropResult(ctx context.Context, j *job) {
+	_ = f.rdb.HDel(ctx, asynqTaskKey(j.queue, j.id), "result").Err()
 }
 
 // How fence.end leaves the job's state ([attemptEnd.state]); the end

@@ -239,6 +239,17 @@ func TestCommitRefusedByRedisNeverLetsAnOlderJobWin(t *testing.T) {
 				t.Fatal(err)
 			}
 			rn := e.enqueue(newer)
+			// asynq shows a task's result in any state: none stands while
+			// the job is not applied (its commit refused).
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				info, err := e.insp.GetTaskInfo(e.queue, rn)
+				if err != nil || info.State == asynq.TaskStateCompleted {
+					break
+				}
+				if len(info.Result) > 0 && info.State != asynq.TaskStateActive {
+					t.Fatalf("task %s is %s with result %s before its commit succeeded", rn, info.State, info.Result)
+				}
+			}
 			rNew := result(t, e.waitState(rn, 20*time.Second, asynq.TaskStateCompleted))
 			rOld := result(t, e.waitState(ro.TaskID, 20*time.Second, asynq.TaskStateCompleted))
 			if hook.hits.Load() == 0 {

@@ -598,9 +598,11 @@ func (h *handler) endLease(ctx context.Context, j *job, l *lease, e attemptEnd) 
 func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note string) error {
 	res := h.appliedResult(j, requestID, note)
 	var result []byte
-	if w := j.t.ResultWriter(); w != nil && j.queue != "" && ctx.Err() == nil {
+	if w := j.t.ResultWriter(); w != nil && j.queue != "" && ctx.Err() == nil && l != nil && !j.lastTry {
 		// asynq's ResultWriter refuses to write once the task's context
-		// ended; so does this.
+		// ended; so does this. Without the lock (a check) the commit may
+		// find the job superseded, and on asynq's last try a failed
+		// report cannot run again: both store the result afterwards.
 		result, _ = json.Marshal(res)
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -619,6 +621,12 @@ func (h *handler) commit(ctx context.Context, j *job, l *lease, requestID, note 
 		if prev, resultErr, err = h.fence.commit(ctx, j, token, requestID, result); err == nil {
 			stored = result != nil && resultErr == nil
 			break
+		}
+		if result != nil && resultErr == nil {
+			// Stored while the commit failed (on Cluster, another node):
+			// asynq shows a task's result in any state, so it goes until
+			// the job is applied.
+			h.fence.dropResult(ctx, j)
 		}
 		result = nil // a later try's report stores the result, with its time
 		if !time.Now().Before(deadline) && !(j.lastTry && !h.stopping()) {
