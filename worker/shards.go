@@ -73,21 +73,29 @@ type settingError struct{ error }
 
 func (e settingError) Unwrap() error { return e.error }
 
-// servedQueuesAtStart is servedQueues for a worker that starts: an error
-// of Redis is tried again for up to 10 s, as the worker's calls are.
-func servedQueuesAtStart(rdb redis.UniversalClient, insp *asynq.Inspector, prefix string,
-	queues, shards map[string]int, log zerolog.Logger) (map[string]int, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		served, err := servedQueues(ctx, rdb, insp, prefix, queues, shards, log)
-		cancel()
-		var se settingError
-		if err == nil || errors.As(err, &se) || time.Now().After(deadline) {
-			return served, err
-		}
-		time.Sleep(250 * time.Millisecond)
+// startQueues is servedQueues for a worker that starts. When Redis does not
+// answer, the worker starts on its configured queues, unsplit, and returns
+// the shard counts still to apply (watchQueues applies them, and follows
+// the split, once Redis answers); a setting that cannot be applied is an
+// error.
+func startQueues(rdb redis.UniversalClient, insp *asynq.Inspector, prefix string,
+	queues, shards map[string]int, log zerolog.Logger) (served, pending map[string]int, err error) {
+	if err := checkShards(queues, shards); err != nil {
+		return nil, nil, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	served, err = servedQueues(ctx, rdb, insp, prefix, queues, shards, log)
+	var se settingError
+	if err == nil || errors.As(err, &se) {
+		return served, nil, err
+	}
+	log.Warn().Err(err).Msg("cannot read how the queues are split: serving them as configured until Redis answers")
+	groups := make(map[string][]string, len(queues))
+	for q := range queues {
+		groups[q] = []string{q}
+	}
+	return weigh(queues, groups), shards, nil
 }
 
 // checkShards checks WORKER_SHARDS against WORKER_QUEUES.

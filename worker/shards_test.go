@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/dyplsq/dyplsq/tasks"
 	"github.com/dyplsq/dyplsq/worker"
 )
@@ -225,4 +227,24 @@ func TestRunningWorkerFollowsTheSplit(t *testing.T) {
 		_, ok := w.Queues()[stale]
 		return !ok && len(w.Queues()) == 4
 	})
+}
+
+// TestWorkerStartsWhileRedisIsDownAndSplitsLater: a worker whose Redis
+// does not answer at start serves its queues unsplit, and applies its
+// WORKER_SHARDS once Redis answers.
+func TestWorkerStartsWhileRedisIsDownAndSplitsLater(t *testing.T) {
+	p := redistest.Server(t)
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	e := newEnvOn(t, rdb, dyplsim.Config{}, func(c *worker.Config) { c.Shards = map[string]int{c.KeyPrefix + "-live": 3} })
+	p.Stop()
+	w := e.start()
+	if got := w.Queues(); len(got) != 1 {
+		t.Fatalf("served %v while Redis was down, want the queue alone", got)
+	}
+	p.Start()
+	eventually(t, 20*time.Second, "the split applied", func() bool { return len(w.Queues()) == 4 })
+	if l, err := tasks.ReadLayout(e.ctx, rdb, e.ns, e.queue); err != nil || l.Shards != 3 {
+		t.Fatalf("layout %+v %v", l, err)
+	}
 }

@@ -24,6 +24,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -177,10 +178,13 @@ type Worker struct {
 	srv      *asynq.Server
 	served   map[string]int
 	stopping bool
-	halts    *admin.Halts
-	sweeper  *deadletter.Sweeper
-	metrics  *Metrics
-	log      zerolog.Logger
+	// pendingShards are the configured shard counts not applied yet
+	// (Redis did not answer at start); only watchQueues uses it.
+	pendingShards map[string]int
+	halts         *admin.Halts
+	sweeper       *deadletter.Sweeper
+	metrics       *Metrics
+	log           zerolog.Logger
 
 	haltReported bool      // a halt is in Redis; only the halt loop uses it
 	haltCode     string    // the code dyplsq_halted shows; only the halt loop uses it
@@ -232,11 +236,11 @@ func New(cfg Config, rdb redis.UniversalClient, api *dypls.Client) (*Worker, err
 		log:       cfg.Logger.With().Str("component", "worker").Logger(),
 		api:       api,
 	}
-	served, err := servedQueuesAtStart(rdb, w.inspector, cfg.KeyPrefix, cfg.Queues, cfg.Shards, w.log)
+	served, pending, err := startQueues(rdb, w.inspector, cfg.KeyPrefix, cfg.Queues, cfg.Shards, w.log)
 	if err != nil {
 		return nil, err
 	}
-	w.served = served
+	w.served, w.pendingShards = served, pending
 	queues := w.queues()
 	batches := &batch.Store{Redis: rdb, Prefix: cfg.KeyPrefix}
 	w.sweeper = &deadletter.Sweeper{Store: store, Inspector: w.inspector, Queues: queues, Now: cfg.Now, Batches: batches}
@@ -297,13 +301,24 @@ const queueWatch = 5 * time.Second
 // jobs it runs finish. Meanwhile both run: up to twice the concurrency,
 // for as long as the old server's jobs take.
 func (w *Worker) watchQueues(ctx context.Context) {
-	want, err := servedQueues(ctx, w.rdb, w.inspector, w.cfg.KeyPrefix, w.cfg.Queues, nil, zerolog.Nop())
-	if err != nil {
+	log := zerolog.Nop()
+	if w.pendingShards != nil {
+		log = w.log
+	}
+	want, err := servedQueues(ctx, w.rdb, w.inspector, w.cfg.KeyPrefix, w.cfg.Queues, w.pendingShards, log)
+	var se settingError
+	switch {
+	case errors.As(err, &se):
+		w.log.Error().Err(err).Msg("WORKER_SHARDS not applied; serving the queues as split in Redis")
+		w.pendingShards = nil
+		return
+	case err != nil:
 		if ctx.Err() == nil {
 			w.log.Debug().Err(err).Msg("cannot read the split of the queues")
 		}
 		return
 	}
+	w.pendingShards = nil
 	w.srvMu.Lock()
 	if w.stopping || maps.Equal(want, w.served) {
 		w.srvMu.Unlock()
