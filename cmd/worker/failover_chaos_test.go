@@ -160,6 +160,7 @@ func runFailover(t *testing.T, bin string, durable bool) failoverRun {
 	}()
 	time.Sleep(3 * time.Second)
 	primary.Stop() // SIGKILL, mid-batch
+	killed := time.Now()
 	mu.Lock()
 	t.Logf("killed the primary; %d jobs acknowledged so far", len(acked))
 	mu.Unlock()
@@ -199,10 +200,14 @@ func runFailover(t *testing.T, bin string, durable bool) failoverRun {
 		t.Fatalf("%d acknowledged jobs did not end within 120s of the failover: %v", len(pending), states)
 	}
 	run.acked = len(acked)
+	// Rows being run at the failover come back as the acknowledged jobs
+	// do (lease, then the recovery pass): up to about 90 s after the kill,
+	// however soon the acknowledged ones ended (a loaded machine
+	// acknowledges few).
 	select {
 	case run.cliCode = <-cliDone:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("enqueue --wait did not end:\n%s", cliOut.String())
+	case <-time.After(max(30*time.Second, time.Until(killed.Add(150*time.Second)))):
+		t.Fatalf("enqueue --wait did not end within 150 s of the failover:\n%s", cliOut.String())
 	}
 	run.cliOut = cliOut.String()
 	for _, p := range ports {
@@ -229,7 +234,9 @@ func TestChaosSentinelFailover(t *testing.T) {
 			r := runFailover(t, bin, durable)
 			t.Logf("durable=%v: %d jobs acknowledged, %d lost by the failover, %d refused as unconfirmed; enqueue --wait exit %d",
 				durable, r.acked, r.lost, r.refused, r.cliCode)
-			if r.acked < 50 {
+			if r.acked < 5 {
+				// A loaded machine (make chaos runs suites side by side)
+				// acknowledged 9 in the 3 s before the kill once.
 				t.Errorf("only %d jobs acknowledged: the scenario did not run", r.acked)
 			}
 			if durable && r.lost > 0 {
