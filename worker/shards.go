@@ -85,10 +85,16 @@ func startQueues(rdb redis.UniversalClient, insp *asynq.Inspector, prefix string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	served, err = servedQueues(ctx, rdb, insp, prefix, queues, shards, log)
-	var se settingError
-	if err == nil || errors.As(err, &se) {
-		return served, nil, err
+	for try := 0; ; try++ {
+		served, err = servedQueues(ctx, rdb, insp, prefix, queues, shards, log)
+		var se settingError
+		if err == nil || errors.As(err, &se) {
+			return served, nil, err
+		}
+		if try == 2 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // a blip: try again before falling back
 	}
 	log.Warn().Err(err).Msg("cannot read how the queues are split: serving them as configured until Redis answers")
 	groups := make(map[string][]string, len(queues))

@@ -108,9 +108,13 @@ func TestWorkerChangesTheShardCountOnlyWhenNoJobIsLeftBehind(t *testing.T) {
 
 	cfg := e.cfg
 	cfg.Shards = map[string]int{e.queue: 2}
-	_, err := worker.New(cfg, e.rdb, e.api)
+	w0, err := worker.New(cfg, e.rdb, e.api)
 	if err == nil || !strings.Contains(err.Error(), "split 3 ways and 1 jobs still wait in "+stuck) {
-		t.Fatalf("change with a job left behind: %v", err)
+		served := map[string]int(nil)
+		if w0 != nil {
+			served = w0.Queues()
+		}
+		t.Fatalf("change with a job left behind: %v (served %v; logs:\n%s)", err, served, e.logs)
 	}
 	if l, _ := tasks.ReadLayout(e.ctx, e.rdb, e.ns, e.queue); l.Shards != 3 {
 		t.Fatalf("count changed to %d anyway", l.Shards)
