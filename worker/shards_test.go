@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/dyplsq/dyplsq/admin"
 	"github.com/dyplsq/dyplsq/dyplsim"
@@ -108,6 +109,7 @@ func TestWorkerChangesTheShardCountOnlyWhenNoJobIsLeftBehind(t *testing.T) {
 
 	cfg := e.cfg
 	cfg.Shards = map[string]int{e.queue: 2}
+	cfg.Logger = zerolog.New(e.logs) // the start's own lines, should it fail
 	w0, err := worker.New(cfg, e.rdb, e.api)
 	if err == nil || !strings.Contains(err.Error(), "split 3 ways and 1 jobs still wait in "+stuck) {
 		served := map[string]int(nil)
