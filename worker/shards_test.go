@@ -102,7 +102,9 @@ func TestWorkerChangesTheShardCountOnlyWhenNoJobIsLeftBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := tasks.Layout{Queue: e.queue, Shards: 3}
-	stuck := old.Names()[2]
+	// A shard of the 3-way split that the 2-way split does not have (a
+	// shard can keep its name across splits, when its slot fits both).
+	stuck := notIn(old.Names()[1:], tasks.Layout{Queue: e.queue, Shards: 2}.Names())
 	if _, err := e.prod.Enqueue(e.ctx, outIDUpdate(1, "left"), asynq.Queue(stuck), asynq.ProcessIn(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +210,12 @@ func TestRunningWorkerFollowsTheSplit(t *testing.T) {
 	}
 	l := tasks.Layout{Queue: e.queue, Shards: 3}
 	eventually(t, 15*time.Second, "the worker serves the 3 shards", func() bool { return len(w.Queues()) == 4 })
-	stale := tasks.ShardName(e.queue, 1, 2) // a producer that still read a 2-way split
+	// A producer that still read an earlier split.
+	var earlier []string
+	for n := 2; n <= 8; n++ {
+		earlier = append(earlier, tasks.Layout{Queue: e.queue, Shards: n}.Names()[1:]...)
+	}
+	stale := notIn(earlier, l.Names())
 	var ids []string
 	for i := 1; i <= 6; i++ {
 		u := outIDUpdate(i, fmt.Sprintf("f%d", i))
@@ -253,4 +260,14 @@ func TestWorkerStartsWhileRedisIsDownAndSplitsLater(t *testing.T) {
 	if l, err := tasks.ReadLayout(e.ctx, rdb, e.ns, e.queue); err != nil || l.Shards != 3 {
 		t.Fatalf("layout %+v %v", l, err)
 	}
+}
+
+// notIn returns the first of names that is not in others.
+func notIn(names, others []string) string {
+	for _, n := range names {
+		if !slices.Contains(others, n) {
+			return n
+		}
+	}
+	panic("every name is in others")
 }
