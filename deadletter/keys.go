@@ -25,6 +25,13 @@ func (s *Store) IndexKey() string { return s.prefix() + ":{dlq}:index" }
 // purged.
 func (s *Store) RecordKey(taskID string) string { return s.prefix() + ":{dlq}:rec:" + taskID }
 
+// AdoptKey is the hash of the records the sweep wrote for archived tasks
+// and has not yet found still archived (see [Sweeper]): task id → the
+// SHA-1 of the record's bytes (40 hex digits), then the task's queue:
+// <prefix>:{dlq}:adopting. Slot: dlq. Lifetime: an entry goes at the
+// sweep's check, or at the next sweep's.
+func (s *Store) AdoptKey() string { return s.prefix() + ":{dlq}:adopting" }
+
 // oldIndexKey (ZSET) and oldRecordKey (string) are the keys of the earlier
 // layout, <prefix>:dlq:index and <prefix>:dlq:rec:<task id>, in two slots
 // and without a TTL; [Store.Migrate] moves their records into the current

@@ -82,8 +82,12 @@ func TestRecordAndIndexWrittenTogether(t *testing.T) {
 		indexedIff(t, s, rdb, id, fmt.Sprintf("Put with command %d failing (err %v)", k, err))
 		id = fmt.Sprintf("nx%d", k)
 		hook.seen.Store(0)
-		_, err2 := fs.putIfAbsent(ctx, rec(id, CodeArchived, t0))
-		indexedIff(t, s, rdb, id, fmt.Sprintf("putIfAbsent with command %d failing (err %v)", k, err2))
+		_, err2 := fs.putAdopted(ctx, rec(id, CodeArchived, t0), "q")
+		if indexedIff(t, s, rdb, id, fmt.Sprintf("putAdopted with command %d failing (err %v)", k, err2)) {
+			if m, _ := s.adoptions(ctx); m[id] == "" {
+				t.Errorf("putAdopted with command %d failing (err %v): the record is not listed among the adoptions", k, err2)
+			}
+		}
 		if err == nil && err2 == nil || k > 20 {
 			break
 		}

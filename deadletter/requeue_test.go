@@ -407,3 +407,48 @@ func TestRequeueFollowsTheQueuesSplit(t *testing.T) {
 		t.Errorf("after-merge in %s: %s, want pending", q, st)
 	}
 }
+
+// A job that died, then ran again outside a requeue (from the web UI's
+// archive) and completed, is not dead: a requeue drops its record, which no
+// longer stands (a dry run only says so), rather than keeping it as live.
+func TestRequeueDropsTheRecordOfATaskThatRanAgain(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t)
+	c, in, q := newQueue(t, s)
+	if _, err := c.Enqueue(asynq.NewTask(testType, []byte(payload)), asynq.Queue(q), asynq.TaskID("x"), asynq.Retention(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.ArchiveTask(q, "x"); err != nil {
+		t.Fatal(err)
+	}
+	putRecord(t, s, q, "x", payload)
+	if err := in.RunTask(q, "x"); err != nil { // run again from the UI
+		t.Fatal(err)
+	}
+	srv := asynq.NewServerFromRedisClient(s.Redis, asynq.Config{Queues: map[string]int{q: 1}, Concurrency: 1,
+		LogLevel: asynq.FatalLevel, TaskCheckInterval: 20 * time.Millisecond})
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); state(t, in, q, "x") != "completed"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the task did not complete")
+		}
+	}
+	srv.Shutdown()
+	rq := &Requeuer{Store: s, Inspector: in, Client: c}
+	out, err := rq.Requeue(ctx, Filter{}, true)
+	if err != nil || outcomes(out)["x"] != OutcomeRanAgain || !hasRecord(t, s, "x") {
+		t.Fatalf("dry run: %+v (err %v), record kept %v: want %q and the record kept", out, err, hasRecord(t, s, "x"), OutcomeRanAgain)
+	}
+	out, err = rq.Requeue(ctx, Filter{}, false)
+	if err != nil || outcomes(out)["x"] != OutcomeRanAgain {
+		t.Fatalf("requeue: %+v (err %v), want %q", out, err, OutcomeRanAgain)
+	}
+	if hasRecord(t, s, "x") {
+		t.Error("the record of a task that completed still stands")
+	}
+	if st := state(t, in, q, "x"); st != "completed" {
+		t.Errorf("task is %s, want completed (untouched)", st)
+	}
+}

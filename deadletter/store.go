@@ -2,6 +2,8 @@ package deadletter
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,21 +99,9 @@ func (s *Store) PutNew(ctx context.Context, r Record) (created bool, err error) 
 // score is r's score in the index.
 func score(r Record) float64 { return float64(r.DiedAt.UnixMilli()) }
 
-// putIfAbsent writes r, record and index entry together, only when taskID
-// has no record yet. It returns the bytes it wrote, nil when it wrote
-// nothing.
-func (s *Store) putIfAbsent(ctx context.Context, r Record) ([]byte, error) {
-	if r.DiedAt.IsZero() {
-		r.DiedAt = time.Now()
-	}
-	r.Message = mask.Text(r.Message)
-	b, err := encode(r)
-	if err != nil {
-		return nil, err
-	}
-	return s.putRawIfAbsent(ctx, r.TaskID, b, score(r))
-}
-
+// putRawIfAbsent writes b as taskID's record, record and index entry
+// together, only when taskID has no record yet. It returns b when it wrote
+// it, nil when it wrote nothing.
 func (s *Store) putRawIfAbsent(ctx context.Context, taskID string, b []byte, score float64) ([]byte, error) {
 	n, err := putIfAbsentScript.Run(ctx, s.Redis, []string{s.RecordKey(taskID), s.IndexKey()}, b, score, taskID).Int()
 	if err != nil {
@@ -128,6 +118,87 @@ var putIfAbsentScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 redis.call("SET", KEYS[1], ARGV[1])
 redis.call("ZADD", KEYS[2], ARGV[2], ARGV[3])
+return 1`)
+
+// putAdopted writes r, the record the sweep makes for an archived task of
+// queue, record and index entry together, only when the task has no record
+// yet, and lists it among the adoptions (AdoptKey) in the same script. It
+// returns the adoption's entry (the SHA-1 of the bytes written, then the
+// queue), "" when it wrote nothing.
+func (s *Store) putAdopted(ctx context.Context, r Record, queue string) (string, error) {
+	if r.DiedAt.IsZero() {
+		r.DiedAt = time.Now()
+	}
+	r.Message = mask.Text(r.Message)
+	b, err := encode(r)
+	if err != nil {
+		return "", err
+	}
+	sum := sha1.Sum(b)
+	entry := hex.EncodeToString(sum[:]) + queue
+	n, err := adoptScript.Run(ctx, s.Redis, []string{s.RecordKey(r.TaskID), s.IndexKey(), s.AdoptKey()},
+		b, score(r), r.TaskID, entry).Int()
+	if err != nil {
+		return "", fmt.Errorf("deadletter: write record %s: %w", r.TaskID, err)
+	}
+	if n == 0 {
+		return "", nil
+	}
+	return entry, nil
+}
+
+// adoptedQueue is the queue named in an adoption's entry.
+func adoptedQueue(entry string) string {
+	if len(entry) < sha1.Size*2 {
+		return ""
+	}
+	return entry[sha1.Size*2:]
+}
+
+// settleAdopted ends the adoption of taskID if it still is entry; with
+// drop it first deletes the record, with its index entry, if it still holds
+// the bytes the sweep wrote.
+func (s *Store) settleAdopted(ctx context.Context, taskID, entry string, drop bool) error {
+	d := "0"
+	if drop {
+		d = "1"
+	}
+	err := settleScript.Run(ctx, s.Redis, []string{s.RecordKey(taskID), s.IndexKey(), s.AdoptKey()}, taskID, entry, d).Err()
+	if err != nil {
+		return fmt.Errorf("deadletter: settle the record %s the sweep wrote: %w", taskID, err)
+	}
+	return nil
+}
+
+// adoptions returns the adoptions not settled yet: task id → entry.
+func (s *Store) adoptions(ctx context.Context) (map[string]string, error) {
+	m, err := s.Redis.HGetAll(ctx, s.AdoptKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: read the records the sweep wrote: %w", err)
+	}
+	return m, nil
+}
+
+// adoptScript: KEYS record, index, adoptions; ARGV JSON, score, task id,
+// entry.
+var adoptScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
+redis.call("SET", KEYS[1], ARGV[1])
+redis.call("ZADD", KEYS[2], ARGV[2], ARGV[3])
+redis.call("HSET", KEYS[3], ARGV[3], ARGV[4])
+return 1`)
+
+// settleScript: KEYS record, index, adoptions; ARGV task id, entry, drop.
+var settleScript = redis.NewScript(`
+if redis.call("HGET", KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == "1" then
+	local v = redis.call("GET", KEYS[1])
+	if v and redis.sha1hex(v) == string.sub(ARGV[2], 1, 40) then
+		redis.call("DEL", KEYS[1])
+		redis.call("ZREM", KEYS[2], ARGV[1])
+	end
+end
+redis.call("HDEL", KEYS[3], ARGV[1])
 return 1`)
 
 // reindex lists r's task in the index, scored by DiedAt, if its record

@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,14 +69,15 @@ func (s *Sweeper) Sweep(ctx context.Context) (written int, err error) {
 	if _, err := s.Store.Migrate(ctx); err != nil {
 		return 0, err
 	}
+	settleErr := s.settleAdoptions(ctx)
 	for _, q := range s.Queues {
 		n, err := s.sweepQueue(ctx, q)
 		written += n
 		if err != nil {
-			return written, fmt.Errorf("deadletter: sweep queue %s: %w", q, err)
+			return written, errors.Join(settleErr, fmt.Errorf("deadletter: sweep queue %s: %w", q, err))
 		}
 	}
-	return written, nil
+	return written, settleErr
 }
 
 func (s *Sweeper) sweepQueue(ctx context.Context, queue string) (int, error) {
@@ -185,6 +187,12 @@ func (s *Sweeper) lookup(ctx context.Context, infos []*asynq.TaskInfo) ([]found,
 // It then checks that the task is still archived; if not (a purge or a
 // requeue took it away meanwhile), it takes the record back and reports
 // false.
+//
+// A record the sweep writes is listed, in the same script, among the
+// adoptions (Store.AdoptKey) until that check settles it: should the check
+// or the taking back fail, or the write's reply be lost, or the worker
+// stop, the next sweep of any worker settles it (settleAdoptions), so no
+// record the sweep wrote outlives its task's death.
 func (s *Sweeper) adopt(ctx context.Context, f *found) (bool, error) {
 	if ok, err := s.Store.migrateOne(ctx, f.info.ID); err != nil {
 		return false, err
@@ -194,14 +202,14 @@ func (s *Sweeper) adopt(ctx context.Context, f *found) (bool, error) {
 			return false, err
 		}
 		f.rec, f.has, f.indexed = r, true, true
-		return s.stillArchived(ctx, f, nil)
+		return s.stillArchived(ctx, f, "")
 	}
 	r := s.record(f.info)
-	wrote, err := s.Store.putIfAbsent(ctx, r)
+	entry, err := s.Store.putAdopted(ctx, r, f.info.Queue)
 	if err != nil {
 		return false, err
 	}
-	if wrote == nil {
+	if entry == "" {
 		// Written meanwhile (the handler, another sweep): use that one.
 		got, has, err := s.Store.Get(ctx, f.info.ID)
 		if err != nil || !has {
@@ -210,33 +218,62 @@ func (s *Sweeper) adopt(ctx context.Context, f *found) (bool, error) {
 		r = got
 	}
 	f.rec, f.has, f.indexed = r, true, true
-	ok, err := s.stillArchived(ctx, f, wrote)
-	return ok && wrote != nil, err
+	ok, err := s.stillArchived(ctx, f, entry)
+	return ok && entry != "", err
 }
 
-// stillArchived reports whether f's task is still in the archive. When it
-// is not, or the check fails, it deletes the record the sweep wrote (wrote;
-// nil when the sweep wrote none, or moved one from the earlier layout, which
-// stays) if it is unchanged.
-func (s *Sweeper) stillArchived(ctx context.Context, f *found, wrote []byte) (bool, error) {
+// stillArchived reports whether f's task is still in the archive. entry is
+// the adoption of the record the sweep wrote ("" when it wrote none, or
+// moved one from the earlier layout, which stays): the record stays if the
+// task is archived, and goes, if unchanged, if it is not. When the check
+// fails the adoption waits for the next sweep.
+func (s *Sweeper) stillArchived(ctx context.Context, f *found, entry string) (bool, error) {
 	info, err := s.Inspector.GetTaskInfo(f.info.Queue, f.info.ID)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
 	case err != nil:
-		if wrote != nil {
-			_, _ = s.Store.deleteIfUnchanged(ctx, f.info.ID, wrote) // the next sweep writes it again
-		}
 		return false, fmt.Errorf("look up task %s: %w", f.info.ID, err)
 	case info.State == asynq.TaskStateArchived:
+		if entry != "" {
+			// Should this fail, the next sweep finds the task archived.
+			_ = s.Store.settleAdopted(ctx, f.info.ID, entry, false)
+		}
 		return true, nil
 	}
 	f.has = false
-	if wrote != nil {
-		if _, err := s.Store.deleteIfUnchanged(ctx, f.info.ID, wrote); err != nil {
+	if entry != "" {
+		if err := s.Store.settleAdopted(ctx, f.info.ID, entry, true); err != nil {
 			return false, err
 		}
 	}
 	return false, nil
+}
+
+// settleAdoptions settles the adoptions earlier sweeps left (see adopt): a
+// record whose task is archived stays; one whose task left the archive
+// (or is gone) goes if unchanged. One that cannot be looked up waits.
+func (s *Sweeper) settleAdoptions(ctx context.Context) error {
+	entries, err := s.Store.adoptions(ctx)
+	if err != nil {
+		return err
+	}
+	var first error
+	for id, entry := range entries {
+		info, err := s.Inspector.GetTaskInfo(adoptedQueue(entry), id)
+		archived := false
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		case err != nil:
+			first = cmp.Or(first, fmt.Errorf("deadletter: look up task %s: %w", id, err))
+			continue
+		default:
+			archived = info.State == asynq.TaskStateArchived
+		}
+		if err := s.Store.settleAdopted(ctx, id, entry, !archived); err != nil {
+			first = cmp.Or(first, err)
+		}
+	}
+	return first
 }
 
 // endRows ends dead the open batch rows of the archived tasks of fs that
@@ -266,7 +303,7 @@ func (s *Sweeper) endRows(ctx context.Context, fs []found) error {
 		// (requeued) since the page was read. A requeued job that already
 		// reported a state keeps it; one that reports later overwrites
 		// this mark.
-		if ok, err := s.stillArchived(ctx, f, nil); err != nil || !ok {
+		if ok, err := s.stillArchived(ctx, f, ""); err != nil || !ok {
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,5 +342,143 @@ func TestPurgeKeepsRecordWrittenMeanwhile(t *testing.T) {
 	}
 	if n, _ := s.Count(ctx); n != 1 {
 		t.Errorf("%d records indexed, want 1", n)
+	}
+}
+
+// failScriptOnce fails the first run of one script (by its SHA) with a
+// connection error, after Redis ran it or not (lost says which).
+type failScriptOnce struct {
+	sha  string
+	lost bool
+	done atomic.Bool
+}
+
+func (h *failScriptOnce) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *failScriptOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		a := cmd.Args()
+		if len(a) > 1 && a[1] == h.sha && h.done.CompareAndSwap(false, true) {
+			if h.lost {
+				_ = next(ctx, cmd)
+			}
+			cmd.SetErr(errInjected)
+			return errInjected
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *failScriptOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A record the sweep wrote for a task that left the archive meanwhile (run
+// again from the UI) must go, even when the sweep's write or its taking back
+// fails, or the worker stops before it: nothing else looks at records of
+// tasks that are not archived, so the next sweep, of any worker, deletes it.
+func TestSweepTakesBackItsRecordWhenTheDeleteFailed(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		sha     string
+		lost    bool
+		restart bool
+	}{
+		{"taking back fails", settleScript.Hash(), false, false},
+		{"taking back fails, then the worker restarts", settleScript.Hash(), false, true},
+		{"the write's reply is lost", adoptScript.Hash(), true, false},
+		{"the write's reply is lost, then the worker restarts", adoptScript.Hash(), true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, _, ns := newStore(t)
+			c2, in, q := newQueue(t, s)
+			enqueue(t, c2, q, "x", payload)
+			if err := in.ArchiveTask(q, "x"); err != nil { // died; its record was never written
+				t.Fatal(err)
+			}
+			hooked := redistest.Client(t)
+			hooked.AddHook(&afterHook{suffix: ":rec:x", fn: func() {
+				// Meanwhile the task left the archive (run again from the UI).
+				if err := in.RunTask(q, "x"); err != nil {
+					t.Error(err)
+				}
+			}})
+			fail := &failScriptOnce{sha: c.sha, lost: c.lost}
+			hooked.AddHook(fail)
+			sw := &Sweeper{Store: &Store{Redis: hooked, Prefix: ns}, Inspector: in, Queues: []string{q}}
+			if _, err := sw.Sweep(ctx); !errors.Is(err, errInjected) {
+				t.Fatalf("first sweep: %v, want the injected failure", err)
+			}
+			if !fail.done.Load() || !hasRecord(t, s, "x") {
+				t.Fatal("the test did not make its case: the record should stand after the failure")
+			}
+			if c.restart {
+				sw = &Sweeper{Store: s, Inspector: in, Queues: []string{q}}
+			}
+			if _, err := sw.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if st := state(t, in, q, "x"); st != "pending" {
+				t.Fatalf("task is %s, want pending", st)
+			}
+			if hasRecord(t, s, "x") {
+				t.Error("the record the sweep wrote stands for a task that is not dead")
+			}
+			if n, _ := s.Count(ctx); n != 0 {
+				t.Errorf("%d records indexed", n)
+			}
+			if m, _ := s.adoptions(ctx); len(m) != 0 {
+				t.Errorf("adoptions left: %v", m)
+			}
+		})
+	}
+}
+
+// An adoption left for the next sweep keeps the record when the task is
+// archived again by then (it died again), and a sweep that finds the task
+// still archived settles the adoption.
+func TestSweepKeepsTheRecordOfATaskArchivedAgain(t *testing.T) {
+	ctx := context.Background()
+	s, _, ns := newStore(t)
+	c, in, q := newQueue(t, s)
+	enqueue(t, c, q, "x", payload)
+	if err := in.ArchiveTask(q, "x"); err != nil {
+		t.Fatal(err)
+	}
+	hooked := redistest.Client(t)
+	hooked.AddHook(&afterHook{suffix: ":rec:x", fn: func() {
+		if err := in.RunTask(q, "x"); err != nil {
+			t.Error(err)
+		}
+	}})
+	hooked.AddHook(&failScriptOnce{sha: settleScript.Hash()})
+	sw := &Sweeper{Store: &Store{Redis: hooked, Prefix: ns}, Inspector: in, Queues: []string{q}}
+	if _, err := sw.Sweep(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("first sweep: %v, want the injected failure", err)
+	}
+	if err := in.ArchiveTask(q, "x"); err != nil { // it died again
+		t.Fatal(err)
+	}
+	if _, err := sw.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !hasRecord(t, s, "x") {
+		t.Error("the archived task lost its record")
+	}
+	if n, _ := s.Count(ctx); n != 1 {
+		t.Errorf("%d records indexed, want 1", n)
+	}
+	if m, _ := s.adoptions(ctx); len(m) != 0 {
+		t.Errorf("adoptions left: %v", m)
+	}
+	// A plain adoption of a task that stays archived is settled at once.
+	enqueue(t, c, q, "y", payload)
+	if err := in.ArchiveTask(q, "y"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sw.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep wrote %d (err %v), want 1", n, err)
+	}
+	if m, _ := s.adoptions(ctx); len(m) != 0 {
+		t.Errorf("adoptions left: %v", m)
 	}
 }

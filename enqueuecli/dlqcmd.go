@@ -362,6 +362,13 @@ func dlqOutcomes(e env, name string, outs []deadletter.Outcome, err error, dryRu
 		fmt.Fprintf(e.stdout, "%d records are of jobs enqueued more than %d days ago: they were kept, not requeued, because the worker no longer remembers which newer updates of their fields were applied since. To apply them anyway as new updates, export them (enqueue dlq export --out FILE) and queue the file\n",
 			n, int(tasks.VersionWindow.Hours()/24))
 	}
+	if n := counts[deadletter.OutcomeRanAgain]; n > 0 {
+		verb := "their records were deleted"
+		if dryRun {
+			verb = "their records would be deleted"
+		}
+		fmt.Fprintf(e.stdout, "%d jobs ran again after they died (from the web UI's archive) and completed, so they are not dead: %s\n", n, verb)
+	}
 	if n := counts[deadletter.OutcomeLive]; n > 0 {
 		fmt.Fprintf(e.stdout, "%d jobs are live in asynq under the same task id (queued, running or recently done): their records were kept\n", n)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/dyplsim"
+	"github.com/dyplsq/dyplsq/internal/redistest"
 	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 	"github.com/dyplsq/dyplsq/worker"
@@ -452,5 +453,123 @@ func TestLostBeginReplyStillApplies(t *testing.T) {
 	}
 	if got := e.bindingOf(u.SubsId).OutId; got != u.OutId {
 		t.Errorf("OutId %q", got)
+	}
+}
+
+// failKeyOnce fails, once, the first command named name (or the pipeline
+// or transaction holding it) that names key, as a dropped connection would.
+type failKeyOnce struct {
+	name, key string
+	done      atomic.Bool
+}
+
+func (f *failKeyOnce) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f *failKeyOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if f.hit(cmd) {
+			cmd.SetErr(errors.New("connection reset (injected)"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+func (f *failKeyOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if f.hit(c) {
+				err := errors.New("connection reset (injected)")
+				for _, c := range cmds {
+					c.SetErr(err)
+				}
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+func (f *failKeyOnce) hit(cmd redis.Cmder) bool {
+	if !strings.EqualFold(cmd.Name(), f.name) || f.done.Load() {
+		return false
+	}
+	for _, a := range cmd.Args()[1:] {
+		if s, ok := a.(string); ok && s == f.key {
+			return f.done.CompareAndSwap(false, true)
+		}
+	}
+	return false
+}
+
+// A requeue that queued a job but could not delete its dead-letter record
+// leaves a record standing for a live job: the job, once applied, deletes
+// it, so no record stands for a job that is not dead.
+func TestRequeuedJobDeletesTheRecordTheRequeueLeft(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dyplsim.Config{}, nil)
+	u := seed(7, "updateNoA")
+	u.PhoneNoA = "13866660007"
+	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", SubsId: u.SubsId, Code: "isv.BIND_CONFLICT", Count: 1})
+	e.start()
+	id := e.enqueue(u)
+	e.waitState(id, 10*time.Second, asynq.TaskStateArchived)
+	e.deadRecord(id)
+	rdb := redistest.Client(t)
+	hook := &failKeyOnce{name: "evalsha", key: e.dlq.RecordKey(id)}
+	rdb.AddHook(hook)
+	q := &deadletter.Requeuer{Store: &deadletter.Store{Redis: rdb, Prefix: e.ns}, Inspector: e.insp, Client: asynq.NewClientFromRedisClient(rdb)}
+	out, err := q.Requeue(e.ctx, deadletter.Filter{Queue: e.queue}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0].Code != deadletter.OutcomeRequeued || out[0].Err == nil || !hook.done.Load() {
+		t.Fatalf("requeue %+v: the test did not make its case (queued, record kept by a failed delete)", out)
+	}
+	info := e.waitState(id, 10*time.Second, asynq.TaskStateCompleted, asynq.TaskStateArchived)
+	if info.State != asynq.TaskStateCompleted || result(t, info).Outcome != worker.OutcomeApplied {
+		t.Fatalf("requeued: state %v, result %s: want applied", info.State, info.Result)
+	}
+	if _, ok, err := e.dlq.Get(e.ctx, id); err != nil || ok {
+		t.Errorf("a dead-letter record stands for applied task %s (err %v)", id, err)
+	}
+	if n, _ := e.dlq.Count(e.ctx); n != 0 {
+		t.Errorf("%d records indexed", n)
+	}
+}
+
+// A job run again after asynq lost its archive (its record written by the
+// first run) deletes that record when it ends applied; when the deletion
+// fails the job runs once more, without a call, to delete it.
+func TestRerunJobDeletesItsStaleRecordDespiteAFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dyplsim.Config{}, nil)
+	u := seed(8, "updateNoA")
+	u.PhoneNoA = "13866660008"
+	// The first run fails for a while (a retry), as when asynq lost the
+	// archive of a first run that died.
+	e.sim.AddFault(dyplsim.FaultRule{Action: "UpdateSubscription", SubsId: u.SubsId, Code: "isp.SYSTEM_ERROR", Count: 1})
+	r, err := e.prod.Enqueue(e.ctx, u, asynq.ProcessIn(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.TaskID
+	rec := deadletter.Record{TaskID: id, Queue: e.queue, Type: tasks.TypeUpdateSubscription, Code: "isv.BIND_CONFLICT",
+		Reason: deadletter.ReasonPermanent, Attempts: 1, DiedAt: time.Now()}
+	if err := e.dlq.Put(e.ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	hook := &failKeyOnce{name: "del", key: e.dlq.RecordKey(id)}
+	e.rdb.AddHook(hook)
+	e.start()
+	info := e.waitState(id, 10*time.Second, asynq.TaskStateCompleted, asynq.TaskStateArchived)
+	if info.State != asynq.TaskStateCompleted || result(t, info).Outcome != worker.OutcomeApplied {
+		t.Fatalf("state %v, result %s: want applied", info.State, info.Result)
+	}
+	if !hook.done.Load() {
+		t.Fatal("the record's deletion never failed: the test did not make its case")
+	}
+	if _, ok, err := e.dlq.Get(e.ctx, id); err != nil || ok {
+		t.Errorf("a dead-letter record stands for applied task %s (err %v)", id, err)
+	}
+	if n := e.sim.Stats().Calls["UpdateSubscription"]["OK"]; n != 1 {
+		t.Errorf("%d applying calls, want 1", n)
 	}
 }

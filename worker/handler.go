@@ -364,6 +364,9 @@ func (h *handler) cancelled(ctx context.Context, j *job, l *lease) error {
 		batch.RowState{Outcome: batch.OutcomeCancelled, Code: CodeCancelled, Message: note}); err != nil {
 		return h.redisRetry(j, err)
 	}
+	if err := h.dropStaleRecord(ctx, j); err != nil && !j.lastTry {
+		return h.redisRetry(j, err)
+	}
 	b, _ := json.Marshal(Result{Outcome: OutcomeCancelled, Code: CodeCancelled, Version: j.version, Attempts: j.attempt - 1, Note: note, At: h.now().UTC()})
 	if w := j.t.ResultWriter(); w != nil {
 		_, _ = w.Write(b)
@@ -371,6 +374,29 @@ func (h *handler) cancelled(ctx context.Context, j *job, l *lease) error {
 	h.metrics.Jobs.WithLabelValues(OutcomeCancelled, CodeCancelled).Inc()
 	h.logJob(zerolog.InfoLevel, j, OutcomeCancelled, &dypls.Error{Code: CodeCancelled, Message: note})
 	return errEnded
+}
+
+// mayHaveRecord reports whether a dead-letter record may stand for the
+// job although it is running: an earlier run dead-lettered it before asynq
+// lost the archive (a Redis fault, a crash), or a requeue queued it again
+// but could not delete its record.
+func (j *job) mayHaveRecord() bool {
+	return j.rerun || (j.u.Meta != nil && j.u.Meta.Requeues > 0)
+}
+
+// dropStaleRecord deletes the dead-letter record of a job that ended
+// otherwise than dead, if it may have one (see mayHaveRecord): that record
+// no longer stands. Its error makes the job run again (the fence answers
+// the same outcome without a call) so that the record goes then; nothing
+// else would find it, since the sweep only looks at archived tasks.
+func (h *handler) dropStaleRecord(ctx context.Context, j *job) error {
+	if !j.mayHaveRecord() {
+		return nil
+	}
+	if err := h.dead.Delete(context.WithoutCancel(ctx), j.id); err != nil {
+		return fmt.Errorf("stale dead-letter record not removed: %w", err)
+	}
+	return nil
 }
 
 // ambiguous reports whether an earlier attempt of the job may have
@@ -860,11 +886,9 @@ func (h *handler) report(ctx context.Context, j *job, res Result, stored bool) e
 			return err
 		}
 	}
-	if j.rerun {
-		// An earlier run may have dead-lettered the job before asynq lost
-		// the archive (a Redis fault): that record no longer stands.
-		if err := h.dead.Delete(context.WithoutCancel(ctx), j.id); err != nil {
-			redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("stale dead-letter record not removed")
+	if err := h.dropStaleRecord(ctx, j); err != nil {
+		if err := again(err); err != nil {
+			return err
 		}
 	}
 	if !j.versionInState() && !j.stateGone {
