@@ -102,11 +102,7 @@ func (s *Server) updateStatus(ctx context.Context, id string) (*UpdateStatus, er
 	var all []string
 	for _, q := range queues {
 		all = append(all, q)
-		for _, k := range known {
-			if tasks.IsShard(k, q) {
-				all = append(all, k)
-			}
-		}
+		all = append(all, tasks.Shards(known, q)...)
 	}
 	seen := map[string]bool{}
 	for _, q := range all {

@@ -303,17 +303,11 @@ func batchQueues(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	if err != nil {
 		return nil, err
 	}
-	out := l.Names()
 	known, err := insp.Queues()
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range known {
-		if tasks.IsShard(k, queue) && !slices.Contains(out, k) {
-			out = append(out, k)
-		}
-	}
-	return out, nil
+	return l.Holders(known), nil
 }
 
 // awaitRunning waits until none of the running rows' tasks (→ line) is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,32 @@ func IsShard(name, queue string) bool {
 		return false
 	}
 	return !found || allDigits(k)
+}
+
+// Shards returns the queues of known named as shards of queue, of any
+// split (see IsShard), in known's order.
+func Shards(known []string, queue string) []string {
+	var out []string
+	for _, k := range known {
+		if IsShard(k, queue) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Holders returns the queues that may hold jobs of l's queue: l's names
+// (the split in force), then every queue of known named as a shard of it
+// that l does not name (a shard of an earlier split, which keeps its jobs
+// until they run). known is the queues asynq knows (Inspector.Queues).
+func (l Layout) Holders(known []string) []string {
+	out := l.Names()
+	for _, k := range Shards(known, l.Queue) {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // ShardBase returns the queue that name is named as a shard of, and

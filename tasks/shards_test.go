@@ -153,3 +153,28 @@ func TestProducerQueuesToTheBindingsShard(t *testing.T) {
 		}
 	}
 }
+
+// Holders names the split in force, then the shards of earlier splits that
+// asynq knows, and nothing merely named alike.
+func TestHoldersNamesEveryQueueThatMayHoldJobs(t *testing.T) {
+	l := tasks.Layout{Queue: "bulk", Shards: 3}
+	now := l.Names()
+	earlier := tasks.Layout{Queue: "bulk", Shards: 2}.Names()
+	known := append([]string{"bulk", "bulky.1", "bulk.x", "bulk.1-", "other.1", now[0]}, earlier...)
+	got := l.Holders(known)
+	want := slices.Clone(now)
+	for _, k := range earlier {
+		if !slices.Contains(want, k) {
+			want = append(want, k)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Holders = %v, want %v", got, want)
+	}
+	if got := (tasks.Layout{Queue: "bulk"}).Holders([]string{"bulk", "bulk.2"}); !slices.Equal(got, []string{"bulk", "bulk.2"}) {
+		t.Errorf("unsplit Holders = %v, want [bulk bulk.2]", got)
+	}
+	if got := tasks.Shards([]string{"a.1", "b.1", "a.2-3", "a"}, "a"); !slices.Equal(got, []string{"a.1", "a.2-3"}) {
+		t.Errorf("Shards = %v", got)
+	}
+}

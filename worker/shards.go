@@ -186,11 +186,8 @@ func jobsIn(insp *asynq.Inspector, q string) int {
 // jobs still to run.
 func leftoverShards(insp *asynq.Inspector, queue string, names, known []string) []string {
 	var out []string
-	for _, k := range known {
-		if !tasks.IsShard(k, queue) || slices.Contains(names, k) {
-			continue
-		}
-		if jobsIn(insp, k) != 0 {
+	for _, k := range tasks.Shards(known, queue) {
+		if !slices.Contains(names, k) && jobsIn(insp, k) != 0 {
 			out = append(out, k)
 		}
 	}
