@@ -422,20 +422,7 @@ func TestRequeueDropsTheRecordOfATaskThatRanAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	putRecord(t, s, q, "x", payload)
-	if err := in.RunTask(q, "x"); err != nil { // run again from the UI
-		t.Fatal(err)
-	}
-	srv := asynq.NewServerFromRedisClient(s.Redis, asynq.Config{Queues: map[string]int{q: 1}, Concurrency: 1,
-		LogLevel: asynq.FatalLevel, TaskCheckInterval: 20 * time.Millisecond})
-	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); state(t, in, q, "x") != "completed"; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the task did not complete")
-		}
-	}
-	srv.Shutdown()
+	runAgain(t, s, in, q, "x")
 	rq := &Requeuer{Store: s, Inspector: in, Client: c}
 	out, err := rq.Requeue(ctx, Filter{}, true)
 	if err != nil || outcomes(out)["x"] != OutcomeRanAgain || !hasRecord(t, s, "x") {
@@ -450,5 +437,25 @@ func TestRequeueDropsTheRecordOfATaskThatRanAgain(t *testing.T) {
 	}
 	if st := state(t, in, q, "x"); st != "completed" {
 		t.Errorf("task is %s, want completed (untouched)", st)
+	}
+}
+
+// runAgain runs the archived task id again, as the web UI's Run does, and
+// waits until it completed (its job ended otherwise than dead).
+func runAgain(t *testing.T, s *Store, in *asynq.Inspector, q, id string) {
+	t.Helper()
+	if err := in.RunTask(q, id); err != nil {
+		t.Fatal(err)
+	}
+	srv := asynq.NewServerFromRedisClient(s.Redis, asynq.Config{Queues: map[string]int{q: 1}, Concurrency: 1,
+		LogLevel: asynq.FatalLevel, TaskCheckInterval: 20 * time.Millisecond})
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	for deadline := time.Now().Add(10 * time.Second); state(t, in, q, id) != "completed"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the task did not complete")
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -27,7 +28,9 @@ import (
 //     together;
 //   - indexes a record that its index lost;
 //   - ends the task's CLI batch row dead with the record's code, if the row
-//     is still open (pending, retrying or halted).
+//     is still open (pending, retrying or halted);
+//   - deletes, a page of records a sweep, the record of a task that ran
+//     again and completed (see [Sweeper.dropRanAgain]).
 //
 // The worker runs it periodically, so every path into the archive leaves a
 // record and ends its row.
@@ -43,7 +46,12 @@ type Sweeper struct {
 	// Batches holds the CLI batches whose rows the sweep ends; nil leaves
 	// batch rows alone.
 	Batches *batch.Store
+
+	checked atomic.Int64 // where the next check of records starts (see dropRanAgain)
 }
+
+// checkPage is how many records one sweep checks against their tasks.
+const checkPage = 100
 
 // Sweep reads the archive of each queue a page at a time, writes the
 // records that are missing, repairs their index and ends open batch rows.
@@ -69,7 +77,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (written int, err error) {
 	if _, err := s.Store.Migrate(ctx); err != nil {
 		return 0, err
 	}
-	settleErr := s.settleAdoptions(ctx)
+	settleErr := errors.Join(s.settleAdoptions(ctx), s.dropRanAgain(ctx))
 	for _, q := range s.Queues {
 		n, err := s.sweepQueue(ctx, q)
 		written += n
@@ -270,6 +278,57 @@ func (s *Sweeper) settleAdoptions(ctx context.Context) error {
 			archived = info.State == asynq.TaskStateArchived
 		}
 		if err := s.Store.settleAdopted(ctx, id, entry, !archived); err != nil {
+			first = cmp.Or(first, err)
+		}
+	}
+	return first
+}
+
+// dropRanAgain checks checkPage records a sweep, walking round the index,
+// against their tasks, and deletes, if unchanged, the record of a task that
+// asynq holds completed. A task completes only when its job ends otherwise
+// than dead, so such a record no longer stands: the task ran again after
+// the record was written (run from the web UI's archive, which leaves
+// asynq's retry count as it was, so the job cannot tell), or its job could
+// not delete it on asynq's last try. A task that is gone (its retention
+// ended, or the archive was trimmed) cannot be told from a dead one, and
+// its record stays.
+func (s *Sweeper) dropRanAgain(ctx context.Context) error {
+	start := s.checked.Load()
+	ids, err := s.Store.Redis.ZRange(ctx, s.Store.IndexKey(), start, start+checkPage-1).Result()
+	if err != nil {
+		return fmt.Errorf("deadletter: read index: %w", err)
+	}
+	next := start + int64(len(ids))
+	if len(ids) < checkPage {
+		next = 0
+	}
+	s.checked.Store(next)
+	if len(ids) == 0 {
+		return nil
+	}
+	gets := make([]*redis.StringCmd, len(ids))
+	_, err = s.Store.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			gets[i] = p.Get(ctx, s.Store.RecordKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("deadletter: read records: %w", err)
+	}
+	var first error
+	for i, id := range ids {
+		b, err := gets[i].Bytes()
+		var r Record
+		if err != nil || json.Unmarshal(b, &r) != nil || r.Queue == "" {
+			continue
+		}
+		info, err := s.Inspector.GetTaskInfo(r.Queue, id)
+		if err != nil || info.State != asynq.TaskStateCompleted {
+			continue
+		}
+		if _, err := s.Store.deleteIfUnchanged(ctx, id, b); err != nil {
 			first = cmp.Or(first, err)
 		}
 	}

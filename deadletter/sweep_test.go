@@ -482,3 +482,54 @@ func TestSweepKeepsTheRecordOfATaskArchivedAgain(t *testing.T) {
 		t.Errorf("adoptions left: %v", m)
 	}
 }
+
+// The sweep walks the records, a page a sweep, and deletes the record of a
+// task that ran again from the UI's archive and completed; the records of
+// archived, live and vanished tasks stay.
+func TestSweepDropsTheRecordOfATaskThatRanAgain(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t)
+	c, in, q := newQueue(t, s)
+	// More records than a sweep checks, of tasks that are gone, all before
+	// the one that ran again.
+	for i := range checkPage + 20 {
+		putRecord(t, s, q, fmt.Sprintf("gone%03d", i), payload)
+	}
+	for _, id := range []string{"zarchived", "zpending", "zran"} {
+		if _, err := c.Enqueue(asynq.NewTask(testType, []byte(payload)), asynq.Queue(q), asynq.TaskID(id), asynq.Retention(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := in.ArchiveTask(q, id); err != nil {
+			t.Fatal(err)
+		}
+		putRecord(t, s, q, id, payload)
+	}
+	runAgain(t, s, in, q, "zran")
+	if err := in.RunTask(q, "zpending"); err != nil {
+		t.Fatal(err)
+	}
+	sw := &Sweeper{Store: s, Inspector: in, Queues: []string{q}}
+	if _, err := sw.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !hasRecord(t, s, "zran") {
+		t.Fatal("the first sweep reached past its page: the test does not show the walk")
+	}
+	if _, err := sw.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if hasRecord(t, s, "zran") {
+		t.Error("the record of a task that ran again and completed still stands")
+	}
+	for _, id := range []string{"zarchived", "zpending", "gone000", fmt.Sprintf("gone%03d", checkPage+19)} {
+		if !hasRecord(t, s, id) {
+			t.Errorf("record %s was deleted", id)
+		}
+	}
+	if n, _ := s.Count(ctx); n != int64(checkPage+20+2) {
+		t.Errorf("%d records indexed, want %d", n, checkPage+22)
+	}
+	if sw.checked.Load() != 0 {
+		t.Errorf("the walk did not wrap round: next at %d", sw.checked.Load())
+	}
+}
