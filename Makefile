@@ -54,14 +54,15 @@ chaos:
 	@# The fault-injection checker's 200 schedules run without the race
 	@# detector (four times the rate); its broken-fence proof runs above.
 	$(WITH_REDIS) $(GO) test -count=1 -timeout 40m -tags chaos -run 'TestChaosChecker$$' ./worker/
-	$(GO) test -run '^$$' -fuzz FuzzMask -fuzztime 20s ./mask/
-	$(GO) test -run '^$$' -fuzz FuzzReadFile -fuzztime 20s ./enqueuecli/
-	$(GO) test -run '^$$' -fuzz FuzzExportRoundTrip -fuzztime 15s ./enqueuecli/
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 15s ./tasks/
-	$(GO) test -run '^$$' -fuzz FuzzRecord -fuzztime 15s ./deadletter/
-	$(GO) test -run '^$$' -fuzz FuzzMaskJSON -fuzztime 15s ./monitor/
-	$(GO) test -run '^$$' -fuzz FuzzRPCSignature -fuzztime 15s ./dyplsim/
-	$(GO) test -run '^$$' -fuzz FuzzACS3Signature -fuzztime 15s ./dyplsim/
+	$(GO) test -run '^$$' -fuzz '^FuzzMask$$' -fuzztime 20s ./mask/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime 20s ./enqueuecli/
+	$(GO) test -run '^$$' -fuzz '^FuzzExportRoundTrip$$' -fuzztime 15s ./enqueuecli/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s ./tasks/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOnePass$$' -fuzztime 10s ./tasks/
+	$(GO) test -run '^$$' -fuzz '^FuzzRecord$$' -fuzztime 15s ./deadletter/
+	$(GO) test -run '^$$' -fuzz '^FuzzMaskJSON$$' -fuzztime 15s ./monitor/
+	$(GO) test -run '^$$' -fuzz '^FuzzRPCSignature$$' -fuzztime 15s ./dyplsim/
+	$(GO) test -run '^$$' -fuzz '^FuzzACS3Signature$$' -fuzztime 15s ./dyplsim/
 
 ## bench: benchmarks beside bare asynq on a private Redis; see BENCHMARKS.md.
 bench:
