@@ -8,7 +8,8 @@ package worker
 // fields, every job (source, value, enqueue wave), the API faults of each
 // job's calls (simulator rules matched on the job's own value, so they hit
 // the same job's n-th call whatever the interleaving), the Redis fault
-// rates of each worker, the crash, the dead-letter requeues and the export.
+// rates of each worker, the crash, the dead-letter requeues, the export and
+// the operator's archives and runs in the web UI.
 // Redis faults are decided per command by a hash of the seed, the worker,
 // the command, its first key and how often that worker sent it, so they too
 // repeat as far as the interleaving of the run allows.
@@ -38,6 +39,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -115,7 +117,9 @@ type chkPlan struct {
 	crashAt    time.Duration
 	crashW     int
 	requeueAt  []time.Duration
-	exportAt   time.Duration // 0: none
+	exportAt   time.Duration   // 0: none
+	uiArchive  []time.Duration // an operator archives fresh tasks in the web UI
+	uiRun      []time.Duration // an operator runs archived tasks again in the web UI
 	sameValue  bool
 	simQPS     float64
 	noise      float64 // rate of untargeted isp.SYSTEM_ERROR answers
@@ -132,9 +136,9 @@ func (p *chkPlan) String() string {
 	if p.crashAt > 0 {
 		crash = fmt.Sprintf("w%d@%s", p.crashW, p.crashAt)
 	}
-	return fmt.Sprintf("seed %d%s: %d jobs %v over bindings %v %v, %d workers, api timeout %s, redis fail %v lost %v slow %v, crash %s, requeues %v, export %s, sameValueConflicts %v, qps %v, noise %v",
+	return fmt.Sprintf("seed %d%s: %d jobs %v over bindings %v %v, %d workers, api timeout %s, redis fail %v lost %v slow %v, crash %s, requeues %v, export %s, ui archive %v run %v, sameValueConflicts %v, qps %v, noise %v",
 		p.seed, map[bool]string{true: " (calm)"}[p.calm], len(p.jobs), src, p.bindings, p.ops, p.workers, p.apiTimeout,
-		p.redisFail, p.redisLost, p.redisSlow, crash, p.requeueAt, p.exportAt, p.sameValue, p.simQPS, p.noise)
+		p.redisFail, p.redisLost, p.redisSlow, crash, p.requeueAt, p.exportAt, p.uiArchive, p.uiRun, p.sameValue, p.simQPS, p.noise)
 }
 
 // newChkPlan draws a schedule from seed.
@@ -228,6 +232,15 @@ func newChkPlan(seed uint64, variant string, calm bool) *chkPlan {
 			p.queryFault = append(p.queryFault, f)
 		}
 	}
+	// Drawn last, so the draws above stay those of earlier seeds.
+	if !calm {
+		for range r.IntN(3) {
+			p.uiArchive = append(p.uiArchive, time.Duration(r.IntN(int(p.faultsFor/time.Millisecond)))*time.Millisecond)
+		}
+		for range r.IntN(3) {
+			p.uiRun = append(p.uiRun, time.Duration(200+r.IntN(int(p.faultsFor/time.Millisecond)+300))*time.Millisecond)
+		}
+	}
 	return p
 }
 
@@ -303,6 +316,7 @@ type chkReport struct {
 	plan       *chkPlan
 	violations []chkViolation
 	outcomes   map[string]int
+	acts       map[string]int // operator actions that took effect, by kind
 	took       time.Duration
 	logs       string
 	err        error // the schedule could not run (set-up), not a violation
@@ -373,6 +387,7 @@ type chkSchedule struct {
 	enqErrors []string
 	nextIdx   int
 	recovered int
+	acts      map[string]int // operator actions that took effect, by kind
 }
 
 // chkWorker is one worker with its own Redis client, hook and proxy.
@@ -405,7 +420,7 @@ func runChkSchedule(env *chkEnv, plan *chkPlan) (rep *chkReport) {
 	binary.LittleEndian.PutUint32(nsb[:], rand.Uint32())
 	ns := fmt.Sprintf("chk%x", nsb)
 	s := &chkSchedule{env: env, plan: plan, ns: ns, live: ns + "-live", bulk: ns + "-bulk", logs: &safebuf.Buffer{}, cli: &safebuf.Buffer{},
-		start: time.Now(), taskOf: map[string]string{}, dupOf: map[string]bool{}, purged: map[string]bool{}, fixed: map[string]string{}, fixLine: map[*chkJob]int{},
+		start: time.Now(), taskOf: map[string]string{}, dupOf: map[string]bool{}, purged: map[string]bool{}, fixed: map[string]string{}, fixLine: map[*chkJob]int{}, acts: map[string]int{},
 		jobs: append([]*chkJob(nil), plan.jobs...), nextIdx: len(plan.jobs) + 1}
 	s.dir = filepath.Join(env.dir, ns)
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
@@ -475,6 +490,18 @@ func runChkSchedule(env *chkEnv, plan *chkPlan) (rep *chkReport) {
 			s.exportFix(ctx)
 		})
 	}
+	for _, at := range plan.uiArchive {
+		wg.Go(func() {
+			s.sleepUntil(at)
+			s.uiArchiveFresh(ctx)
+		})
+	}
+	for _, at := range plan.uiRun {
+		wg.Go(func() {
+			s.sleepUntil(at)
+			s.uiRunArchived(ctx)
+		})
+	}
 	s.sleepUntil(plan.faultsFor)
 	s.stopFaults()
 	wg.Wait()
@@ -494,6 +521,9 @@ func runChkSchedule(env *chkEnv, plan *chkPlan) (rep *chkReport) {
 			rep.violations = append(rep.violations, v)
 		}
 	}
+	s.mu.Lock()
+	rep.acts = maps.Clone(s.acts)
+	s.mu.Unlock()
 	rep.took = time.Since(s.start)
 	rep.logs = s.logs.String() + s.cli.String()
 	return rep
@@ -738,7 +768,68 @@ func (s *chkSchedule) requeue(ctx context.Context) {
 			n++
 		}
 	}
+	s.act("requeued", n)
 	s.logf("requeue: %d of %d dead letters requeued (err %v)", n, len(outs), err)
+}
+
+// uiArchiveFresh archives, as an operator does with the web UI's Archive,
+// up to two waiting tasks that no attempt has touched (pending or scheduled,
+// never failed, never requeued): archiving a job whose call may have applied
+// is the operator's call, beyond what the checker can judge. The sweep must
+// write their records and end their batch rows.
+func (s *chkSchedule) uiArchiveFresh(ctx context.Context) {
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	var done []string
+	for _, q := range []string{s.bulk, s.live} {
+		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListScheduledTasks} {
+			infos, _ := list(q, asynq.PageSize(20))
+			for _, info := range infos {
+				if len(done) == 2 {
+					break
+				}
+				if info.Retried > 0 || info.LastErr != "" {
+					continue
+				}
+				if u, err := tasks.Decode(info.Payload); err != nil || (u.Meta != nil && (u.Meta.Requeues > 0 || u.Meta.Ambiguous)) {
+					continue
+				}
+				if err := insp.ArchiveTask(q, info.ID); err == nil {
+					done = append(done, info.ID)
+				}
+			}
+		}
+	}
+	s.act("ui-archived", len(done))
+	s.logf("ui: archived %v", done)
+}
+
+// uiRunArchived runs again, as an operator does with the web UI's Run, up to
+// two archived tasks: asynq keeps their retry count, so their jobs cannot
+// tell that a dead-letter record stands for them; the sweep must delete the
+// record of one that completes.
+func (s *chkSchedule) uiRunArchived(ctx context.Context) {
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	var done []string
+	for _, q := range []string{s.live, s.bulk} {
+		infos, _ := insp.ListArchivedTasks(q, asynq.PageSize(20))
+		for _, info := range infos {
+			if len(done) == 2 {
+				break
+			}
+			if err := insp.RunTask(q, info.ID); err == nil {
+				done = append(done, info.ID)
+			}
+		}
+	}
+	s.act("ui-ran", len(done))
+	s.logf("ui: ran %v again", done)
+}
+
+// act counts n operator actions of kind that took effect.
+func (s *chkSchedule) act(kind string, n int) {
+	s.mu.Lock()
+	s.acts[kind] += n
+	s.mu.Unlock()
 }
 
 // exportFix exports the dead letters of the live queue with the enqueue
@@ -877,16 +968,39 @@ func (s *chkSchedule) notEnded(ctx context.Context) []chkViolation {
 func (s *chkSchedule) waitDeadLetters(ctx context.Context, bound time.Duration) {
 	insp := asynq.NewInspectorFromRedisClient(s.rdb)
 	store := &deadletter.Store{Redis: s.rdb, Prefix: s.ns}
+	bs := &batch.Store{Redis: s.rdb, Prefix: s.ns}
 	deadline := time.Now().Add(bound)
 	for time.Now().Before(deadline) {
+		// What the sweep settles within its interval: every archived task
+		// has a record and an ended batch row, no record stands for a
+		// completed task, and no adoption is left.
 		missing := 0
+		var rows []batch.RowRef
 		for _, q := range []string{s.live, s.bulk} {
 			l, _ := insp.ListArchivedTasks(q, asynq.PageSize(1000))
 			for _, info := range l {
 				if n, _ := s.rdb.Exists(ctx, store.RecordKey(info.ID)).Result(); n == 0 {
 					missing++
 				}
+				if u, err := tasks.Decode(info.Payload); err == nil && u.Meta != nil && u.Meta.Batch != "" {
+					rows = append(rows, batch.RowRef{Batch: u.Meta.Batch, Line: u.Meta.Line})
+				}
 			}
+			l, _ = insp.ListCompletedTasks(q, asynq.PageSize(1000))
+			for _, info := range l {
+				if n, _ := s.rdb.Exists(ctx, store.RecordKey(info.ID)).Result(); n != 0 {
+					missing++
+				}
+			}
+		}
+		open, _ := bs.Open(ctx, rows)
+		for _, o := range open {
+			if o {
+				missing++
+			}
+		}
+		if n, _ := s.rdb.HLen(ctx, store.AdoptKey()).Result(); n > 0 {
+			missing++
 		}
 		if missing == 0 {
 			return
@@ -1695,6 +1809,7 @@ func reportChk(t *testing.T, reps []*chkReport, fail bool) map[string]uint64 {
 	t.Helper()
 	kinds := map[string]uint64{}
 	total := map[string]int{}
+	acts := map[string]int{}
 	var bad int
 	for _, r := range reps {
 		if r.err != nil {
@@ -1703,6 +1818,9 @@ func reportChk(t *testing.T, reps []*chkReport, fail bool) map[string]uint64 {
 		}
 		for k, n := range r.outcomes {
 			total[k] += n
+		}
+		for k, n := range r.acts {
+			acts[k] += n
 		}
 		if len(r.violations) == 0 {
 			continue
@@ -1734,7 +1852,7 @@ func reportChk(t *testing.T, reps []*chkReport, fail bool) map[string]uint64 {
 			t.Log(b.String())
 		}
 	}
-	t.Logf("%d schedules, %d with violations; job outcomes %v; violation kinds (first seed) %v", len(reps), bad, total, kinds)
+	t.Logf("%d schedules, %d with violations; job outcomes %v; operator actions %v; violation kinds (first seed) %v", len(reps), bad, total, acts, kinds)
 	return kinds
 }
 
