@@ -32,6 +32,11 @@ func (s *Store) RecordKey(taskID string) string { return s.prefix() + ":{dlq}:re
 // sweep's check, or at the next sweep's.
 func (s *Store) AdoptKey() string { return s.prefix() + ":{dlq}:adopting" }
 
+// CheckKey is the string holding the rank in the index where the next
+// sweep's check of records against their tasks starts, shared by the
+// workers: <prefix>:{dlq}:check. Slot: dlq. Lifetime: forever (one key).
+func (s *Store) CheckKey() string { return s.prefix() + ":{dlq}:check" }
+
 // oldIndexKey (ZSET) and oldRecordKey (string) are the keys of the earlier
 // layout, <prefix>:dlq:index and <prefix>:dlq:rec:<task id>, in two slots
 // and without a TTL; [Store.Migrate] moves their records into the current

@@ -35,10 +35,11 @@ const (
 	// call) and the record is kept: export it and queue the rows as a new
 	// file to run them.
 	OutcomeBatchCancelled = "batch cancelled"
-	// OutcomeRanAgain: the task ran again after the job died (run from the
-	// web UI's archive, or asynq re-delivered it) and completed, which no
-	// dead job does, so the record no longer stood and was deleted (kept
-	// in a dry run).
+	// OutcomeRanAgain: the job ran again after it died (its task was run
+	// from the web UI's archive) and completed, which no dead job does, so
+	// the record no longer stood and was deleted (kept in a dry run). A
+	// later job given the same task id does not count: that record is
+	// reported OutcomeLive.
 	OutcomeRanAgain = "ran again"
 	// OutcomeTooOld: the job's version was taken more than
 	// tasks.VersionWindow ago, beyond what the worker's fences remember,
@@ -132,11 +133,11 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, stored []byte, dryRun 
 			return o
 		}
 	}
-	state, err := q.removeArchived(r, dryRun)
+	live, err := q.removeArchived(r, dryRun)
 	switch {
 	case err != nil:
 		return fail(err)
-	case state == asynq.TaskStateCompleted:
+	case ranAgain(r, live):
 		o.Code = OutcomeRanAgain
 		if !dryRun {
 			if _, err := q.Store.deleteIfUnchanged(ctx, r.TaskID, stored); err != nil {
@@ -144,7 +145,7 @@ func (q *Requeuer) requeue(ctx context.Context, r Record, stored []byte, dryRun 
 			}
 		}
 		return o
-	case state != 0:
+	case live != nil:
 		o.Code = OutcomeLive
 		return o
 	case dryRun:
@@ -232,24 +233,24 @@ func (q *Requeuer) Purge(ctx context.Context, f Filter, dryRun bool) ([]Outcome,
 }
 
 // removeArchived deletes r's task from the asynq archive (only from the
-// archive: a live task with that id is reported by its state, not touched;
-// 0 means there is none now). A task or queue that no longer exists is
-// fine. With dryRun it only looks.
-func (q *Requeuer) removeArchived(r Record, dryRun bool) (live asynq.TaskState, err error) {
+// archive: a live task with that id is returned, not touched; nil means
+// there is none now). A task or queue that no longer exists is fine. With
+// dryRun it only looks.
+func (q *Requeuer) removeArchived(r Record, dryRun bool) (live *asynq.TaskInfo, err error) {
 	info, err := q.Inspector.GetTaskInfo(r.Queue, r.TaskID)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		return 0, nil
+		return nil, nil
 	case err != nil:
-		return 0, fmt.Errorf("look up task: %w", err)
+		return nil, fmt.Errorf("look up task: %w", err)
 	case info.State != asynq.TaskStateArchived:
-		return info.State, nil
+		return info, nil
 	case dryRun:
-		return 0, nil
+		return nil, nil
 	}
 	err = q.Inspector.DeleteTask(r.Queue, r.TaskID)
 	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
-		return 0, fmt.Errorf("delete archived task: %w", err)
+		return nil, fmt.Errorf("delete archived task: %w", err)
 	}
-	return 0, nil
+	return nil, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -422,7 +423,7 @@ func TestRequeueDropsTheRecordOfATaskThatRanAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	putRecord(t, s, q, "x", payload)
-	runAgain(t, s, in, q, "x")
+	runAgain(t, s, in, q, "x", 5)
 	rq := &Requeuer{Store: s, Inspector: in, Client: c}
 	out, err := rq.Requeue(ctx, Filter{}, true)
 	if err != nil || outcomes(out)["x"] != OutcomeRanAgain || !hasRecord(t, s, "x") {
@@ -441,15 +442,27 @@ func TestRequeueDropsTheRecordOfATaskThatRanAgain(t *testing.T) {
 }
 
 // runAgain runs the archived task id again, as the web UI's Run does, and
-// waits until it completed (its job ended otherwise than dead).
-func runAgain(t *testing.T, s *Store, in *asynq.Inspector, q, id string) {
+// waits until it completed (its job ended otherwise than dead) with a
+// result of version (the worker's result reports the job's version).
+func runAgain(t *testing.T, s *Store, in *asynq.Inspector, q, id string, version int64) {
 	t.Helper()
 	if err := in.RunTask(q, id); err != nil {
 		t.Fatal(err)
 	}
+	complete(t, s, in, q, id, version)
+}
+
+// complete runs the waiting task id, which completes with a result of
+// version, and waits until asynq holds it completed.
+func complete(t *testing.T, s *Store, in *asynq.Inspector, q, id string, version int64) {
+	t.Helper()
 	srv := asynq.NewServerFromRedisClient(s.Redis, asynq.Config{Queues: map[string]int{q: 1}, Concurrency: 1,
 		LogLevel: asynq.FatalLevel, TaskCheckInterval: 20 * time.Millisecond})
-	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
+	err := srv.Start(asynq.HandlerFunc(func(_ context.Context, task *asynq.Task) error {
+		_, err := task.ResultWriter().Write(fmt.Appendf(nil, `{"outcome":"applied","version":%d}`, version))
+		return err
+	}))
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
@@ -457,5 +470,38 @@ func runAgain(t *testing.T, s *Store, in *asynq.Inspector, q, id string) {
 		if time.Now().After(deadline) {
 			t.Fatal("the task did not complete")
 		}
+	}
+}
+
+// A later job given the dead task's id once asynq forgot the dead task (an
+// idempotency key used again) is not the dead job run again: its record
+// stands, for the requeue, the sweep and the worker alike.
+func TestARecordStandsWhenItsTaskIdIsUsedAgain(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t)
+	c, in, q := newQueue(t, s)
+	putRecord(t, s, q, "x", payload) // version 5; its archived task is gone
+	later := strings.Replace(payload, `"version":5`, `"version":9`, 1)
+	if _, err := c.Enqueue(asynq.NewTask(testType, []byte(later)), asynq.Queue(q), asynq.TaskID("x"), asynq.Retention(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	complete(t, s, in, q, "x", 9)
+	sw := &Sweeper{Store: s, Inspector: in, Queues: []string{q}}
+	if _, err := sw.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !hasRecord(t, s, "x") {
+		t.Fatal("the sweep deleted the record of a dead job for a later job's task")
+	}
+	if deleted, err := s.DeleteOf(ctx, "x", 9, []byte(later)); err != nil || deleted || !hasRecord(t, s, "x") {
+		t.Fatalf("DeleteOf by the later job: deleted %v (err %v): want the record kept", deleted, err)
+	}
+	rq := &Requeuer{Store: s, Inspector: in, Client: c}
+	out, err := rq.Requeue(ctx, Filter{}, false)
+	if err != nil || outcomes(out)["x"] != OutcomeLive || !hasRecord(t, s, "x") {
+		t.Fatalf("requeue: %+v (err %v): want %q and the record kept", out, err, OutcomeLive)
+	}
+	if deleted, err := s.DeleteOf(ctx, "x", 5, []byte(payload)); err != nil || !deleted || hasRecord(t, s, "x") {
+		t.Fatalf("DeleteOf by the dead job itself: deleted %v (err %v): want the record gone", deleted, err)
 	}
 }

@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -303,6 +304,33 @@ func (s *Store) Delete(ctx context.Context, taskIDs ...string) error {
 		}
 	}
 	return nil
+}
+
+// DeleteOf deletes taskID's record, with its index entry, if it stands for
+// the job of version (a record without a version: the job of payload), as
+// it read it. A record of another job given the same task id later (an
+// idempotency key or a CLI batch line used again once asynq forgot the dead
+// task) stays, and so does one written meanwhile. It reports whether it
+// deleted.
+func (s *Store) DeleteOf(ctx context.Context, taskID string, version int64, payload []byte) (bool, error) {
+	b, err := s.raw(ctx, taskID)
+	if err != nil || b == nil {
+		return false, err
+	}
+	var r Record
+	if json.Unmarshal(b, &r) != nil || !r.of(version, payload) {
+		return false, nil
+	}
+	return s.deleteIfUnchanged(ctx, taskID, b)
+}
+
+// of reports whether r stands for the job of version, or, when r has no
+// version, of payload.
+func (r Record) of(version int64, payload []byte) bool {
+	if r.Version != 0 {
+		return r.Version == version
+	}
+	return len(r.Payload) > 0 && bytes.Equal(r.Payload, payload)
 }
 
 // deleteIfUnchanged deletes the record of taskID, with its index entry,

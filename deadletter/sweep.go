@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -46,12 +45,18 @@ type Sweeper struct {
 	// Batches holds the CLI batches whose rows the sweep ends; nil leaves
 	// batch rows alone.
 	Batches *batch.Store
-
-	checked atomic.Int64 // where the next check of records starts (see dropRanAgain)
 }
 
-// checkPage is how many records one sweep checks against their tasks.
-const checkPage = 100
+// A sweep checks a page of records against their tasks (dropRanAgain):
+// checkRounds-th of the index, at least checkPageMin and at most
+// checkPageMax records. The workers share the cursor, so one worker
+// sweeping every minute walks an index of up to 720,000 records within 6
+// hours, well inside the 24 hours asynq keeps a completed task.
+const (
+	checkRounds  = 360
+	checkPageMin = 100
+	checkPageMax = 2000
+)
 
 // Sweep reads the archive of each queue a page at a time, writes the
 // records that are missing, repairs their index and ends open batch rows.
@@ -77,15 +82,16 @@ func (s *Sweeper) Sweep(ctx context.Context) (written int, err error) {
 	if _, err := s.Store.Migrate(ctx); err != nil {
 		return 0, err
 	}
-	settleErr := errors.Join(s.settleAdoptions(ctx), s.dropRanAgain(ctx))
 	for _, q := range s.Queues {
 		n, err := s.sweepQueue(ctx, q)
 		written += n
 		if err != nil {
-			return written, errors.Join(settleErr, fmt.Errorf("deadletter: sweep queue %s: %w", q, err))
+			return written, fmt.Errorf("deadletter: sweep queue %s: %w", q, err)
 		}
 	}
-	return written, settleErr
+	// After the archives, so that a queue whose node is slow delays no
+	// record of a dead job.
+	return written, errors.Join(s.settleAdoptions(ctx), s.dropRanAgain(ctx))
 }
 
 func (s *Sweeper) sweepQueue(ctx context.Context, queue string) (int, error) {
@@ -284,26 +290,21 @@ func (s *Sweeper) settleAdoptions(ctx context.Context) error {
 	return first
 }
 
-// dropRanAgain checks checkPage records a sweep, walking round the index,
-// against their tasks, and deletes, if unchanged, the record of a task that
-// asynq holds completed. A task completes only when its job ends otherwise
-// than dead, so such a record no longer stands: the task ran again after
-// the record was written (run from the web UI's archive, which leaves
-// asynq's retry count as it was, so the job cannot tell), or its job could
-// not delete it on asynq's last try. A task that is gone (its retention
-// ended, or the archive was trimmed) cannot be told from a dead one, and
-// its record stays.
+// dropRanAgain checks a page of records a sweep, walking round the index
+// with the other workers, against their tasks, and deletes, if unchanged,
+// the record of a job that ran again and completed (see ranAgain): a task
+// completes only when its job ends otherwise than dead, so the record no
+// longer stands. Its job could not tell: the task was run from the web
+// UI's archive (which leaves asynq's retry count as it was), or the job
+// could not delete the record on asynq's last try. A task that is gone
+// (its retention ended, or asynq trimmed the archive) cannot be told from
+// a dead one, and its record stays.
 func (s *Sweeper) dropRanAgain(ctx context.Context) error {
-	start := s.checked.Load()
-	ids, err := s.Store.Redis.ZRange(ctx, s.Store.IndexKey(), start, start+checkPage-1).Result()
+	ids, err := checkPageScript.Run(ctx, s.Store.Redis, []string{s.Store.IndexKey(), s.Store.CheckKey()},
+		checkPageMin, checkPageMax, checkRounds).StringSlice()
 	if err != nil {
 		return fmt.Errorf("deadletter: read index: %w", err)
 	}
-	next := start + int64(len(ids))
-	if len(ids) < checkPage {
-		next = 0
-	}
-	s.checked.Store(next)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -325,7 +326,7 @@ func (s *Sweeper) dropRanAgain(ctx context.Context) error {
 			continue
 		}
 		info, err := s.Inspector.GetTaskInfo(r.Queue, id)
-		if err != nil || info.State != asynq.TaskStateCompleted {
+		if err != nil || !ranAgain(r, info) {
 			continue
 		}
 		if _, err := s.Store.deleteIfUnchanged(ctx, id, b); err != nil {
@@ -333,6 +334,35 @@ func (s *Sweeper) dropRanAgain(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// checkPageScript: KEYS index, cursor; ARGV least, most, rounds. It moves
+// the cursor a page on (back to the start past the end) and returns the
+// page's task ids.
+var checkPageScript = redis.NewScript(`
+local n = redis.call("ZCARD", KEYS[1])
+local page = math.max(tonumber(ARGV[1]), math.min(tonumber(ARGV[2]), math.floor(n / tonumber(ARGV[3]))))
+local start = redis.call("INCRBY", KEYS[2], page) - page
+if start >= n then
+	redis.call("SET", KEYS[2], page)
+	start = 0
+end
+return redis.call("ZRANGE", KEYS[1], start, start + page - 1)`)
+
+// ranAgain reports whether info, the task with r's id, shows that r's job
+// ran again and completed: asynq holds it completed, and the version its
+// result reports is r's (for a record without a version, its payload is
+// r's). A later job given the same task id (an idempotency key or a CLI
+// batch line used again once asynq forgot the dead task) does not count.
+func ranAgain(r Record, info *asynq.TaskInfo) bool {
+	if info == nil || info.State != asynq.TaskStateCompleted {
+		return false
+	}
+	var res struct {
+		Version int64 `json:"version"`
+	}
+	_ = json.Unmarshal(info.Result, &res)
+	return r.of(res.Version, info.Payload)
 }
 
 // endRows ends dead the open batch rows of the archived tasks of fs that

@@ -552,11 +552,11 @@ func TestRerunJobDeletesItsStaleRecordDespiteAFailure(t *testing.T) {
 	}
 	id := r.TaskID
 	rec := deadletter.Record{TaskID: id, Queue: e.queue, Type: tasks.TypeUpdateSubscription, Code: "isv.BIND_CONFLICT",
-		Reason: deadletter.ReasonPermanent, Attempts: 1, DiedAt: time.Now()}
+		Reason: deadletter.ReasonPermanent, Attempts: 1, DiedAt: time.Now(), Version: r.Version}
 	if err := e.dlq.Put(e.ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	hook := &failKeyOnce{name: "del", key: e.dlq.RecordKey(id)}
+	hook := &failKeyOnce{name: "evalsha", key: e.dlq.RecordKey(id)}
 	e.rdb.AddHook(hook)
 	e.start()
 	info := e.waitState(id, 10*time.Second, asynq.TaskStateCompleted, asynq.TaskStateArchived)

@@ -393,7 +393,9 @@ func (h *handler) dropStaleRecord(ctx context.Context, j *job) error {
 	if !j.mayHaveRecord() {
 		return nil
 	}
-	if err := h.dead.Delete(context.WithoutCancel(ctx), j.id); err != nil {
+	// Only its own record: a record of an earlier job given the same task
+	// id (an idempotency key used again) stands for that job.
+	if _, err := h.dead.DeleteOf(context.WithoutCancel(ctx), j.id, j.version, j.payload); err != nil {
 		return fmt.Errorf("stale dead-letter record not removed: %w", err)
 	}
 	return nil
