@@ -371,6 +371,36 @@ func (h *failScriptOnce) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 	return next
 }
 
+// sweepWhileRunAgain archives task "x" without a record (it died; its
+// record was never written) and sweeps it through a client that fails as
+// fail says, while the task leaves the archive (run again from the UI)
+// between the sweep's lookup and its write. It checks that the failure
+// left the record standing and returns the sweeper, for the next sweep.
+func sweepWhileRunAgain(t *testing.T, fail *failScriptOnce) (*Store, *asynq.Client, *asynq.Inspector, string, *Sweeper) {
+	t.Helper()
+	s, _, ns := newStore(t)
+	c, in, q := newQueue(t, s)
+	enqueue(t, c, q, "x", payload)
+	if err := in.ArchiveTask(q, "x"); err != nil {
+		t.Fatal(err)
+	}
+	hooked := redistest.Client(t)
+	hooked.AddHook(&afterHook{suffix: ":rec:x", fn: func() {
+		if err := in.RunTask(q, "x"); err != nil {
+			t.Error(err)
+		}
+	}})
+	hooked.AddHook(fail)
+	sw := &Sweeper{Store: &Store{Redis: hooked, Prefix: ns}, Inspector: in, Queues: []string{q}}
+	if _, err := sw.Sweep(context.Background()); !errors.Is(err, errInjected) {
+		t.Fatalf("first sweep: %v, want the injected failure", err)
+	}
+	if !fail.done.Load() || !hasRecord(t, s, "x") {
+		t.Fatal("the test did not make its case: the record should stand after the failure")
+	}
+	return s, c, in, q, sw
+}
+
 // A record the sweep wrote for a task that left the archive meanwhile (run
 // again from the UI) must go, even when the sweep's write or its taking back
 // fails, or the worker stops before it: nothing else looks at records of
@@ -389,28 +419,7 @@ func TestSweepTakesBackItsRecordWhenTheDeleteFailed(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			s, _, ns := newStore(t)
-			c2, in, q := newQueue(t, s)
-			enqueue(t, c2, q, "x", payload)
-			if err := in.ArchiveTask(q, "x"); err != nil { // died; its record was never written
-				t.Fatal(err)
-			}
-			hooked := redistest.Client(t)
-			hooked.AddHook(&afterHook{suffix: ":rec:x", fn: func() {
-				// Meanwhile the task left the archive (run again from the UI).
-				if err := in.RunTask(q, "x"); err != nil {
-					t.Error(err)
-				}
-			}})
-			fail := &failScriptOnce{sha: c.sha, lost: c.lost}
-			hooked.AddHook(fail)
-			sw := &Sweeper{Store: &Store{Redis: hooked, Prefix: ns}, Inspector: in, Queues: []string{q}}
-			if _, err := sw.Sweep(ctx); !errors.Is(err, errInjected) {
-				t.Fatalf("first sweep: %v, want the injected failure", err)
-			}
-			if !fail.done.Load() || !hasRecord(t, s, "x") {
-				t.Fatal("the test did not make its case: the record should stand after the failure")
-			}
+			s, _, in, q, sw := sweepWhileRunAgain(t, &failScriptOnce{sha: c.sha, lost: c.lost})
 			if c.restart {
 				sw = &Sweeper{Store: s, Inspector: in, Queues: []string{q}}
 			}
@@ -438,23 +447,7 @@ func TestSweepTakesBackItsRecordWhenTheDeleteFailed(t *testing.T) {
 // still archived settles the adoption.
 func TestSweepKeepsTheRecordOfATaskArchivedAgain(t *testing.T) {
 	ctx := context.Background()
-	s, _, ns := newStore(t)
-	c, in, q := newQueue(t, s)
-	enqueue(t, c, q, "x", payload)
-	if err := in.ArchiveTask(q, "x"); err != nil {
-		t.Fatal(err)
-	}
-	hooked := redistest.Client(t)
-	hooked.AddHook(&afterHook{suffix: ":rec:x", fn: func() {
-		if err := in.RunTask(q, "x"); err != nil {
-			t.Error(err)
-		}
-	}})
-	hooked.AddHook(&failScriptOnce{sha: settleScript.Hash()})
-	sw := &Sweeper{Store: &Store{Redis: hooked, Prefix: ns}, Inspector: in, Queues: []string{q}}
-	if _, err := sw.Sweep(ctx); !errors.Is(err, errInjected) {
-		t.Fatalf("first sweep: %v, want the injected failure", err)
-	}
+	s, c, in, q, sw := sweepWhileRunAgain(t, &failScriptOnce{sha: settleScript.Hash()})
 	if err := in.ArchiveTask(q, "x"); err != nil { // it died again
 		t.Fatal(err)
 	}
