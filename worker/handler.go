@@ -387,8 +387,9 @@ func (j *job) mayHaveRecord() bool {
 // dropStaleRecord deletes the dead-letter record of a job that ended
 // otherwise than dead, if it may have one (see mayHaveRecord): that record
 // no longer stands. Its error makes the job run again (the fence answers
-// the same outcome without a call) so that the record goes then; nothing
-// else would find it, since the sweep only looks at archived tasks.
+// the same outcome without a call) so that the record goes then, rather
+// than stand until the sweep's walk of the records reaches it (see
+// deadletter.Sweeper).
 func (h *handler) dropStaleRecord(ctx context.Context, j *job) error {
 	if !j.mayHaveRecord() {
 		return nil
