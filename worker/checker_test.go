@@ -44,6 +44,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1496,7 +1497,9 @@ func (h *chkHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			err = chkTimeout{}
 		case "slow":
 			time.Sleep(delay)
-			if delay%2 == 0 {
+			if delay%2 == 0 && !h.dead.Load() {
+				// Late, but it arrives; from a worker crashed meanwhile,
+				// nothing does (its tasks are being recovered).
 				_ = next(ctx, cmd)
 			}
 			err = chkTimeout{}
@@ -1556,7 +1559,7 @@ func (h *chkHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 			return setAll(chkTimeout{})
 		case "slow":
 			time.Sleep(delay)
-			if delay%2 == 0 {
+			if delay%2 == 0 && !h.dead.Load() {
 				_ = next(ctx, cmds)
 			}
 			return setAll(chkTimeout{})
@@ -1586,6 +1589,15 @@ func (h *chkHook) track(keys []string, cmd redis.Cmder, err error) {
 			h.running[id] = true
 			h.mu.Unlock()
 		}
+		return
+	}
+	// Only a script that takes the task off its queue's active list ends
+	// the run: the worker's own reads of a task (the sweep's GetTaskInfo
+	// of a record's task, which may be the very task it runs) leave it
+	// running, or the checker would expire the lease of a task a live
+	// worker still runs, which asynq never does while the worker's
+	// heartbeat extends it.
+	if !slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, "asynq:{") && strings.HasSuffix(k, "}:active") }) {
 		return
 	}
 	for _, k := range keys {
@@ -1869,6 +1881,64 @@ func TestCheckerCalm(t *testing.T) {
 		safebuf.CheckLog(t, r.logs)
 	}
 	reportChk(t, reps, true)
+}
+
+// TestChkHookEndsARunOnlyWithItsTask: the hook ends a run when asynq
+// takes the task off the active list (done, retry, archive), never when
+// the worker merely reads the task (the sweep's GetTaskInfo of a record's
+// task, which may be the task the worker runs): a run ended too soon
+// looks orphaned, and the checker would expire the lease of a task a live
+// worker still runs, which asynq never does.
+func TestChkHookEndsARunOnlyWithItsTask(t *testing.T) {
+	env := newChkEnv(t)
+	rdb := redis.NewClient(env.opt)
+	defer rdb.Close()
+	h := &chkHook{s: &chkSchedule{plan: &chkPlan{}}, counts: map[string]uint64{}, running: map[string]bool{}}
+	rdb.AddHook(h)
+	q := fmt.Sprintf("chkhook-%d", time.Now().UnixNano())
+	client := asynq.NewClientFromRedisClient(rdb)
+	if _, err := client.Enqueue(asynq.NewTask("t", nil), asynq.Queue(q), asynq.TaskID("run1")); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	defer func() { _ = insp.DeleteQueue(q, true) }()
+	ran := make(chan struct{})
+	release := make(chan struct{})
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Queues: map[string]int{q: 1}, Concurrency: 1,
+		TaskCheckInterval: 10 * time.Millisecond, LogLevel: asynq.FatalLevel})
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		close(ran)
+		<-release
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	let := sync.OnceFunc(func() { close(release) })
+	defer let()
+	<-ran
+	isRunning := func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.running["run1"]
+	}
+	if !isRunning() {
+		t.Fatal("the dequeued task is not tracked as running")
+	}
+	if _, err := insp.GetTaskInfo(q, "run1"); err != nil {
+		t.Fatal(err)
+	}
+	if !isRunning() {
+		t.Fatal("reading the task (GetTaskInfo) ended its run")
+	}
+	let()
+	deadline := time.Now().Add(5 * time.Second)
+	for isRunning() {
+		if time.Now().After(deadline) {
+			t.Fatal("the run did not end when asynq completed the task")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestChkTaskID(t *testing.T) {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -283,6 +284,20 @@ func (f *fence) commit(ctx context.Context, j *job, token, requestID string, res
 	}
 	prev, err = c.Int64()
 	return prev, w.Err(), err
+}
+
+// appliedAt reports whether the fence records j's version as its field's
+// applied version, and the RequestId of the call that applied it: a read
+// only, which takes no lock.
+func (f *fence) appliedAt(ctx context.Context, j *job) (bool, string, error) {
+	fk, _ := f.keys(j.u.SubsId)
+	vals, err := f.rdb.HMGet(ctx, fk, j.u.OperateType, "r:"+j.u.OperateType).Result()
+	if err != nil {
+		return false, "", err
+	}
+	v, _ := vals[0].(string)
+	rid, _ := vals[1].(string)
+	return j.version > 0 && v == strconv.FormatInt(j.version, 10), rid, nil
 }
 
 // dropResult removes, best effort, the result stored for j's task (a

@@ -253,6 +253,18 @@ func (h *handler) prepare(ctx context.Context, j *job) error {
 			return err
 		}
 	}
+	// An earlier run may have applied this version and then failed to
+	// report it (a Redis write failed, and asynq ran the task again): its
+	// end stands, whatever came since, a cancel or the job's age. asynq's
+	// retry count does not tell (a retry after a Redis failure is not
+	// counted), so the fence is read on this rare path for every job.
+	done, rid, err := h.fence.appliedAt(ctx, j)
+	if err != nil {
+		return h.redisRetry(j, err)
+	}
+	if done {
+		return h.applied(ctx, j, rid, "this version had already been applied")
+	}
 	if cancelled {
 		return h.cancelled(ctx, j, nil)
 	}

@@ -267,3 +267,56 @@ func (f onCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (f onCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
+
+// A row applied by a run whose report failed (the batch mark: a Redis
+// error) runs again; a cancel of its batch, or its age passing JOB_MAX_AGE,
+// in between does not make it cancelled ("ended without an API call") or
+// dead: the fence shows its version applied, and it ends applied.
+func TestRerunOfAnAppliedRowEndsAppliedAfterACancelOrItsAge(t *testing.T) {
+	t.Parallel()
+	for i, tc := range []struct {
+		name  string
+		after func(e *env, store *batch.Store, id string, clock *atomic.Int64)
+	}{
+		{"cancel", func(e *env, store *batch.Store, id string, _ *atomic.Int64) {
+			if _, err := store.Cancel(e.ctx, id); err != nil {
+				e.t.Fatal(err)
+			}
+		}},
+		{"max age", func(_ *env, _ *batch.Store, _ string, clock *atomic.Int64) {
+			clock.Store(int64(48 * time.Hour))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			clock := &atomic.Int64{} // how far the worker's clock is ahead
+			e, store, id, _ := batchRowEnv(t, func(c *worker.Config) {
+				c.Now = func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }
+			})
+			fail := &failKeyOnce{name: "evalsha", key: store.Key(id)}
+			e.rdb.AddHook(fail)
+			e.start()
+			tid := e.enqueueRow(outIDUpdate(11+i, "row"), id)
+			eventually(t, 10*time.Second, "the failed report of the applied row", fail.done.Load)
+			tc.after(e, store, id, clock)
+			info := e.waitState(tid, 15*time.Second, asynq.TaskStateCompleted, asynq.TaskStateArchived)
+			r := result(t, info)
+			if r.Outcome != worker.OutcomeApplied || r.RequestID == "" {
+				t.Errorf("result %+v, want applied with the RequestId of its call", r)
+			}
+			rows, err := store.Rows(e.ctx, id, 2, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rows[0].Outcome != batch.OutcomeApplied {
+				t.Errorf("row %+v, want applied", rows[0])
+			}
+			if n := e.sim.Stats().Calls["UpdateSubscription"]["OK"]; n != 1 {
+				t.Errorf("%d applying calls, want 1", n)
+			}
+			if _, ok, err := e.dlq.Get(e.ctx, tid); err != nil || ok {
+				t.Errorf("a dead-letter record stands for applied task %s (err %v)", tid, err)
+			}
+		})
+	}
+}
