@@ -122,9 +122,11 @@ func (s *Sweeper) sweepQueue(ctx context.Context, queue string) (int, error) {
 type found struct {
 	info    *asynq.TaskInfo
 	rec     Record // the stored record, or the one written
+	raw     []byte // the stored record as read
 	has     bool   // a record exists
 	indexed bool
 	fields  jobFields
+	ended   *JobEnd // the job ended otherwise than dead (see EndedBeforeArchive)
 }
 
 func (s *Sweeper) sweepPage(ctx context.Context, infos []*asynq.TaskInfo) (int, error) {
@@ -138,6 +140,17 @@ func (s *Sweeper) sweepPage(ctx context.Context, infos []*asynq.TaskInfo) (int, 
 	written := 0
 	for i := range fs {
 		f := &fs[i]
+		if end, ok := EndedBeforeArchive(f.info); ok {
+			// No dead letter: its record, if it has one of this job, goes
+			// (as read), and its row ends as the job did (endRows).
+			f.ended = &end
+			if f.has && f.rec.of(end.Version, f.info.Payload) {
+				if _, err := s.Store.deleteIfUnchanged(ctx, f.info.ID, f.raw); err != nil {
+					return written, err
+				}
+			}
+			continue
+		}
 		switch {
 		case !f.has:
 			ok, err := s.adopt(ctx, f)
@@ -180,7 +193,7 @@ func (s *Sweeper) lookup(ctx context.Context, infos []*asynq.TaskInfo) ([]found,
 		case err != nil:
 			return nil, err
 		default:
-			f.has = true
+			f.has, f.raw = true, b
 			if json.Unmarshal(b, &f.rec) != nil {
 				f.rec = Record{TaskID: info.ID}
 			}
@@ -355,7 +368,13 @@ return redis.call("ZRANGE", KEYS[1], start, start + page - 1)`)
 // r's). A later job given the same task id (an idempotency key or a CLI
 // batch line used again once asynq forgot the dead task) does not count.
 func ranAgain(r Record, info *asynq.TaskInfo) bool {
-	if info == nil || info.State != asynq.TaskStateCompleted {
+	if info == nil {
+		return false
+	}
+	if end, ok := EndedBeforeArchive(info); ok {
+		return r.of(end.Version, info.Payload)
+	}
+	if info.State != asynq.TaskStateCompleted {
 		return false
 	}
 	var res struct {
@@ -363,6 +382,46 @@ func ranAgain(r Record, info *asynq.TaskInfo) bool {
 	}
 	_ = json.Unmarshal(info.Result, &res)
 	return r.of(res.Version, info.Payload)
+}
+
+// JobEnd is what the worker's result of a job that ended otherwise than
+// dead tells (see worker.Result).
+type JobEnd struct {
+	Outcome   string    `json:"outcome"` // batch.OutcomeApplied, OutcomeSuperseded or OutcomeCancelled
+	Code      string    `json:"code"`
+	RequestID string    `json:"RequestId"`
+	Version   int64     `json:"version"`
+	Note      string    `json:"note"`
+	At        time.Time `json:"at"`
+}
+
+// EndedBeforeArchive reports whether info, an archived task, carries a job
+// that ended otherwise than dead, after its last failure: its result says
+// applied, superseded or cancelled, and was written after the task last
+// failed (or it never failed). That is a task archived after its job
+// ended: in the web UI, an operator archived a task shown waiting that
+// completed before the click (asynq's ArchiveTask archives a completed
+// task too), or a retry the job left only to report its end again. Such a
+// task is no dead letter. A result no later than the last failure (same
+// second included: asynq keeps the failure's time in seconds) does not
+// count, nor does any result of a task the handler dead-lettered after it.
+func EndedBeforeArchive(info *asynq.TaskInfo) (JobEnd, bool) {
+	if info == nil || info.State != asynq.TaskStateArchived || len(info.Result) == 0 {
+		return JobEnd{}, false
+	}
+	var end JobEnd
+	if json.Unmarshal(info.Result, &end) != nil {
+		return JobEnd{}, false
+	}
+	switch end.Outcome {
+	case batch.OutcomeApplied, batch.OutcomeSuperseded, batch.OutcomeCancelled:
+	default:
+		return JobEnd{}, false
+	}
+	if !info.LastFailedAt.IsZero() && (end.At.IsZero() || end.At.Unix() <= info.LastFailedAt.Unix()) {
+		return JobEnd{}, false
+	}
+	return end, true
 }
 
 // endRows ends dead the open batch rows of the archived tasks of fs that
@@ -375,7 +434,7 @@ func (s *Sweeper) endRows(ctx context.Context, fs []found) error {
 	var which []*found
 	for i := range fs {
 		f := &fs[i]
-		if f.has && batch.ValidID(f.fields.Batch) && f.fields.Line > 0 {
+		if (f.has || f.ended != nil) && batch.ValidID(f.fields.Batch) && f.fields.Line > 0 {
 			refs = append(refs, batch.RowRef{Batch: f.fields.Batch, Line: f.fields.Line})
 			which = append(which, f)
 		}
@@ -386,6 +445,15 @@ func (s *Sweeper) endRows(ctx context.Context, fs []found) error {
 	}
 	for i, f := range which {
 		if !open[i] {
+			continue
+		}
+		if e := f.ended; e != nil {
+			// The job ended: its row says how, archive or not.
+			_, err := s.Batches.MarkOpen(ctx, f.fields.Batch, f.fields.Line, batch.RowState{
+				Outcome: e.Outcome, Code: e.Code, Message: mask.Text(e.Note), RequestID: e.RequestID})
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		// The row is open: make sure the task did not leave the archive

@@ -532,3 +532,91 @@ func TestSweepDropsTheRecordOfATaskThatRanAgain(t *testing.T) {
 		t.Errorf("the walk did not wrap round: next at %d, want %d", at, checkPageMin)
 	}
 }
+
+// A task archived after its job ended is no dead letter: in the web UI an
+// operator archived a task shown waiting that completed before the click
+// (asynq's ArchiveTask archives a completed task too). The sweep writes no
+// record for it, deletes the job's record it had from an earlier death,
+// and ends its row as the job's result says; a task whose result is older
+// than its last failure, or that never ended, is dead as before.
+func TestSweepLeavesATaskArchivedAfterItsJobEnded(t *testing.T) {
+	ctx := context.Background()
+	s, _, ns := newStore(t)
+	c, in, q := newQueue(t, s)
+	bs := &batch.Store{Redis: s.Redis, Prefix: ns}
+	b := newBatch(t, bs, 4)
+	id := func(line int) string { return batch.TaskID(b, line) }
+	now := time.Now().UTC()
+	// What each task's run does: its result, and whether it fails first.
+	results := map[string]string{
+		id(2): fmt.Sprintf(`{"outcome":"superseded","code":"Superseded","version":102,"note":"version 200 was already applied","at":%q}`, now.Format(time.RFC3339Nano)),
+		id(3): fmt.Sprintf(`{"outcome":"applied","code":"OK","RequestId":"RID-3","version":103,"at":%q}`, now.Format(time.RFC3339Nano)),
+		id(4): fmt.Sprintf(`{"outcome":"applied","code":"OK","RequestId":"RID-4","version":104,"at":%q}`, now.Add(time.Second).Format(time.RFC3339Nano)),
+		// Ended an hour before its last failure: not this run's end.
+		id(5): fmt.Sprintf(`{"outcome":"applied","code":"OK","RequestId":"RID-5","version":105,"at":%q}`, now.Add(-time.Hour).Format(time.RFC3339Nano)),
+	}
+	for l := 2; l <= 5; l++ {
+		if _, err := c.Enqueue(asynq.NewTask(testType, []byte(rowPayload(b, l, 1))), asynq.Queue(q), asynq.TaskID(id(l)), asynq.Retention(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var failed sync.Map
+	srv := asynq.NewServerFromRedisClient(s.Redis, asynq.Config{Queues: map[string]int{q: 1}, Concurrency: 4,
+		LogLevel: asynq.FatalLevel, TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond }})
+	err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+		tid, _ := asynq.GetTaskID(ctx)
+		if tid == id(5) {
+			if _, again := failed.LoadOrStore(tid, true); !again {
+				return errors.New("transient: isp.SYSTEM_ERROR")
+			}
+		}
+		_, err := task.ResultWriter().Write([]byte(results[tid]))
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := 2; l <= 5; l++ {
+		for deadline := time.Now().Add(10 * time.Second); state(t, in, q, id(l)) != "completed"; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("line %d did not complete", l)
+			}
+		}
+		// The operator's click, which asynq carries out on the completed
+		// task.
+		if err := in.ArchiveTask(q, id(l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Shutdown()
+	// Line 2's job reported its end; line 3's report to the batch was
+	// lost; line 4's job had died once before it ran again and ended, and
+	// its record stands.
+	if err := bs.Mark(ctx, b, 2, batch.RowState{Outcome: batch.OutcomeSuperseded, Code: "Superseded"}); err != nil {
+		t.Fatal(err)
+	}
+	putRecord(t, s, q, id(4), rowPayload(b, 4, 1))
+
+	sw := &Sweeper{Store: s, Inspector: in, Queues: []string{q}, Batches: bs}
+	for range 2 {
+		if _, err := sw.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[int][2]string{2: {batch.OutcomeSuperseded, ""}, 3: {batch.OutcomeApplied, "RID-3"}, 4: {batch.OutcomeApplied, "RID-4"}, 5: {batch.OutcomeDead, ""}}
+	rows, err := bs.Rows(ctx, b, 2, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		w := want[row.Line]
+		if row.Outcome != w[0] || row.RequestID != w[1] {
+			t.Errorf("line %d: row %s %q, want %s %q", row.Line, row.Outcome, row.RequestID, w[0], w[1])
+		}
+		if dead := row.Line == 5; hasRecord(t, s, id(row.Line)) != dead {
+			t.Errorf("line %d: a record stands %v, want %v", row.Line, !dead, dead)
+		}
+	}
+	checkCounters(t, bs, b, 6)
+}

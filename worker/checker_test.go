@@ -973,14 +973,18 @@ func (s *chkSchedule) waitDeadLetters(ctx context.Context, bound time.Duration) 
 	deadline := time.Now().Add(bound)
 	for time.Now().Before(deadline) {
 		// What the sweep settles within its interval: every archived task
-		// has a record and an ended batch row, no record stands for a
-		// completed task, and no adoption is left.
+		// has a record (but one archived after its job ended) and an ended
+		// batch row, no record stands for a completed task, and no
+		// adoption is left.
 		missing := 0
 		var rows []batch.RowRef
 		for _, q := range []string{s.live, s.bulk} {
 			l, _ := insp.ListArchivedTasks(q, asynq.PageSize(1000))
 			for _, info := range l {
-				if n, _ := s.rdb.Exists(ctx, store.RecordKey(info.ID)).Result(); n == 0 {
+				// A task archived after its job ended needs no record,
+				// and must lose the one it had.
+				_, ended := deadletter.EndedBeforeArchive(info)
+				if n, _ := s.rdb.Exists(ctx, store.RecordKey(info.ID)).Result(); (n == 0) != ended {
 					missing++
 				}
 				if u, err := tasks.Decode(info.Payload); err == nil && u.Meta != nil && u.Meta.Batch != "" {
@@ -1125,7 +1129,7 @@ func (s *chkSchedule) check(ctx context.Context, outcomes map[string]int) []chkV
 						t.version = u.Meta.Version
 					}
 					surfaces = append(surfaces, info.LastErr, string(info.Result))
-					if info.State == asynq.TaskStateArchived {
+					if _, ended := deadletter.EndedBeforeArchive(info); info.State == asynq.TaskStateArchived && !ended {
 						t.state = OutcomeDead
 						if r, ok, _ := store.Get(ctx, info.ID); ok && r.Version > 0 {
 							t.version = r.Version
