@@ -31,6 +31,10 @@ import (
 //   - deletes, a page of records a sweep, the record of a task that ran
 //     again and completed (see [Sweeper.dropRanAgain]).
 //
+// A task archived after its job ended (see [EndedBeforeArchive]) is no
+// dead letter: the sweep writes no record for it, deletes the record of
+// its job it had, and ends its open row as the job's result says.
+//
 // The worker runs it periodically, so every path into the archive leaves a
 // record and ends its row.
 type Sweeper struct {
