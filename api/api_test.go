@@ -210,3 +210,27 @@ func (e *env) requests(route, code string) float64 {
 	}
 	return 0
 }
+
+// An update whose task an operator archived in the web UI after it had
+// completed (asynq's ArchiveTask archives a completed task too) still
+// reads as it ended: applied, with its RequestId, not dead.
+func TestStatusOfATaskArchivedAfterItsJobEnded(t *testing.T) {
+	e := newEnv(t, nil)
+	e.startWorker()
+	r := e.do("POST", "/v1/updates", bearer(token), body(t, []map[string]any{item(5)}), nil)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	it := decode[accepted](t, r).Items[0]
+	before := e.waitEnded(it.TaskID)
+	if before.Outcome != "applied" {
+		t.Fatalf("update: %+v", before)
+	}
+	if err := e.insp.ArchiveTask(it.Queue, it.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitEnded(it.TaskID)
+	if st.Outcome != "applied" || st.RequestID != before.RequestID || st.Version != it.Version {
+		t.Fatalf("after the archive: %+v, want applied as before (%+v)", st, before)
+	}
+}

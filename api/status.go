@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/dyplsq/dyplsq/batch"
+	"github.com/dyplsq/dyplsq/deadletter"
 	"github.com/dyplsq/dyplsq/mask"
 	"github.com/dyplsq/dyplsq/tasks"
 )
@@ -145,8 +146,9 @@ func (s *Server) updateStatus(ctx context.Context, id string) (*UpdateStatus, er
 func (s *Server) fromTask(ctx context.Context, ti *asynq.TaskInfo, row *batch.Row) (*UpdateStatus, error) {
 	st := &UpdateStatus{TaskID: ti.ID, Queue: ti.Queue, Attempts: ti.Retried}
 	fillPayload(st, ti.Payload)
-	switch ti.State {
-	case asynq.TaskStateCompleted:
+	_, endedBefore := deadletter.EndedBeforeArchive(ti) // archived after its job ended: as completed
+	switch {
+	case ti.State == asynq.TaskStateCompleted || endedBefore:
 		var res struct {
 			Outcome   string    `json:"outcome"`
 			Code      string    `json:"code"`
@@ -167,7 +169,7 @@ func (s *Server) fromTask(ctx context.Context, ti *asynq.TaskInfo, row *batch.Ro
 		if !res.At.IsZero() {
 			st.EndedAt = &res.At
 		}
-	case asynq.TaskStateArchived:
+	case ti.State == asynq.TaskStateArchived:
 		rec, ok, err := s.dead.Get(ctx, ti.ID)
 		if err != nil {
 			return nil, err
@@ -178,16 +180,16 @@ func (s *Server) fromTask(ctx context.Context, ti *asynq.TaskInfo, row *batch.Ro
 			return d, nil
 		}
 		st.State, st.Outcome, st.Message = StateEnded, batch.OutcomeDead, mask.Text(ti.LastErr)
-	case asynq.TaskStateRetry:
+	case ti.State == asynq.TaskStateRetry:
 		st.State, st.Reason = StateRetrying, mask.Text(ti.LastErr)
 		if strings.HasPrefix(ti.LastErr, StateHalted) {
 			st.State = StateHalted
 		}
 		st.NextRunAt = &ti.NextProcessAt
-	case asynq.TaskStateScheduled:
+	case ti.State == asynq.TaskStateScheduled:
 		st.State = StateScheduled
 		st.NextRunAt = &ti.NextProcessAt
-	case asynq.TaskStateActive:
+	case ti.State == asynq.TaskStateActive:
 		st.State = StateActive
 	default:
 		st.State = StatePending

@@ -405,12 +405,16 @@ type JobEnd struct {
 // failed (or it never failed). That is a task archived after its job
 // ended: in the web UI, an operator archived a task shown waiting that
 // completed before the click (asynq's ArchiveTask archives a completed
-// task too), or a retry the job left only to report its end again. Such a
-// task is no dead letter. A result no later than the last failure (same
-// second included: asynq keeps the failure's time in seconds) does not
-// count, nor does any result of a task the handler dead-lettered after it.
+// task too). Such a task is no dead letter. It must have completed once
+// (CompletedAt). A result no later than the last failure (same second
+// included: asynq keeps the failure's time in seconds) does not count,
+// and a job the handler dead-lettered since has its result overwritten
+// with a dead one, whatever the clocks of the machines say.
 func EndedBeforeArchive(info *asynq.TaskInfo) (JobEnd, bool) {
-	if info == nil || info.State != asynq.TaskStateArchived || len(info.Result) == 0 {
+	// CompletedAt: asynq completed the task once (only its MarkAsComplete
+	// sets it, and ArchiveTask keeps it); a result of a run that asked
+	// for a retry (its report failed) is not enough.
+	if info == nil || info.State != asynq.TaskStateArchived || len(info.Result) == 0 || info.CompletedAt.IsZero() {
 		return JobEnd{}, false
 	}
 	var end JobEnd
@@ -452,8 +456,16 @@ func (s *Sweeper) endRows(ctx context.Context, fs []found) error {
 			continue
 		}
 		if e := f.ended; e != nil {
-			// The job ended: its row says how, archive or not.
-			_, err := s.Batches.MarkOpen(ctx, f.fields.Batch, f.fields.Line, batch.RowState{
+			// The job ended: its row says how, unless the task ran again
+			// since the page was read (and may have died).
+			info, err := s.Inspector.GetTaskInfo(f.info.Queue, f.info.ID)
+			if err != nil {
+				continue // the next sweep looks again
+			}
+			if _, ok := EndedBeforeArchive(info); !ok {
+				continue
+			}
+			_, err = s.Batches.MarkOpen(ctx, f.fields.Batch, f.fields.Line, batch.RowState{
 				Outcome: e.Outcome, Code: e.Code, Message: mask.Text(e.Note), RequestID: e.RequestID})
 			if err != nil {
 				return err

@@ -104,10 +104,15 @@ func TestDeadAtOnceOnBindConflict(t *testing.T) {
 	u := seed(5, "updateNoA")
 	u.PhoneNoA = other.PhoneNoA
 	id := e.enqueue(u)
-	e.waitState(id, 10*time.Second, asynq.TaskStateArchived)
+	info := e.waitState(id, 10*time.Second, asynq.TaskStateArchived)
 	rec := e.deadRecord(id)
 	if rec.Code != "isv.BIND_CONFLICT" || rec.RequestID == "" || rec.Attempts != 1 || rec.Reason != "permanent" || rec.Class != "permanent" {
 		t.Fatalf("record %+v", rec)
+	}
+	// The task's result says dead too, over any result an earlier run may
+	// have left, so that the sweep never takes it for a job that ended.
+	if r := result(t, info); r.Outcome != worker.OutcomeDead || r.Code != "isv.BIND_CONFLICT" || strings.Contains(r.Note, "13855550000") {
+		t.Fatalf("result %+v, want dead with its code and a masked note", r)
 	}
 	if strings.Contains(rec.Message, "13855550000") {
 		t.Fatalf("record message holds a full number: %q", rec.Message)

@@ -950,6 +950,16 @@ func (h *handler) die(ctx context.Context, j *job, l *lease, reason string, de *
 		}
 		h.endLease(ctx, j, l, attemptEnd{state: state, clearIntent: true})
 	}
+	if w := j.t.ResultWriter(); w != nil {
+		// Over any result an earlier run left (a report that failed, a run
+		// that completed and was archived in the web UI, then run again):
+		// the sweep must not take the archived task for a job that ended
+		// otherwise (deadletter.EndedBeforeArchive). Best effort: that
+		// check also compares the result's time with the death's.
+		b, _ := json.Marshal(Result{Outcome: OutcomeDead, Code: de.Code, RequestID: de.RequestID, Version: j.version,
+			Attempts: rec.Attempts, Note: mask.Text(de.Message), At: now.UTC()})
+		_, _ = w.Write(b)
+	}
 	h.ended(j, OutcomeDead, de.Code)
 	if err := h.markRow(ctx, rec.Batch, rec.Line, OutcomeDead, de.Code, de.Message, de.RequestID); err != nil {
 		redisEvent(h.log, err).Err(err).Str("task_id", j.id).Msg("batch record not updated; the sweep ends the row")
