@@ -115,7 +115,7 @@ func newError(action, code, msg, requestID string, status int, ambiguous bool) *
 		Message:    msg,
 		RequestID:  requestID,
 		HTTPStatus: status,
-		Ambiguous:  ambiguous,
+		Ambiguous:  ambiguous || errclass.MayHaveApplied(code),
 		Class:      Classify(code),
 	}
 }

@@ -12,37 +12,50 @@ import (
 	"github.com/dyplsq/dyplsq/worker"
 )
 
-// The simulator applies the update and drops the connection: the worker
-// cannot know it was applied. Its retry either succeeds (setting a value the
+// The simulator applies the update and drops the connection, or answers
+// the provider's own isp.SYSTEM_ERROR: the worker cannot know it was
+// applied. Its retry either succeeds (setting a value the
 // binding holds is accepted) or meets isv.BIND_CONFLICT (it is not), and
 // then QuerySubscriptionDetail shows the number is already there: applied
 // either way, never dead.
-func TestAmbiguousDropAfterApply(t *testing.T) {
+func TestAmbiguousAnswerAfterApply(t *testing.T) {
 	t.Parallel()
-	for _, conflicts := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sameValueConflicts=%v", conflicts), func(t *testing.T) {
-			e := newEnv(t, dyplsim.Config{SameValueConflicts: conflicts}, nil)
-			u := seed(11, "updateNoA")
-			u.PhoneNoA = "13866660011"
-			e.sim.AddFault(dyplsim.FaultRule{SubsId: u.SubsId, Kind: "drop_after", Count: 1})
-			e.start()
-			r := result(t, e.waitState(e.enqueue(u), 10*time.Second, asynq.TaskStateCompleted))
-			if r.Outcome != worker.OutcomeApplied || r.Attempts != 2 {
-				t.Fatalf("result %+v", r)
-			}
-			calls := e.sim.Stats().Calls
-			queries := calls["QuerySubscriptionDetail"]["OK"]
-			if conflicts {
-				if calls["UpdateSubscription"]["isv.BIND_CONFLICT"] != 1 || queries != 1 || !strings.Contains(r.Note, "QuerySubscriptionDetail") {
-					t.Fatalf("want one conflict settled by one query: %v, note %q", calls, r.Note)
+	for i, fault := range []struct {
+		name string
+		rule dyplsim.FaultRule
+	}{
+		{"connection dropped", dyplsim.FaultRule{Kind: "drop_after"}},
+		// The provider's own failure, after it applied the change.
+		{"isp.SYSTEM_ERROR", dyplsim.FaultRule{Kind: "code", Code: "isp.SYSTEM_ERROR", Apply: true}},
+	} {
+		for _, conflicts := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/sameValueConflicts=%v", fault.name, conflicts), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, dyplsim.Config{SameValueConflicts: conflicts}, nil)
+				u := seed(11+i, "updateNoA")
+				u.PhoneNoA = fmt.Sprintf("1386666%04d", 11+i)
+				f := fault.rule
+				f.SubsId, f.Count = u.SubsId, 1
+				e.sim.AddFault(f)
+				e.start()
+				r := result(t, e.waitState(e.enqueue(u), 10*time.Second, asynq.TaskStateCompleted))
+				if r.Outcome != worker.OutcomeApplied || r.Attempts != 2 {
+					t.Fatalf("result %+v", r)
 				}
-			} else if queries != 0 {
-				t.Fatalf("no check needed when the retry succeeds: %v", calls)
-			}
-			if b, _ := e.sim.Binding(u.SubsId); b.PhoneNoA != u.PhoneNoA {
-				t.Fatalf("A %s", b.PhoneNoA)
-			}
-		})
+				calls := e.sim.Stats().Calls
+				queries := calls["QuerySubscriptionDetail"]["OK"]
+				if conflicts {
+					if calls["UpdateSubscription"]["isv.BIND_CONFLICT"] != 1 || queries != 1 || !strings.Contains(r.Note, "QuerySubscriptionDetail") {
+						t.Fatalf("want one conflict settled by one query: %v, note %q", calls, r.Note)
+					}
+				} else if queries != 0 {
+					t.Fatalf("no check needed when the retry succeeds: %v", calls)
+				}
+				if b, _ := e.sim.Binding(u.SubsId); b.PhoneNoA != u.PhoneNoA {
+					t.Fatalf("A %s", b.PhoneNoA)
+				}
+			})
+		}
 	}
 }
 

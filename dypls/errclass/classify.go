@@ -134,6 +134,19 @@ var codeClasses = map[string]Class{
 	CodeCredentials:                              Systemic, // no call can be signed until the source recovers
 }
 
+// MayHaveApplied reports whether an answer that names code may come from a
+// call the provider applied all the same: its own internal failures
+// (system error, unknown error, database exception) can come after the
+// change was made. Transport failures and 5xx answers say so on their own
+// (dypls.Error.Ambiguous); every other business code is a definite answer.
+func MayHaveApplied(code string) bool {
+	switch code {
+	case "isp.SYSTEM_ERROR", "isp.UNKNOWN_ERR_CODE", "isp.DAO_EXCEPTION":
+		return true
+	}
+	return false
+}
+
 // Classify returns the class of an API, gateway or transport code. Codes not
 // in the table fall back by family: "Throttling*" throttled, "isp.*"
 // transient, "isv.*" permanent, "Forbidden*", "InvalidAccessKeyId*" and
