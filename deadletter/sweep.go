@@ -457,13 +457,18 @@ func (s *Sweeper) endRows(ctx context.Context, fs []found) error {
 		}
 		if e := f.ended; e != nil {
 			// The job ended: its row says how, unless the task ran again
-			// since the page was read (and may have died).
+			// since the page was read (and may have died). A task gone
+			// since (trimmed, deleted) is never seen again: its row ends
+			// as read.
 			info, err := s.Inspector.GetTaskInfo(f.info.Queue, f.info.ID)
-			if err != nil {
+			switch {
+			case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+			case err != nil:
 				continue // the next sweep looks again
-			}
-			if _, ok := EndedBeforeArchive(info); !ok {
-				continue
+			default:
+				if _, ok := EndedBeforeArchive(info); !ok {
+					continue
+				}
 			}
 			_, err = s.Batches.MarkOpen(ctx, f.fields.Batch, f.fields.Line, batch.RowState{
 				Outcome: e.Outcome, Code: e.Code, Message: mask.Text(e.Note), RequestID: e.RequestID})

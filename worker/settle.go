@@ -78,7 +78,8 @@ type settlement struct {
 //   - Throttled: again after a short delay, not counted.
 //   - Systemic: the worker halts; the job waits, not counted.
 //   - Transient: counted, and in doubt when the answer leaves the outcome
-//     unknown (timeout, dropped connection, 5xx); when the retry budget is
+//     unknown (timeout, dropped connection, 5xx, the provider's own
+//     failures: errclass.MayHaveApplied); when the retry budget is
 //     used up (the attempts, or JOB_RETRY_FOR since the first failure) the
 //     job is dead, after a check if something may have applied.
 func settle(a attempt) settlement {
