@@ -142,17 +142,6 @@ func (s *Server) updateStatus(ctx context.Context, id string) (*UpdateStatus, er
 	return nil, errNoTask
 }
 
-// taskResult is what the worker stores as a task's result (worker.Result).
-type taskResult struct {
-	Outcome   string    `json:"outcome"`
-	Code      string    `json:"code"`
-	RequestID string    `json:"RequestId"`
-	Version   int64     `json:"version"`
-	Attempts  int       `json:"attempts"`
-	Note      string    `json:"note"`
-	At        time.Time `json:"at"`
-}
-
 // fromTask reads a task asynq still has.
 func (s *Server) fromTask(ctx context.Context, ti *asynq.TaskInfo, row *batch.Row) (*UpdateStatus, error) {
 	st := &UpdateStatus{TaskID: ti.ID, Queue: ti.Queue, Attempts: ti.Retried}
@@ -160,12 +149,12 @@ func (s *Server) fromTask(ctx context.Context, ti *asynq.TaskInfo, row *batch.Ro
 	_, endedBefore := deadletter.EndedBeforeArchive(ti) // archived after its job ended: as completed
 	switch {
 	case ti.State == asynq.TaskStateCompleted || endedBefore:
-		var res taskResult
+		var res deadletter.JobEnd
 		if err := json.Unmarshal(ti.Result, &res); err != nil || res.Outcome == "" || res.Outcome == batch.OutcomeDead {
 			// No result of its own: a task completes only when its job
 			// ends otherwise than dead, and a dead result was left by an
 			// earlier death (the task was run again from the archive).
-			res = taskResult{Outcome: batch.OutcomeApplied, Code: "OK"}
+			res = deadletter.JobEnd{Outcome: batch.OutcomeApplied, Code: "OK"}
 		}
 		st.State, st.Outcome, st.Code, st.RequestID = StateEnded, res.Outcome, res.Code, res.RequestID
 		st.Message, st.Attempts = mask.Text(res.Note), res.Attempts

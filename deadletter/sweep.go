@@ -381,20 +381,19 @@ func ranAgain(r Record, info *asynq.TaskInfo) bool {
 	if info.State != asynq.TaskStateCompleted {
 		return false
 	}
-	var res struct {
-		Version int64 `json:"version"`
-	}
+	var res JobEnd
 	_ = json.Unmarshal(info.Result, &res)
 	return r.of(res.Version, info.Payload)
 }
 
-// JobEnd is what the worker's result of a job that ended otherwise than
-// dead tells (see worker.Result).
+// JobEnd is what the worker stores as a task's result when its job ends
+// (see worker.Result).
 type JobEnd struct {
-	Outcome   string    `json:"outcome"` // batch.OutcomeApplied, OutcomeSuperseded or OutcomeCancelled
+	Outcome   string    `json:"outcome"` // a batch outcome: applied, superseded, cancelled, or dead
 	Code      string    `json:"code"`
 	RequestID string    `json:"RequestId"`
 	Version   int64     `json:"version"`
+	Attempts  int       `json:"attempts"`
 	Note      string    `json:"note"`
 	At        time.Time `json:"at"`
 }
